@@ -1,0 +1,63 @@
+# GreenBoost Container Toolkit. `make demo` runs the main job, `make test` all tests.
+GO       ?= go
+VERSION  ?= 0.1.0
+COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+PKG      := github.com/greenboost/greenboost-container-toolkit
+LDFLAGS  := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT)
+BINARIES := greenboost-runtime greenboost-hook greenboost-ctk
+KDIR     ?= /lib/modules/$(shell uname -r)/build
+# The compile targets of the module's build matrix (Debian 12's 6.1 and 6.12 cloud headers).
+KDIRS    ?= $(wildcard /usr/src/linux-headers-6.1.*-cloud-amd64 /usr/src/linux-headers-6.12.*-cloud-amd64)
+
+export GOFLAGS := -buildvcs=false
+
+.PHONY: all build deps module module-matrix test test-unit test-e2e test-vm demo bench fuzz clean
+
+all: build
+
+deps:
+	@test/deps.sh
+
+build:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
+
+module:
+	$(MAKE) -C kmod/module KDIR=$(KDIR)
+
+# Builds the module against every header tree in KDIRS, warnings as errors.
+module-matrix:
+	@test -n "$(KDIRS)" || { echo "module-matrix: no kernel headers found; run make deps"; exit 1; }
+	@for k in $(KDIRS); do \
+		echo "== module against $$k"; \
+		$(MAKE) -s -C kmod/module KDIR=$$k clean >/dev/null; \
+		$(MAKE) -C kmod/module KDIR=$$k KCFLAGS=-Werror || exit 1; \
+	done
+	@$(MAKE) -s -C kmod/module clean KDIR=$(firstword $(KDIRS)) >/dev/null
+
+test: deps build test-unit module-matrix test-e2e test-vm
+
+test-unit:
+	$(GO) test -race -count=1 ./...
+
+test-e2e: build
+	$(GO) test -tags e2e -count=1 -v -timeout 30m ./test/e2e/...
+
+test-vm:
+	$(GO) test -tags vm -count=1 -v -timeout 40m -run 'Test[^B]' ./test/vm/...
+
+demo: deps build
+	$(GO) test -tags vm -count=1 -v -timeout 20m -run TestDemo ./test/vm/...
+
+bench: deps build
+	$(GO) test -tags e2e -count=1 -v -timeout 20m -run TestBench ./test/e2e/...
+	$(GO) test -tags vm -count=1 -v -timeout 20m -run TestBench ./test/vm/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 30s ./internal/config/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/request/
+	$(GO) test -run '^$$' -fuzz FuzzLoadSpec -fuzztime 30s ./shim/
+
+clean:
+	rm -rf bin
+	-$(MAKE) -s -C kmod/module clean

@@ -1,0 +1,185 @@
+// Package hook is greenboost-hook: the OCI prestart hook sets a container's
+// budgets in the kernel module and records them; poststop releases them.
+package hook
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
+	"github.com/greenboost/greenboost-container-toolkit/internal/request"
+	"github.com/greenboost/greenboost-container-toolkit/kmod"
+)
+
+// Stage is an OCI hook stage the hook handles.
+type Stage string
+
+const (
+	Prestart Stage = "prestart"
+	Poststop Stage = "poststop"
+)
+
+// Hook runs one stage for one container.
+type Hook struct {
+	cfg     *config.Config
+	profile string
+	warn    io.Writer
+}
+
+// New returns a hook for the CDI device profile ("" or "ext" for the
+// config's defaults); warnings go to warn (stderr: runc shows it).
+func New(cfg *config.Config, profile string, warn io.Writer) *Hook {
+	return &Hook{cfg: cfg, profile: profile, warn: warn}
+}
+
+// Run handles stage with the OCI state read from stdin.
+func (h *Hook) Run(stage Stage, stdin io.Reader) error {
+	state, err := ReadState(stdin)
+	if err != nil {
+		return err
+	}
+	switch stage {
+	case Prestart:
+		return h.prestart(state)
+	case Poststop:
+		return h.poststop(state)
+	}
+	return fmt.Errorf("unknown stage %q: expected prestart or poststop", stage)
+}
+
+func (h *Hook) prestart(state *specs.State) error {
+	spec, err := ocispec.Read(state.Bundle)
+	if err != nil {
+		return err
+	}
+	limits, err := h.limits(state, spec)
+	if err != nil {
+		return err
+	}
+	if state.Pid <= 0 {
+		return fmt.Errorf("container %s: the OCI state has no pid", state.ID)
+	}
+	rec := &Record{
+		ID:      state.ID,
+		Bundle:  state.Bundle,
+		Pid:     state.Pid,
+		Limits:  limits,
+		Profile: h.profile,
+		Time:    time.Now().UTC(),
+	}
+	enforceErr := h.enforce(rec)
+	if enforceErr != nil {
+		if h.cfg.Limits.Enforce {
+			return fmt.Errorf("cannot enforce GreenBoost budgets for container %s: %w; load the GreenBoost module (see `greenboost-ctk status`) or set [limits] enforce = false in %s to run without budgets", state.ID, enforceErr, h.cfg.Path)
+		}
+		fmt.Fprintf(h.warn, "greenboost-hook: WARNING: budgets of container %s are NOT enforced (ram %s, nvme %s recorded only): %v\n",
+			state.ID, config.FormatSize(limits.RAM), config.FormatSize(limits.NVMe), enforceErr)
+		if rec.Cgroup.Path == "" {
+			if cg, err := ResolveCgroup(state.Pid, HierarchyAuto); err == nil {
+				rec.Cgroup = cg
+			}
+		}
+	}
+	return WriteRecord(h.cfg.Hook.StateDir, rec)
+}
+
+// limits resolves the budgets: annotations > env > CDI profile > config.
+func (h *Hook) limits(state *specs.State, spec *specs.Spec) (Limits, error) {
+	annotations := state.Annotations
+	if len(annotations) == 0 {
+		annotations = spec.Annotations
+	}
+	var env []string
+	if spec.Process != nil {
+		env = spec.Process.Env
+	}
+	ram, nvme, err := h.cfg.ProfileLimits(h.profile)
+	if err != nil {
+		return Limits{}, err
+	}
+	key := "limits"
+	if h.profile != "" && h.profile != config.DefaultDevice {
+		key = "limits.profiles." + h.profile
+	}
+	r, n, err := request.Parse(annotations, env).Limits(
+		request.Value{Key: key + ".ram", Raw: ram},
+		request.Value{Key: key + ".nvme", Raw: nvme})
+	if err != nil {
+		return Limits{}, err
+	}
+	return Limits{RAM: r, NVMe: n}, nil
+}
+
+// enforce sets rec's limits in the module for the container's cgroup and
+// fills rec.Cgroup and rec.Enforced. An error means nothing was enforced.
+func (h *Hook) enforce(rec *Record) error {
+	dev, err := h.openKernel()
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	q, err := dev.Query()
+	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("%s is not a GreenBoost module with the cgroup ABI (an upstream module?): %w", h.cfg.Device.HostPath, err)
+	}
+	if err != nil {
+		return err
+	}
+	cg, err := ResolveCgroup(rec.Pid, q.Hierarchy)
+	if err != nil {
+		return err
+	}
+	rec.Cgroup = cg
+	if _, err := dev.SetLimit(kmod.Cgroup{Hierarchy: cg.Hierarchy, ID: cg.ID}, kernelLimit(rec.Limits.RAM), kernelLimit(rec.Limits.NVMe)); err != nil {
+		return fmt.Errorf("setting the budget of cgroup %s: %w", cg.Path, err)
+	}
+	rec.Enforced = true
+	return nil
+}
+
+// openKernel makes sure the module is there (per [kmod] load) and opens it.
+func (h *Hook) openKernel() (kmod.Kernel, error) {
+	if h.cfg.Kmod.Load == "auto" {
+		if err := kmod.Ensure(kmod.LoadOptions{Load: h.cfg.Kmod.Load, Module: h.cfg.Kmod.Module, Params: h.cfg.Kmod.Params, DevicePath: h.cfg.Device.HostPath}); err != nil {
+			return nil, err
+		}
+	}
+	return kmod.Open(h.cfg.Device.HostPath)
+}
+
+// kernelLimit maps our "0 = unlimited" to the module's GB_CG_UNLIMITED.
+func kernelLimit(b uint64) uint64 {
+	if b == 0 {
+		return kmod.Unlimited
+	}
+	return b
+}
+
+func (h *Hook) poststop(state *specs.State) error {
+	rec, err := ReadRecord(h.cfg.Hook.StateDir, state.ID)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // released already (by the shim or gc) or never started
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Enforced {
+		dev, err := kmod.Open(h.cfg.Device.HostPath)
+		if err != nil {
+			return fmt.Errorf("releasing the budget of container %s: %w", state.ID, err)
+		}
+		defer dev.Close()
+		_, err = dev.Release(kmod.Cgroup{Hierarchy: rec.Cgroup.Hierarchy, ID: rec.Cgroup.ID}, 0)
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("releasing the budget of container %s: %w", state.ID, err)
+		}
+	}
+	return RemoveRecord(h.cfg.Hook.StateDir, state.ID)
+}

@@ -1,0 +1,92 @@
+package hook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/atomicfile"
+)
+
+// Record is what the prestart hook leaves for poststop and gc: runc removes
+// the cgroup before poststop runs, so its id must come from here.
+type Record struct {
+	ID      string `json:"id"`
+	Bundle  string `json:"bundle"`
+	Pid     int    `json:"pid"`
+	Cgroup  Cgroup `json:"cgroup"`
+	Limits  Limits `json:"limits"`
+	Profile string `json:"profile,omitempty"`
+	// Enforced says whether the module holds these limits; false only with
+	// [limits] enforce = false where the module could not be used.
+	Enforced bool      `json:"enforced"`
+	Time     time.Time `json:"time"`
+}
+
+// Limits are budgets in bytes; 0 means unlimited.
+type Limits struct {
+	RAM  uint64 `json:"ram_bytes"`
+	NVMe uint64 `json:"nvme_bytes"`
+}
+
+// RecordDir is where records live under the state dir.
+func RecordDir(stateDir string) string {
+	return filepath.Join(stateDir, "containers")
+}
+
+func recordPath(stateDir, id string) (string, error) {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return "", fmt.Errorf("invalid container id %q", id)
+	}
+	return filepath.Join(RecordDir(stateDir), id+".json"), nil
+}
+
+// WriteRecord stores r atomically.
+func WriteRecord(stateDir string, r *Record) error {
+	path, err := recordPath(stateDir, r.ID)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating the state dir: %w", err)
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the record of %s: %w", r.ID, err)
+	}
+	return atomicfile.Write(path, append(data, '\n'), 0o644)
+}
+
+// ReadRecord loads the record of container id; fs.ErrNotExist when none.
+func ReadRecord(stateDir, id string) (*Record, error) {
+	path, err := recordPath(stateDir, id)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the record of %s: %w", id, err)
+	}
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// RemoveRecord deletes the record of container id; a missing one is fine.
+func RemoveRecord(stateDir, id string) error {
+	path, err := recordPath(stateDir, id)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing the record of %s: %w", id, err)
+	}
+	return nil
+}

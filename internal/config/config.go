@@ -1,0 +1,278 @@
+// Package config loads /etc/greenboost/config.toml. Every key has a default,
+// so a missing file is fine; unknown keys and bad values are errors naming the
+// key and the file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+const (
+	// DefaultPath is where the config lives unless GREENBOOST_CONFIG says otherwise.
+	DefaultPath = "/etc/greenboost/config.toml"
+	// PathEnv overrides DefaultPath.
+	PathEnv = "GREENBOOST_CONFIG"
+	// ContainerDevicePath is where the device appears inside every container.
+	ContainerDevicePath = "/dev/greenboost"
+)
+
+// Config is the whole file.
+type Config struct {
+	Runtime Runtime `toml:"runtime"`
+	Device  Device  `toml:"device"`
+	Library Library `toml:"library"`
+	Kmod    Kmod    `toml:"kmod"`
+	Limits  Limits  `toml:"limits"`
+	Hook    Hook    `toml:"hook"`
+
+	// Path is the file this config came from (or would have, when absent).
+	Path string `toml:"-"`
+}
+
+// Runtime configures greenboost-runtime.
+type Runtime struct {
+	Runtimes []string `toml:"runtimes" comment:"low-level runtime: first found on PATH, or an absolute path"`
+	LogFile  string   `toml:"log-file"`
+	LogLevel string   `toml:"log-level" comment:"debug, info, warn or error"`
+}
+
+// Device names the host node.
+type Device struct {
+	HostPath string `toml:"host-path" comment:"the node on the host; inside containers it is always /dev/greenboost"`
+}
+
+// Library says where the preload library is found and mounted.
+type Library struct {
+	HostPaths     []string `toml:"host-paths" comment:"the first that exists is mounted read-only"`
+	ContainerPath string   `toml:"container-path"`
+}
+
+// Kmod says how the kernel module is inserted.
+type Kmod struct {
+	Load   string `toml:"load" comment:"auto: insert if absent | never"`
+	Module string `toml:"module" comment:"a name (modules dir of the running kernel) or a path to a .ko"`
+	Params string `toml:"params" comment:"e.g. \"pool_mb=16384 t3_path=/var/lib/greenboost/t3\""`
+}
+
+// Limits are the per-container budgets.
+type Limits struct {
+	RAM     string `toml:"ram" comment:"default per-container T2 budget"`
+	NVMe    string `toml:"nvme" comment:"default per-container T3 budget"`
+	Enforce bool   `toml:"enforce" comment:"false: start containers even where budgets cannot be enforced (warn and record only)"`
+	// Profiles become CDI devices greenboost.io/vram=NAME.
+	Profiles map[string]Profile `toml:"profiles,omitempty"`
+}
+
+// Profile is a named pair of budgets.
+type Profile struct {
+	RAM  string `toml:"ram"`
+	NVMe string `toml:"nvme"`
+}
+
+// Hook locates greenboost-hook and its state.
+type Hook struct {
+	Path     string `toml:"path"`
+	StateDir string `toml:"state-dir"`
+}
+
+// Default returns the built-in configuration.
+func Default() *Config {
+	return &Config{
+		Runtime: Runtime{
+			Runtimes: []string{"runc", "crun"},
+			LogFile:  "/var/log/greenboost/runtime.log",
+			LogLevel: "info",
+		},
+		Device: Device{HostPath: "/dev/greenboost"},
+		Library: Library{
+			HostPaths: []string{
+				"/usr/local/lib/libgreenboost_cuda.so",
+				"/usr/lib/x86_64-linux-gnu/libgreenboost_cuda.so",
+				"/usr/lib64/libgreenboost_cuda.so",
+			},
+			ContainerPath: "/usr/lib/greenboost/libgreenboost_cuda.so",
+		},
+		Kmod:   Kmod{Load: "auto", Module: "greenboost"},
+		Limits: Limits{RAM: "unlimited", NVMe: "unlimited", Enforce: true},
+		Hook:   Hook{Path: "/usr/bin/greenboost-hook", StateDir: "/run/greenboost"},
+		Path:   DefaultPath,
+	}
+}
+
+// PathFromEnv returns the config path: GREENBOOST_CONFIG or the default.
+func PathFromEnv() string {
+	if p := os.Getenv(PathEnv); p != "" {
+		return p
+	}
+	return DefaultPath
+}
+
+// Load reads the file at path over the defaults. A missing file yields the
+// defaults; any other problem is an error naming the file.
+func Load(path string) (*Config, error) {
+	cfg := Default()
+	cfg.Path = path
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return nil, fmt.Errorf("config %s: %s", path, describeDecodeError(err))
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func describeDecodeError(err error) string {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) && len(strict.Errors) > 0 {
+		keys := make([]string, 0, len(strict.Errors))
+		for _, e := range strict.Errors {
+			keys = append(keys, strings.Join(e.Key(), "."))
+		}
+		return fmt.Sprintf("unknown key %s (see `greenboost-ctk config default` for the valid keys)", strings.Join(keys, ", "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		key := strings.Join(de.Key(), ".")
+		if key != "" {
+			return fmt.Sprintf("key %s (line %d, column %d): %s", key, row, col, de.Error())
+		}
+		return fmt.Sprintf("line %d, column %d: %s", row, col, de.Error())
+	}
+	return err.Error()
+}
+
+var profileName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// Validate checks every value that has a restricted form.
+func (c *Config) Validate() error {
+	if len(c.Runtime.Runtimes) == 0 {
+		return errors.New("key runtime.runtimes: empty; expected at least one runtime such as \"runc\"")
+	}
+	switch c.Runtime.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("key runtime.log-level: invalid value %q: expected debug, info, warn or error", c.Runtime.LogLevel)
+	}
+	if !filepath.IsAbs(c.Device.HostPath) {
+		return fmt.Errorf("key device.host-path: %q is not an absolute path", c.Device.HostPath)
+	}
+	if len(c.Library.HostPaths) == 0 {
+		return errors.New("key library.host-paths: empty; expected at least one path to libgreenboost_cuda.so")
+	}
+	for _, p := range c.Library.HostPaths {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("key library.host-paths: %q is not an absolute path", p)
+		}
+	}
+	if !filepath.IsAbs(c.Library.ContainerPath) || filepath.Clean(c.Library.ContainerPath) == "/" {
+		return fmt.Errorf("key library.container-path: %q is not an absolute file path", c.Library.ContainerPath)
+	}
+	switch c.Kmod.Load {
+	case "auto", "never":
+	default:
+		return fmt.Errorf("key kmod.load: invalid value %q: expected \"auto\" or \"never\"", c.Kmod.Load)
+	}
+	if c.Kmod.Module == "" {
+		return errors.New("key kmod.module: empty; expected a module name or a path to a .ko")
+	}
+	if err := checkSize("limits.ram", c.Limits.RAM); err != nil {
+		return err
+	}
+	if err := checkSize("limits.nvme", c.Limits.NVMe); err != nil {
+		return err
+	}
+	for _, name := range c.ProfileNames() {
+		p := c.Limits.Profiles[name]
+		if !profileName.MatchString(name) || name == DefaultDevice {
+			return fmt.Errorf("key limits.profiles.%s: invalid profile name: expected letters, digits, '_', '.', '-' and not %q", name, DefaultDevice)
+		}
+		if err := checkSize("limits.profiles."+name+".ram", p.RAM); err != nil {
+			return err
+		}
+		if err := checkSize("limits.profiles."+name+".nvme", p.NVMe); err != nil {
+			return err
+		}
+	}
+	if !filepath.IsAbs(c.Hook.Path) {
+		return fmt.Errorf("key hook.path: %q is not an absolute path", c.Hook.Path)
+	}
+	if !filepath.IsAbs(c.Hook.StateDir) {
+		return fmt.Errorf("key hook.state-dir: %q is not an absolute path", c.Hook.StateDir)
+	}
+	return nil
+}
+
+func checkSize(key, value string) error {
+	if value == "" {
+		return nil // a profile may leave a tier to the defaults
+	}
+	if _, err := ParseSize(value); err != nil {
+		return fmt.Errorf("key %s: %w", key, err)
+	}
+	return nil
+}
+
+// DefaultDevice is the CDI device that carries the config's default limits.
+const DefaultDevice = "ext"
+
+// ProfileNames lists the configured profiles in a stable order.
+func (c *Config) ProfileNames() []string {
+	names := make([]string, 0, len(c.Limits.Profiles))
+	for n := range c.Limits.Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ProfileLimits returns the (ram, nvme) budget strings of a CDI device: the
+// config defaults for "ext" or "", a profile's own values otherwise (a tier
+// the profile leaves empty falls back to the default).
+func (c *Config) ProfileLimits(device string) (ram, nvme string, err error) {
+	ram, nvme = c.Limits.RAM, c.Limits.NVMe
+	if device == "" || device == DefaultDevice {
+		return ram, nvme, nil
+	}
+	p, ok := c.Limits.Profiles[device]
+	if !ok {
+		return "", "", fmt.Errorf("unknown profile %q: add [limits.profiles.%s] to %s", device, device, c.Path)
+	}
+	if p.RAM != "" {
+		ram = p.RAM
+	}
+	if p.NVMe != "" {
+		nvme = p.NVMe
+	}
+	return ram, nvme, nil
+}
+
+// Marshal renders the config as TOML.
+func (c *Config) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := toml.NewEncoder(&buf)
+	enc.SetIndentTables(false)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("encoding config: %w", err)
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,133 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadMissingFileGivesDefaults(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "absent.toml")
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Path = path
+	got, _ := cfg.Marshal()
+	exp, _ := want.Marshal()
+	if string(got) != string(exp) || cfg.Path != path {
+		t.Fatalf("defaults differ:\n%s\nwant\n%s", got, exp)
+	}
+	if !cfg.Limits.Enforce || cfg.Kmod.Load != "auto" || cfg.Hook.StateDir != "/run/greenboost" {
+		t.Fatalf("unexpected defaults: %+v", cfg)
+	}
+}
+
+func TestDefaultRoundTrips(t *testing.T) {
+	data, err := Default().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(writeConfig(t, string(data)))
+	if err != nil {
+		t.Fatalf("the printed defaults do not load: %v\n%s", err, data)
+	}
+	again, _ := cfg.Marshal()
+	if string(again) != string(data) {
+		t.Fatalf("round trip changed the config:\n%s\nvs\n%s", again, data)
+	}
+}
+
+func TestLoadOverridesOnlyGivenKeys(t *testing.T) {
+	cfg, err := Load(writeConfig(t, `
+[runtime]
+runtimes = ["crun"]
+[limits]
+ram = "8G"
+enforce = false
+[limits.profiles.small]
+ram = "1G"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Runtime.Runtimes[0] != "crun" || cfg.Limits.RAM != "8G" || cfg.Limits.Enforce {
+		t.Fatalf("values not read: %+v", cfg)
+	}
+	if cfg.Runtime.LogLevel != "info" || cfg.Limits.NVMe != "unlimited" {
+		t.Fatalf("defaults lost: %+v", cfg)
+	}
+	ram, nvme, err := cfg.ProfileLimits("small")
+	if err != nil || ram != "1G" || nvme != "unlimited" {
+		t.Fatalf("profile small = %q %q %v", ram, nvme, err)
+	}
+	if _, _, err := cfg.ProfileLimits("huge"); err == nil || !strings.Contains(err.Error(), "limits.profiles.huge") {
+		t.Fatalf("unknown profile error = %v", err)
+	}
+}
+
+func TestLoadErrorsNameKeyAndFile(t *testing.T) {
+	tests := []struct {
+		name, content string
+		want          []string
+	}{
+		{"unknown key", "[limits]\nram_limit = \"1G\"\n", []string{"limits.ram_limit", "unknown key"}},
+		{"unknown table", "[nvidia]\nx = 1\n", []string{"nvidia"}},
+		{"bad size", "[limits]\nram = \"lots\"\n", []string{"limits.ram", "lots", "unlimited"}},
+		{"bad profile size", "[limits.profiles.small]\nnvme = \"-3\"\n", []string{"limits.profiles.small.nvme", "-3"}},
+		{"bad load", "[kmod]\nload = \"always\"\n", []string{"kmod.load", "always"}},
+		{"bad level", "[runtime]\nlog-level = \"loud\"\n", []string{"runtime.log-level", "loud"}},
+		{"wrong type", "[limits]\nenforce = \"yes\"\n", []string{"limits.enforce"}},
+		{"relative path", "[device]\nhost-path = \"dev/greenboost\"\n", []string{"device.host-path"}},
+		{"empty runtimes", "[runtime]\nruntimes = []\n", []string{"runtime.runtimes"}},
+		{"syntax", "[limits\n", []string{"line 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, tt.content)
+			_, err := Load(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range append(tt.want, path) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestPathFromEnv(t *testing.T) {
+	t.Setenv(PathEnv, "")
+	if PathFromEnv() != DefaultPath {
+		t.Fatal("default path not used")
+	}
+	t.Setenv(PathEnv, "/tmp/x.toml")
+	if PathFromEnv() != "/tmp/x.toml" {
+		t.Fatal("GREENBOOST_CONFIG ignored")
+	}
+}
+
+func TestRuntimesIsLenient(t *testing.T) {
+	if got := Runtimes(writeConfig(t, "[runtime]\nruntimes = [\"/opt/crun\"]\n[bogus]\n")); len(got) != 1 || got[0] != "/opt/crun" {
+		t.Fatalf("Runtimes = %v", got)
+	}
+	if got := Runtimes(writeConfig(t, "not toml [")); got[0] != "runc" {
+		t.Fatalf("Runtimes on a broken file = %v, want the defaults", got)
+	}
+	if got := Runtimes("/nonexistent/config.toml"); got[0] != "runc" || got[1] != "crun" {
+		t.Fatalf("Runtimes on a missing file = %v", got)
+	}
+}

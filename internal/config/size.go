@@ -1,0 +1,90 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+)
+
+// SizeForm is the expected form of a size, quoted in every size error.
+const SizeForm = `integer bytes, or a number with K, M, G or T (powers of 1024; Ki, Mi, Gi, Ti and a trailing B accepted), or "unlimited"`
+
+var sizeUnits = map[string]uint64{
+	"":  1,
+	"K": 1 << 10,
+	"M": 1 << 20,
+	"G": 1 << 30,
+	"T": 1 << 40,
+}
+
+// ParseSize parses a memory budget. It returns 0 for "unlimited" and "0":
+// zero means no limit everywhere in the toolkit; the kernel client maps it to
+// the module's GB_CG_UNLIMITED.
+func ParseSize(s string) (uint64, error) {
+	v := strings.TrimSpace(s)
+	if strings.EqualFold(v, "unlimited") {
+		return 0, nil
+	}
+	num, unit := splitNumber(v)
+	unit = strings.ToUpper(unit)
+	unit = strings.TrimSuffix(unit, "B")
+	unit = strings.TrimSuffix(unit, "I")
+	mult, ok := sizeUnits[unit]
+	if num == "" || !ok {
+		return 0, fmt.Errorf("invalid size %q: expected %s", s, SizeForm)
+	}
+	if mult == 1 && strings.Contains(num, ".") {
+		return 0, fmt.Errorf("invalid size %q: a byte count must be an integer", s)
+	}
+	r, ok := new(big.Rat).SetString(num)
+	if !ok {
+		return 0, fmt.Errorf("invalid size %q: expected %s", s, SizeForm)
+	}
+	r.Mul(r, new(big.Rat).SetInt64(int64(mult)))
+	bytes := new(big.Int).Quo(r.Num(), r.Denom())
+	if !bytes.IsUint64() || bytes.Uint64() == math.MaxUint64 {
+		return 0, fmt.Errorf("invalid size %q: too large", s)
+	}
+	return bytes.Uint64(), nil
+}
+
+// splitNumber splits "1.5GiB" into "1.5" and "GiB".
+func splitNumber(s string) (string, string) {
+	i := 0
+	dot := false
+	for i < len(s) {
+		c := s[i]
+		if c >= '0' && c <= '9' {
+			i++
+			continue
+		}
+		if c == '.' && !dot && i > 0 {
+			dot = true
+			i++
+			continue
+		}
+		break
+	}
+	if strings.HasSuffix(s[:i], ".") {
+		return "", s
+	}
+	return s[:i], s[i:]
+}
+
+// FormatSize renders a budget for people: "unlimited", or bytes in the largest
+// whole binary unit.
+func FormatSize(b uint64) string {
+	if b == 0 {
+		return "unlimited"
+	}
+	for _, u := range []struct {
+		suffix string
+		mult   uint64
+	}{{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if b%u.mult == 0 {
+			return fmt.Sprintf("%d%s", b/u.mult, u.suffix)
+		}
+	}
+	return fmt.Sprintf("%d", b)
+}

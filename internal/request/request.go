@@ -1,0 +1,94 @@
+// Package request reads what a container asks of GreenBoost from its OCI
+// annotations and environment: opt-out and budgets. Annotations win over env.
+package request
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+)
+
+// The names a container uses to ask.
+const (
+	AnnotationRAM     = "greenboost.io/ram-limit"
+	AnnotationNVMe    = "greenboost.io/nvme-limit"
+	AnnotationDisable = "greenboost.io/disable"
+	EnvRAM            = "GREENBOOST_RAM_LIMIT"
+	EnvNVMe           = "GREENBOOST_NVME_LIMIT"
+	EnvDisable        = "GREENBOOST_DISABLE"
+)
+
+// Value is one requested setting and where it came from.
+type Value struct {
+	Key string // the annotation or variable name; "" when not asked
+	Raw string
+}
+
+// Request is what one container asks for.
+type Request struct {
+	Disable bool
+	RAM     Value
+	NVMe    Value
+}
+
+// Parse reads the request from a spec's annotations and process env.
+func Parse(annotations map[string]string, env []string) Request {
+	vars := envMap(env)
+	return Request{
+		Disable: isTrue(annotations[AnnotationDisable]) || isTrue(vars[EnvDisable]),
+		RAM:     pick(annotations, vars, AnnotationRAM, EnvRAM),
+		NVMe:    pick(annotations, vars, AnnotationNVMe, EnvNVMe),
+	}
+}
+
+func pick(annotations, vars map[string]string, annotation, env string) Value {
+	if v, ok := annotations[annotation]; ok {
+		return Value{Key: annotation, Raw: v}
+	}
+	if v, ok := vars[env]; ok {
+		return Value{Key: env, Raw: v}
+	}
+	return Value{}
+}
+
+func envMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v // the last one wins, as in execve's consumers
+		}
+	}
+	return m
+}
+
+func isTrue(v string) bool {
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	return err == nil && b
+}
+
+// Limits resolves the budgets in bytes (0 = unlimited): the request where it
+// asks, else the given defaults (a CDI profile's or the config's), whose keys
+// name them in errors.
+func (r Request) Limits(defaultRAM, defaultNVMe Value) (ram, nvme uint64, err error) {
+	if ram, err = resolve(r.RAM, defaultRAM); err != nil {
+		return 0, 0, err
+	}
+	if nvme, err = resolve(r.NVMe, defaultNVMe); err != nil {
+		return 0, 0, err
+	}
+	return ram, nvme, nil
+}
+
+func resolve(asked, fallback Value) (uint64, error) {
+	v := asked
+	if v.Key == "" {
+		v = fallback
+	}
+	n, err := config.ParseSize(v.Raw)
+	if err != nil {
+		return 0, fmt.Errorf("invalid %s %q: expected %s", v.Key, v.Raw, config.SizeForm)
+	}
+	return n, nil
+}

@@ -1,0 +1,93 @@
+package request
+
+import (
+	"strings"
+	"testing"
+)
+
+var defaults = [2]Value{{Key: "limits.ram", Raw: "2G"}, {Key: "limits.nvme", Raw: "unlimited"}}
+
+func TestPrecedence(t *testing.T) {
+	tests := []struct {
+		name        string
+		annotations map[string]string
+		env         []string
+		ram, nvme   uint64
+	}{
+		{"config defaults", nil, nil, 2 << 30, 0},
+		{"env", nil, []string{"GREENBOOST_RAM_LIMIT=64M", "GREENBOOST_NVME_LIMIT=1T"}, 64 << 20, 1 << 40},
+		{"annotation beats env", map[string]string{AnnotationRAM: "128M"}, []string{"GREENBOOST_RAM_LIMIT=64M"}, 128 << 20, 0},
+		{"last env entry wins", nil, []string{"GREENBOOST_RAM_LIMIT=1M", "GREENBOOST_RAM_LIMIT=3M"}, 3 << 20, 0},
+		{"unlimited asked", nil, []string{"GREENBOOST_RAM_LIMIT=unlimited"}, 0, 0},
+		{"other env ignored", nil, []string{"PATH=/bin", "NOEQUALS"}, 2 << 30, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ram, nvme, err := Parse(tt.annotations, tt.env).Limits(defaults[0], defaults[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ram != tt.ram || nvme != tt.nvme {
+				t.Fatalf("got ram=%d nvme=%d, want %d %d", ram, nvme, tt.ram, tt.nvme)
+			}
+		})
+	}
+}
+
+func TestBadValueNamesKeyValueAndForm(t *testing.T) {
+	for _, tt := range []struct {
+		annotations map[string]string
+		env         []string
+		key, value  string
+	}{
+		{nil, []string{"GREENBOOST_RAM_LIMIT=bogus"}, EnvRAM, "bogus"},
+		{map[string]string{AnnotationNVMe: "1Q"}, nil, AnnotationNVMe, "1Q"},
+	} {
+		_, _, err := Parse(tt.annotations, tt.env).Limits(defaults[0], defaults[1])
+		if err == nil {
+			t.Fatalf("%s=%s accepted", tt.key, tt.value)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, tt.key) || !strings.Contains(msg, `"`+tt.value+`"`) || !strings.Contains(msg, "expected") || strings.Contains(msg, "\n") {
+			t.Fatalf("error %q must be one line naming %s, %q and the expected form", msg, tt.key, tt.value)
+		}
+	}
+}
+
+func TestDisable(t *testing.T) {
+	for _, tt := range []struct {
+		annotations map[string]string
+		env         []string
+		want        bool
+	}{
+		{nil, nil, false},
+		{nil, []string{"GREENBOOST_DISABLE=1"}, true},
+		{nil, []string{"GREENBOOST_DISABLE=0"}, false},
+		{nil, []string{"GREENBOOST_DISABLE="}, false},
+		{map[string]string{AnnotationDisable: "true"}, nil, true},
+		{map[string]string{AnnotationDisable: "false"}, nil, false},
+	} {
+		if got := Parse(tt.annotations, tt.env).Disable; got != tt.want {
+			t.Errorf("Parse(%v, %v).Disable = %v, want %v", tt.annotations, tt.env, got, tt.want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("greenboost.io/ram-limit", "1G", "GREENBOOST_NVME_LIMIT=2T")
+	f.Add("greenboost.io/disable", "true", "GREENBOOST_RAM_LIMIT=")
+	f.Add("x", "y", "=")
+	f.Fuzz(func(t *testing.T, key, value, envEntry string) {
+		req := Parse(map[string]string{key: value}, []string{envEntry})
+		ram, nvme, err := req.Limits(defaults[0], defaults[1])
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "expected") {
+				t.Fatalf("error is not one line with the expected form: %q", err)
+			}
+			return
+		}
+		if req.RAM.Key == "" && ram != 2<<30 || req.NVMe.Key == "" && nvme != 0 {
+			t.Fatalf("defaults not applied: %d %d", ram, nvme)
+		}
+	})
+}

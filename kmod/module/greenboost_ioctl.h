@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * GreenBoost ioctl ABI, shared by the kernel module and user space.
+ *
+ * Ioctls 1-17 keep the numbers and struct layouts of upstream GreenBoost's
+ * greenboost_ioctl.h, because GreenBoost's CUDA library calls them.  Ioctls
+ * 27-31 are the cgroup ABI of the GreenBoost Container Toolkit.  Every
+ * struct has a fixed layout without implicit padding.
+ */
+#ifndef _UAPI_GREENBOOST_IOCTL_H
+#define _UAPI_GREENBOOST_IOCTL_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define GB_IOCTL_MAGIC 'G'
+
+/*
+ * gb_alloc_req.flags / gb_pin_req.flags.  Only GB_ALLOC_NO_HUGEPAGE changes
+ * what this module does (4 KiB pages only); the others are accepted hints.
+ */
+#define GB_ALLOC_WEIGHTS		(1u << 0)
+#define GB_ALLOC_KV_CACHE		(1u << 1)
+#define GB_ALLOC_ACTIVATIONS		(1u << 2)
+#define GB_ALLOC_FROZEN			(1u << 3)
+#define GB_ALLOC_NO_HUGEPAGE		(1u << 4)
+#define GB_ALLOC_T1_PRIORITY		(1u << 5)
+/* bit 6 is reserved upstream */
+#define GB_ALLOC_SESSION_PROTECTED	(1u << 7)
+#define GB_ALLOC_FLAGS_MASK		0xbfu
+
+/*
+ * GB_IOCTL_ALLOC: allocate size bytes (rounded up to the page or 2 MiB chunk
+ * actually used) of pinned RAM; returns an O_CLOEXEC DMA-BUF fd.
+ */
+struct gb_alloc_req {
+	__u64 size;		/* in: bytes */
+	__s32 fd;		/* out: DMA-BUF fd */
+	__u32 flags;		/* in: GB_ALLOC_* */
+};
+
+/* GB_IOCTL_GET_INFO: pool statistics, sizes in MiB (136 bytes). */
+struct gb_info {
+	__u64 vram_physical_mb;
+	__u64 total_ram_mb;
+	__u64 free_ram_mb;
+	__u64 allocated_mb;		/* T2 bytes pinned by the module */
+	__u64 max_pool_mb;		/* T2 pool cap */
+	__u64 safety_reserve_mb;
+	__u64 available_mb;
+	__u32 active_buffers;
+	__u32 oom_active;		/* 1 while the RAM guard refuses */
+	__u64 nvme_swap_total_mb;
+	__u64 nvme_swap_used_mb;
+	__u64 nvme_swap_free_mb;
+	__u64 nvme_t3_allocated_mb;
+	__u32 swap_pressure;		/* GB_SWAP_PRESSURE_* */
+	__u32 kv_reserve_mb;
+	__u32 kv_used_mb;
+	__u32 kv_t2_mb;
+	__u32 t2_pressure;		/* GB_T2_PRESSURE_* */
+	__u32 phase_reset_seq;
+	__u32 gaming_mode;
+	__u32 _pad0;			/* upstream's implicit padding */
+	__u64 total_combined_mb;
+};
+
+#define GB_SWAP_PRESSURE_OK		0
+#define GB_SWAP_PRESSURE_WARN		1	/* > 75 % used */
+#define GB_SWAP_PRESSURE_CRITICAL	2	/* > 90 % used */
+#define GB_T2_PRESSURE_OK		0
+#define GB_T2_PRESSURE_WARN		1
+#define GB_T2_PRESSURE_CRITICAL		2
+
+/* GB_IOCTL_PIN_USER_PTR: pin [vaddr, vaddr + size) and export it. */
+struct gb_pin_req {
+	__u64 vaddr;		/* in: page aligned */
+	__u64 size;		/* in: bytes, rounded up to pages */
+	__s32 fd;		/* out: DMA-BUF fd */
+	__u32 flags;		/* in: GB_ALLOC_* */
+};
+
+/* GB_IOCTL_SET_POOL_CAP (CAP_SYS_ADMIN): new T2 pool cap. */
+struct gb_pool_cap_req {
+	__u64 cap_mb;		/* in */
+	__u64 prev_mb;		/* out */
+};
+
+/* GB_IOCTL_GET_POOL_INFO_V3: machine-readable pool state in MiB (88 bytes). */
+struct gb_pool_info_v3 {
+	__u64 t1_physical_mb;
+	__u64 t1_nvlink_total_mb;
+	__u64 t2_total_mb;
+	__u64 t2_used_mb;
+	__u64 t2_available_mb;
+	__u64 t3_total_mb;
+	__u64 t3_used_mb;
+	__u32 nvlink_ready;
+	__u32 compute_domain_active;
+	__u32 watchdog_pressure;
+	__u32 active_buffers;
+	__u32 oom_active;
+	__u32 gpu_count;
+	__u32 kv_reserve_mb;
+	__u32 _pad;
+};
+
+/*
+ * GB_IOCTL_RELEASE_PID: pid 0 = the caller's process; any other pid is an
+ * initial-namespace TGID and needs CAP_SYS_ADMIN.  The module drops its
+ * ownership record of that process's buffers and returns how many there
+ * were; pages are freed when the last fd or importer lets go.
+ */
+struct gb_release_pid_req {
+	__u32 pid;
+	__u32 _pad;		/* must be 0 */
+};
+
+/* GB_IOCTL_SET_T3_CAP (CAP_SYS_ADMIN): T3 store cap, 0 = disk limited. */
+struct gb_t3_cap_req {
+	__u64 cap_mb;		/* in */
+	__u64 prev_mb;		/* out */
+};
+
+#define GB_IOCTL_ALLOC		_IOWR(GB_IOCTL_MAGIC, 1, struct gb_alloc_req)
+#define GB_IOCTL_GET_INFO	_IOR(GB_IOCTL_MAGIC, 2, struct gb_info)
+#define GB_IOCTL_PIN_USER_PTR	_IOWR(GB_IOCTL_MAGIC, 8, struct gb_pin_req)
+#define GB_IOCTL_SET_POOL_CAP	_IOWR(GB_IOCTL_MAGIC, 11, struct gb_pool_cap_req)
+#define GB_IOCTL_GET_POOL_INFO_V3 _IOR(GB_IOCTL_MAGIC, 14, struct gb_pool_info_v3)
+#define GB_IOCTL_RELEASE_PID	_IOW(GB_IOCTL_MAGIC, 16, struct gb_release_pid_req)
+#define GB_IOCTL_SET_T3_CAP	_IOWR(GB_IOCTL_MAGIC, 17, struct gb_t3_cap_req)
+
+/*
+ * Cgroup ABI.  A cgroup is (hierarchy, id): GB_CG_HIER_V2 with the inode
+ * number of its cgroup2 directory (== cgroup_id()), or GB_CG_HIER_V1_MEMORY
+ * with the inode number of its v1 memory-controller directory.  Every struct
+ * starts with its size as the caller compiled it; fields the kernel does not
+ * know must be zero (else E2BIG), a size below the first version is EINVAL,
+ * as are unknown flags and non-zero reserved fields.
+ *
+ * ALLOC and PIN_USER_PTR charge the caller's cgroup and every ancestor that
+ * has a node; a level over its limit fails the call with EDQUOT.
+ *
+ * CG_QUERY: anyone; the caller's cgroup in the hierarchy the module
+ *	accounts in.  features: GB_CG_FEAT_*.
+ * CG_SET_LIMIT: CAP_SYS_ADMIN; flags pick which limits change; creates the
+ *	node (the cgroup must exist, else ENOENT); returns the previous
+ *	limits.  A limit below current usage only makes later charges fail.
+ * CG_GET_USAGE: GB_CG_F_SELF or the caller's own cgroup or a descendant:
+ *	anyone; other cgroups: CAP_SYS_ADMIN (else EPERM).  A cgroup without
+ *	a node reads as zero usage, unlimited, with node_flags telling only
+ *	whether it is alive.  The effective max is the lowest limit on the
+ *	path from the cgroup to the root.
+ * CG_RELEASE: CAP_SYS_ADMIN; clears the limits and marks the node (and with
+ *	GB_CG_F_RECURSIVE every descendant node) released; reports what is
+ *	still charged.  GB_CG_F_FAIL_IF_BUSY: EBUSY and no change while any
+ *	bytes are live.  No node: ENOENT.  Live buffers stay valid; a released
+ *	node is freed when its last buffer goes.
+ * CG_LIST: CAP_SYS_ADMIN; nodes with id > start_after_id in id order, at
+ *	most max_entries of them; entry_size must be at least
+ *	sizeof(struct gb_cg_entry), entries are written entry_size apart with
+ *	any tail beyond the known fields zeroed.  nr_total counts all nodes.
+ */
+#define GB_CG_ABI_VERSION		1u
+#define GB_CG_UNLIMITED			(~(__u64)0)
+
+#define GB_CG_HIER_V2			0u
+#define GB_CG_HIER_V1_MEMORY		1u
+
+#define GB_CG_F_T2			(1u << 0)	/* SET_LIMIT: apply t2_max_bytes */
+#define GB_CG_F_T3			(1u << 1)	/* SET_LIMIT: apply t3_max_bytes */
+#define GB_CG_F_SELF			(1u << 2)	/* GET_USAGE: the caller's own cgroup */
+#define GB_CG_F_RECURSIVE		(1u << 3)	/* RELEASE: descendants too */
+#define GB_CG_F_FAIL_IF_BUSY		(1u << 4)	/* RELEASE: EBUSY if bytes still live */
+
+#define GB_CG_NODE_HAS_LIMIT		(1u << 0)
+#define GB_CG_NODE_RELEASED		(1u << 1)
+#define GB_CG_NODE_ALIVE		(1u << 2)
+#define GB_CG_NODE_ALIVE_UNKNOWN	(1u << 3)
+
+#define GB_CG_FEAT_T2			(1ull << 0)	/* T2 bytes are charged */
+#define GB_CG_FEAT_T3			(1ull << 1)	/* a T3 store is configured */
+
+struct gb_cg_query {
+	__u32 size;
+	__u32 abi_version;	/* out */
+	__u32 hierarchy;	/* out */
+	__u32 level;		/* out: 0 = root */
+	__u64 cgroup_id;	/* out */
+	__u64 features;		/* out */
+};
+
+struct gb_cg_limit {
+	__u32 size;
+	__u32 flags;		/* GB_CG_F_T2 | GB_CG_F_T3 */
+	__u32 hierarchy;
+	__u32 reserved0;
+	__u64 cgroup_id;
+	__u64 t2_max_bytes;	/* in, GB_CG_UNLIMITED = no limit */
+	__u64 t3_max_bytes;	/* in */
+	__u64 prev_t2_max_bytes; /* out */
+	__u64 prev_t3_max_bytes; /* out */
+};
+
+struct gb_cg_usage {
+	__u32 size;
+	__u32 flags;		/* GB_CG_F_SELF */
+	__u32 hierarchy;
+	__u32 reserved0;
+	__u64 cgroup_id;	/* in, out with GB_CG_F_SELF */
+	__u64 t2_usage_bytes;
+	__u64 t3_usage_bytes;
+	__u64 t2_max_bytes;
+	__u64 t3_max_bytes;
+	__u64 t2_effective_max_bytes;
+	__u64 t3_effective_max_bytes;
+	__u64 t2_failcnt;
+	__u64 t3_failcnt;
+	__u32 nr_buffers;
+	__u32 node_flags;	/* GB_CG_NODE_* */
+};
+
+struct gb_cg_release {
+	__u32 size;
+	__u32 flags;		/* GB_CG_F_RECURSIVE | GB_CG_F_FAIL_IF_BUSY */
+	__u32 hierarchy;
+	__u32 reserved0;
+	__u64 cgroup_id;
+	__u64 t2_live_bytes;	/* out */
+	__u64 t3_live_bytes;	/* out */
+	__u32 nr_live_buffers;	/* out */
+	__u32 nr_nodes_released; /* out */
+};
+
+struct gb_cg_entry {
+	__u64 cgroup_id;
+	__u64 t2_usage_bytes;
+	__u64 t3_usage_bytes;
+	__u64 t2_max_bytes;
+	__u64 t3_max_bytes;
+	__u32 hierarchy;
+	__u32 node_flags;
+	__u32 nr_buffers;
+	__u32 level;
+};
+
+struct gb_cg_list {
+	__u32 size;
+	__u32 flags;		/* must be 0 */
+	__u32 entry_size;	/* >= sizeof(struct gb_cg_entry) */
+	__u32 max_entries;
+	__u64 entries_ptr;	/* user pointer to max_entries * entry_size bytes */
+	__u64 start_after_id;
+	__u32 nr_entries;	/* out */
+	__u32 nr_total;		/* out */
+};
+
+#define GB_CG_QUERY_SIZE_VER0		32
+#define GB_CG_LIMIT_SIZE_VER0		56
+#define GB_CG_USAGE_SIZE_VER0		96
+#define GB_CG_RELEASE_SIZE_VER0		48
+#define GB_CG_ENTRY_SIZE_VER0		56
+#define GB_CG_LIST_SIZE_VER0		40
+
+#define GB_IOCTL_CG_QUERY	_IOWR(GB_IOCTL_MAGIC, 27, struct gb_cg_query)
+#define GB_IOCTL_CG_SET_LIMIT	_IOWR(GB_IOCTL_MAGIC, 28, struct gb_cg_limit)
+#define GB_IOCTL_CG_GET_USAGE	_IOWR(GB_IOCTL_MAGIC, 29, struct gb_cg_usage)
+#define GB_IOCTL_CG_RELEASE	_IOWR(GB_IOCTL_MAGIC, 30, struct gb_cg_release)
+#define GB_IOCTL_CG_LIST	_IOWR(GB_IOCTL_MAGIC, 31, struct gb_cg_list)
+
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(struct gb_alloc_req) == 16, "gb_alloc_req");
+_Static_assert(sizeof(struct gb_info) == 136, "gb_info");
+_Static_assert(sizeof(struct gb_pin_req) == 24, "gb_pin_req");
+_Static_assert(sizeof(struct gb_pool_cap_req) == 16, "gb_pool_cap_req");
+_Static_assert(sizeof(struct gb_pool_info_v3) == 88, "gb_pool_info_v3");
+_Static_assert(sizeof(struct gb_release_pid_req) == 8, "gb_release_pid_req");
+_Static_assert(sizeof(struct gb_t3_cap_req) == 16, "gb_t3_cap_req");
+_Static_assert(sizeof(struct gb_cg_query) == GB_CG_QUERY_SIZE_VER0, "gb_cg_query");
+_Static_assert(sizeof(struct gb_cg_limit) == GB_CG_LIMIT_SIZE_VER0, "gb_cg_limit");
+_Static_assert(sizeof(struct gb_cg_usage) == GB_CG_USAGE_SIZE_VER0, "gb_cg_usage");
+_Static_assert(sizeof(struct gb_cg_release) == GB_CG_RELEASE_SIZE_VER0, "gb_cg_release");
+_Static_assert(sizeof(struct gb_cg_entry) == GB_CG_ENTRY_SIZE_VER0, "gb_cg_entry");
+_Static_assert(sizeof(struct gb_cg_list) == GB_CG_LIST_SIZE_VER0, "gb_cg_list");
+#endif
+
+#endif /* _UAPI_GREENBOOST_IOCTL_H */

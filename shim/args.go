@@ -1,0 +1,113 @@
+// Package shim is greenboost-runtime: a transparent OCI runtime wrapper that
+// edits the bundle's spec on create/run and then becomes runc or crun.
+package shim
+
+import (
+	"os"
+	"strings"
+)
+
+// globalFlagsWithValue are the low-level runtimes' global flags that take a
+// value, so the value is not mistaken for the verb (runc and crun).
+var globalFlagsWithValue = map[string]bool{
+	"--root":           true,
+	"--log":            true,
+	"--log-format":     true,
+	"--log-level":      true,
+	"--criu":           true,
+	"--rootless":       true,
+	"--cgroup-manager": true,
+}
+
+// Args is what the wrapper needs to know of a low-level runtime command line.
+type Args struct {
+	// Verb is the command (create, start, ...), "" when there is none.
+	Verb string
+	// Bundle is the --bundle/-b value of create and run ("" when absent).
+	Bundle string
+	// Log and LogFormat are runc's global --log and --log-format.
+	Log       string
+	LogFormat string
+	// Debug is runc's global --debug.
+	Debug bool
+}
+
+// ModifiesSpec reports whether this command creates a container, the only
+// case in which the bundle's spec is edited.
+func (a Args) ModifiesSpec() bool {
+	return a.Verb == "create" || a.Verb == "run"
+}
+
+// ParseArgs reads argv (without argv[0]) the way runc does: global flags,
+// the verb, then the verb's flags. It never fails: anything it does not
+// understand is left for the low-level runtime to judge.
+func ParseArgs(argv []string) Args {
+	var a Args
+	i := 0
+	for ; i < len(argv); i++ {
+		arg := argv[i]
+		if arg == "--" {
+			i++
+			break
+		}
+		if !strings.HasPrefix(arg, "-") {
+			break
+		}
+		name, value, hasValue := strings.Cut(arg, "=")
+		name = normalizeFlag(name)
+		if globalFlagsWithValue[name] && !hasValue && i+1 < len(argv) {
+			i++
+			value = argv[i]
+		}
+		switch name {
+		case "--log":
+			a.Log = value
+		case "--log-format":
+			a.LogFormat = value
+		case "--debug":
+			a.Debug = !hasValue || value == "true"
+		}
+	}
+	if i >= len(argv) {
+		return a
+	}
+	a.Verb = argv[i]
+	if !a.ModifiesSpec() {
+		return a
+	}
+	rest := argv[i+1:]
+	for j := 0; j < len(rest); j++ {
+		arg := rest[j]
+		if arg == "--" {
+			break
+		}
+		name, value, hasValue := strings.Cut(arg, "=")
+		switch normalizeFlag(name) {
+		case "--bundle", "-b":
+			if !hasValue && j+1 < len(rest) {
+				j++
+				value = rest[j]
+			}
+			a.Bundle = value
+		}
+	}
+	return a
+}
+
+// normalizeFlag maps Go-flag style "-root" to "--root", as urfave/cli (runc)
+// accepts both; single-letter flags stay short.
+func normalizeFlag(name string) string {
+	if len(name) > 2 && name[0] == '-' && name[1] != '-' {
+		return "-" + name
+	}
+	return name
+}
+
+// BundleDir returns the bundle directory: the --bundle value or the current
+// directory, as runc does.
+func (a Args) BundleDir() (string, error) {
+	if a.Bundle != "" {
+		return a.Bundle, nil
+	}
+	return os.Getwd()
+}

@@ -1,0 +1,79 @@
+package shim
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
+	cdispec "tags.cncf.io/container-device-interface/specs-go"
+
+	"github.com/greenboost/greenboost-container-toolkit/cdi"
+)
+
+// greenboostEdits applies the CDI container edits to a spec. Unlike an
+// engine applying a CDI spec, it keeps the image's own LD_PRELOAD after ours.
+type greenboostEdits struct {
+	edits *cdispec.ContainerEdits
+}
+
+var _ Modifier = greenboostEdits{}
+
+func (m greenboostEdits) Modify(s *specs.Spec) error {
+	if m.alreadyApplied(s) {
+		return nil
+	}
+	edits := *m.edits
+	edits.Env = make([]string, len(m.edits.Env))
+	for i, kv := range m.edits.Env {
+		if ours, ok := strings.CutPrefix(kv, cdi.PreloadEnv+"="); ok {
+			kv = cdi.PreloadEnv + "=" + mergePreload(ours, processEnv(s, cdi.PreloadEnv))
+		}
+		edits.Env[i] = kv
+	}
+	return (&cdiapi.ContainerEdits{ContainerEdits: &edits}).Apply(s)
+}
+
+// alreadyApplied reports whether our prestart hook is in the spec: the edits
+// are applied as a whole, so a second application must change nothing.
+func (m greenboostEdits) alreadyApplied(s *specs.Spec) bool {
+	if s.Hooks == nil {
+		return false
+	}
+	for _, want := range m.edits.Hooks {
+		if want.HookName != cdi.StagePrestart {
+			continue
+		}
+		for _, h := range s.Hooks.Prestart {
+			if h.Path == want.Path && slices.Equal(h.Args, want.Args) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func processEnv(s *specs.Spec, name string) string {
+	if s.Process == nil {
+		return ""
+	}
+	value := ""
+	for _, kv := range s.Process.Env {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			value = v
+		}
+	}
+	return value
+}
+
+// mergePreload puts ours first and keeps the image's entries (ld.so accepts
+// colons and spaces as separators), dropping a duplicate of ours.
+func mergePreload(ours, image string) string {
+	merged := []string{ours}
+	for _, p := range strings.FieldsFunc(image, func(r rune) bool { return r == ':' || r == ' ' }) {
+		if p != ours {
+			merged = append(merged, p)
+		}
+	}
+	return strings.Join(merged, ":")
+}

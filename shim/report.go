@@ -1,0 +1,32 @@
+package shim
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// ReportFailure tells the engine why the wrapper failed: one line on stderr
+// and, when the engine gave runc a --log file, an error entry there in the
+// same format, which is where containerd's shim looks for the reason.
+func ReportFailure(argv []string, err error) {
+	msg := "greenboost-runtime: " + err.Error()
+	fmt.Fprintln(os.Stderr, msg)
+	args := ParseArgs(argv[1:])
+	if args.Log == "" {
+		return
+	}
+	f, ferr := os.OpenFile(args.Log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if ferr != nil {
+		return
+	}
+	defer f.Close()
+	now := time.Now().Format(time.RFC3339Nano)
+	if args.LogFormat == "json" {
+		line, _ := json.Marshal(map[string]string{"level": "error", "msg": msg, "time": now})
+		fmt.Fprintf(f, "%s\n", line)
+		return
+	}
+	fmt.Fprintf(f, "time=%q level=error msg=%q\n", now, msg)
+}

@@ -1,0 +1,115 @@
+package shim
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/greenboost/greenboost-container-toolkit/cdi"
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+	"github.com/greenboost/greenboost-container-toolkit/internal/request"
+	"github.com/greenboost/greenboost-container-toolkit/internal/version"
+	"github.com/greenboost/greenboost-container-toolkit/kmod"
+)
+
+// Run is greenboost-runtime. On create and run it edits the bundle's spec;
+// every verb then becomes the low-level runtime via exec, so Run returns only
+// on failure. It writes nothing to stdout or stderr itself: engines parse them.
+func Run(argv []string) error {
+	args := ParseArgs(argv[1:])
+	cfgPath := config.PathFromEnv()
+	if !args.ModifiesSpec() {
+		runtime, err := findRuntime(config.Runtimes(cfgPath))
+		if err != nil {
+			return err
+		}
+		if args.Verb == "" && hasVersionFlag(argv[1:]) {
+			fmt.Println(version.String("greenboost-runtime"))
+		}
+		return execRuntime(runtime, argv)
+	}
+
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	logger, closeLog := newLogger(cfg, args)
+	defer closeLog()
+	runtime, err := findRuntime(cfg.Runtime.Runtimes)
+	if err != nil {
+		return err
+	}
+	bundle, err := args.BundleDir()
+	if err != nil {
+		return fmt.Errorf("finding the bundle: %w", err)
+	}
+	if err := editBundle(cfg, bundle, logger); err != nil {
+		return err
+	}
+	logger.Debug("exec low-level runtime", "path", runtime, "args", argv[1:])
+	return execRuntime(runtime, argv)
+}
+
+// editBundle applies the GreenBoost edits to the bundle's spec unless the
+// container opted out.
+func editBundle(cfg *config.Config, bundle string, logger *slog.Logger) error {
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return err
+	}
+	raw := spec.Raw()
+	var env []string
+	if raw.Process != nil {
+		env = raw.Process.Env
+	}
+	if request.Parse(raw.Annotations, env).Disable {
+		logger.Info("container opted out of GreenBoost; spec left untouched", "bundle", bundle)
+		return nil
+	}
+	if cfg.Kmod.Load == "auto" {
+		if err := kmod.Ensure(kmod.LoadOptions{Load: cfg.Kmod.Load, Module: cfg.Kmod.Module, Params: cfg.Kmod.Params, DevicePath: cfg.Device.HostPath}); err != nil {
+			return fmt.Errorf("loading the GreenBoost module: %w", err)
+		}
+	}
+	edits, err := cdi.Edits(cfg, config.DefaultDevice)
+	if err != nil {
+		return err
+	}
+	if err := spec.Modify(greenboostEdits{edits: edits}); err != nil {
+		return fmt.Errorf("applying GreenBoost edits to %s: %w", bundle, err)
+	}
+	if err := spec.Flush(); err != nil {
+		return err
+	}
+	logger.Info("applied GreenBoost edits", "bundle", bundle)
+	return nil
+}
+
+func hasVersionFlag(argv []string) bool {
+	for _, a := range argv {
+		if a == "--version" || a == "-v" {
+			return true
+		}
+	}
+	return false
+}
+
+// newLogger logs to [runtime] log-file at its level, or debug with runc's
+// --debug. A log file that cannot be opened must not fail containers.
+func newLogger(cfg *config.Config, args Args) (*slog.Logger, func()) {
+	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[cfg.Runtime.LogLevel]
+	if args.Debug {
+		level = slog.LevelDebug
+	}
+	var w io.Writer = io.Discard
+	closeFn := func() {}
+	if err := os.MkdirAll(filepath.Dir(cfg.Runtime.LogFile), 0o755); err == nil {
+		if f, err := os.OpenFile(cfg.Runtime.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+			w = f
+			closeFn = func() { f.Close() }
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("pid", os.Getpid()), closeFn
+}

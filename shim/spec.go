@@ -1,0 +1,55 @@
+package shim
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/atomicfile"
+	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
+)
+
+// Modifier is one single-purpose change to a spec.
+type Modifier interface {
+	Modify(*specs.Spec) error
+}
+
+// Spec is a bundle's config.json: loaded once, modified, flushed once.
+type Spec struct {
+	path string
+	mode os.FileMode
+	spec *specs.Spec
+}
+
+// LoadSpec reads BUNDLE/config.json.
+func LoadSpec(bundle string) (*Spec, error) {
+	path := ocispec.Path(bundle)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading OCI spec: %w", err)
+	}
+	s, err := ocispec.Read(bundle)
+	if err != nil {
+		return nil, err
+	}
+	return &Spec{path: path, mode: fi.Mode().Perm(), spec: s}, nil
+}
+
+// Raw returns the loaded spec.
+func (s *Spec) Raw() *specs.Spec { return s.spec }
+
+// Modify applies m to the loaded spec; nothing is written until Flush.
+func (s *Spec) Modify(m Modifier) error {
+	return m.Modify(s.spec)
+}
+
+// Flush writes the spec back atomically, keeping the file's mode.
+func (s *Spec) Flush() error {
+	data, err := json.Marshal(s.spec)
+	if err != nil {
+		return fmt.Errorf("encoding OCI spec: %w", err)
+	}
+	return atomicfile.Write(s.path, data, s.mode)
+}
