@@ -31,6 +31,14 @@ func (m greenboostEdits) Modify(s *specs.Spec) error {
 		}
 		edits.Env[i] = kv
 	}
+	// The CDI library appends an env entry whose key already exists (its
+	// cache is keyed by whole entries), so drop the ones we replace first.
+	if s.Process != nil {
+		s.Process.Env = slices.DeleteFunc(s.Process.Env, func(kv string) bool {
+			key, _, _ := strings.Cut(kv, "=")
+			return slices.ContainsFunc(edits.Env, func(e string) bool { return strings.HasPrefix(e, key+"=") })
+		})
+	}
 	return (&cdiapi.ContainerEdits{ContainerEdits: &edits}).Apply(s)
 }
 

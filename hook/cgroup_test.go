@@ -1,0 +1,78 @@
+package hook
+
+import (
+	"testing"
+
+	"github.com/greenboost/greenboost-container-toolkit/kmod"
+)
+
+const (
+	mountinfoV2 = `22 1 0:21 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+25 1 0:22 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+`
+	mountinfoHybrid = `30 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:4 - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:5 - cgroup2 cgroup2 rw,nsdelegate
+33 30 0:29 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:8 - cgroup cgroup rw,memory
+34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct
+`
+	// A v1 host where the memory hierarchy is mounted from a sub-root, as in
+	// a container that bind-mounts its own part of the tree.
+	mountinfoV1SubRoot = `40 30 0:29 /outer /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory
+41 30 0:31 / /sys/fs/cgroup/pids rw,nosuid - cgroup cgroup rw,pids
+`
+	mountinfoEscaped = `50 1 0:21 / /mnt/cgroup\040v2 rw - cgroup2 cgroup2 rw
+`
+)
+
+func TestLocateCgroup(t *testing.T) {
+	tests := []struct {
+		name       string
+		procCgroup string
+		mountinfo  string
+		hierarchy  uint32
+		wantHier   uint32
+		wantDir    string
+	}{
+		{"v2 cgroupfs driver", "0::/default/abc123\n", mountinfoV2, HierarchyAuto, kmod.HierarchyV2, "/sys/fs/cgroup/default/abc123"},
+		{"v2 systemd driver", "0::/system.slice/docker-abc123.scope\n", mountinfoV2, HierarchyAuto, kmod.HierarchyV2, "/sys/fs/cgroup/system.slice/docker-abc123.scope"},
+		{"hybrid picks v1 memory",
+			"12:pids:/docker/abc\n4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n0::/docker/abc\n",
+			mountinfoHybrid, HierarchyAuto, kmod.HierarchyV1Memory, "/sys/fs/cgroup/memory/docker/abc"},
+		{"hybrid with the module on v2", "4:memory:/docker/abc\n0::/docker/abc\n", mountinfoHybrid, kmod.HierarchyV2, kmod.HierarchyV2, "/sys/fs/cgroup/unified/docker/abc"},
+		{"v1 systemd driver", "7:memory:/system.slice/docker-abc.scope\n2:pids:/system.slice/docker-abc.scope\n", mountinfoHybrid, HierarchyAuto, kmod.HierarchyV1Memory,
+			"/sys/fs/cgroup/memory/system.slice/docker-abc.scope"},
+		{"v1 sub-root mount", "4:memory:/outer/inner/c1\n", mountinfoV1SubRoot, HierarchyAuto, kmod.HierarchyV1Memory, "/sys/fs/cgroup/memory/inner/c1"},
+		{"escaped mount point", "0::/a\n", mountinfoEscaped, HierarchyAuto, kmod.HierarchyV2, "/mnt/cgroup v2/a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hier, dir, err := locateCgroup([]byte(tt.procCgroup), []byte(tt.mountinfo), tt.hierarchy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hier != tt.wantHier || dir != tt.wantDir {
+				t.Fatalf("got (%d, %s), want (%d, %s)", hier, dir, tt.wantHier, tt.wantDir)
+			}
+		})
+	}
+}
+
+func TestLocateCgroupErrors(t *testing.T) {
+	tests := []struct {
+		name, procCgroup, mountinfo string
+		hierarchy                   uint32
+	}{
+		{"no v2 entry", "4:memory:/a\n", mountinfoHybrid, kmod.HierarchyV2},
+		{"no memory entry", "0::/a\n", mountinfoV2, kmod.HierarchyV1Memory},
+		{"no mount", "0::/a\n", mountinfoHybrid[:0], HierarchyAuto},
+		{"path outside the mount root", "4:memory:/elsewhere/c1\n", mountinfoV1SubRoot, HierarchyAuto},
+		{"empty", "", mountinfoV2, HierarchyAuto},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, dir, err := locateCgroup([]byte(tt.procCgroup), []byte(tt.mountinfo), tt.hierarchy); err == nil {
+				t.Fatalf("no error, got %s", dir)
+			}
+		})
+	}
+}

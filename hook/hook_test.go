@@ -1,0 +1,149 @@
+package hook
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+)
+
+// hookFixture is a config whose device is /dev/null: a character device
+// that is not a GreenBoost module, the host-side stand-in of DESIGN.md §6.
+// The container is this test process, whose cgroup is real.
+func hookFixture(t *testing.T, env []string, annotations map[string]string) (*config.Config, *specs.State) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Path = filepath.Join(dir, "config.toml")
+	cfg.Device.HostPath = "/dev/null"
+	cfg.Kmod.Load = "never"
+	cfg.Hook.StateDir = filepath.Join(dir, "state")
+	cfg.Limits.RAM = "2G"
+	cfg.Limits.Profiles = map[string]config.Profile{"small": {RAM: "1G", NVMe: "10G"}}
+	bundle := filepath.Join(dir, "bundle")
+	if err := os.Mkdir(bundle, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := json.Marshal(specs.Spec{Process: &specs.Process{Env: env}, Annotations: annotations})
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, &specs.State{ID: "ctr-1", Pid: os.Getpid(), Bundle: bundle, Annotations: annotations}
+}
+
+func runStage(t *testing.T, h *Hook, stage Stage, st *specs.State) error {
+	t.Helper()
+	data, _ := json.Marshal(st)
+	return h.Run(stage, bytes.NewReader(data))
+}
+
+func TestPrestartUnenforcedRecordsAndWarns(t *testing.T) {
+	cfg, st := hookFixture(t, []string{"GREENBOOST_RAM_LIMIT=64M"}, map[string]string{"greenboost.io/nvme-limit": "1G"})
+	cfg.Limits.Enforce = false
+	var warn bytes.Buffer
+	h := New(cfg, "", &warn)
+	if err := runStage(t, h, Prestart, st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(warn.String(), "NOT enforced") || !strings.Contains(warn.String(), "not a GreenBoost module") {
+		t.Fatalf("warning = %q", warn.String())
+	}
+	rec, err := ReadRecord(cfg.Hook.StateDir, "ctr-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Enforced || rec.Limits.RAM != 64<<20 || rec.Limits.NVMe != 1<<30 || rec.Pid != os.Getpid() || rec.Bundle != st.Bundle {
+		t.Fatalf("record = %+v", rec)
+	}
+	if rec.Cgroup.ID == 0 || rec.Cgroup.Path == "" {
+		t.Fatalf("cgroup not resolved: %+v", rec.Cgroup)
+	}
+	if err := runStage(t, h, Poststop, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, "ctr-1"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("record left after poststop: %v", err)
+	}
+	if err := runStage(t, h, Poststop, st); err != nil {
+		t.Fatalf("poststop without a record: %v", err)
+	}
+}
+
+func TestPrestartEnforcedFailsWithoutModule(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st)
+	if err == nil {
+		t.Fatal("a container started without its budget")
+	}
+	for _, want := range []string{"cannot enforce", "not a GreenBoost module", "enforce = false", cfg.Path} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, "ctr-1"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("a record claims a container that was refused")
+	}
+}
+
+func TestPrestartLimits(t *testing.T) {
+	tests := []struct {
+		name        string
+		profile     string
+		env         []string
+		annotations map[string]string
+		ram, nvme   uint64
+	}{
+		{"config", "", nil, nil, 2 << 30, 0},
+		{"ext is the config", "ext", nil, nil, 2 << 30, 0},
+		{"profile", "small", nil, nil, 1 << 30, 10 << 30},
+		{"env beats profile", "small", []string{"GREENBOOST_RAM_LIMIT=128M"}, nil, 128 << 20, 10 << 30},
+		{"annotation beats env", "small", []string{"GREENBOOST_RAM_LIMIT=128M"}, map[string]string{"greenboost.io/ram-limit": "256M"}, 256 << 20, 10 << 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, st := hookFixture(t, tt.env, tt.annotations)
+			cfg.Limits.Enforce = false
+			if err := runStage(t, New(cfg, tt.profile, &bytes.Buffer{}), Prestart, st); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := ReadRecord(cfg.Hook.StateDir, st.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Limits.RAM != tt.ram || rec.Limits.NVMe != tt.nvme {
+				t.Fatalf("limits = %+v, want ram %d nvme %d", rec.Limits, tt.ram, tt.nvme)
+			}
+		})
+	}
+}
+
+func TestPrestartBadLimitFails(t *testing.T) {
+	cfg, st := hookFixture(t, []string{"GREENBOOST_RAM_LIMIT=bogus"}, nil)
+	cfg.Limits.Enforce = false
+	err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st)
+	if err == nil || !strings.Contains(err.Error(), `GREENBOOST_RAM_LIMIT "bogus"`) {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	h := New(cfg, "", &bytes.Buffer{})
+	if err := h.Run(Prestart, strings.NewReader("{not json")); err == nil || !strings.Contains(err.Error(), "OCI state") {
+		t.Fatalf("error = %v", err)
+	}
+	if err := runStage(t, h, Stage("poststart"), st); err == nil {
+		t.Fatal("unknown stage accepted")
+	}
+	if err := runStage(t, New(cfg, "nosuch", &bytes.Buffer{}), Prestart, st); err == nil || !strings.Contains(err.Error(), "nosuch") {
+		t.Fatalf("unknown profile: %v", err)
+	}
+}

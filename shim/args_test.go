@@ -1,0 +1,43 @@
+package shim
+
+import "testing"
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		argv []string
+		want Args
+	}{
+		{"create with --bundle", []string{"create", "--bundle", "/b", "--pid-file", "/p", "id"}, Args{Verb: "create", Bundle: "/b"}},
+		{"create with -b", []string{"create", "-b", "/b", "id"}, Args{Verb: "create", Bundle: "/b"}},
+		{"create with --bundle=", []string{"create", "--bundle=/b", "id"}, Args{Verb: "create", Bundle: "/b"}},
+		{"create with -bundle (go style)", []string{"create", "-bundle", "/b", "id"}, Args{Verb: "create", Bundle: "/b"}},
+		{"create without bundle", []string{"create", "id"}, Args{Verb: "create"}},
+		{"run", []string{"run", "-b", "/b", "-d", "id"}, Args{Verb: "run", Bundle: "/b"}},
+		{"docker's global flags", []string{"--root", "/run/runc", "--log", "/l.json", "--log-format", "json", "--systemd-cgroup", "create", "--bundle", "/b", "id"},
+			Args{Verb: "create", Bundle: "/b", Log: "/l.json", LogFormat: "json"}},
+		{"global flags with =", []string{"--root=/r", "--log=/l", "--debug", "create", "-b=/b", "id"}, Args{Verb: "create", Bundle: "/b", Log: "/l", Debug: true}},
+		{"start is pass-through", []string{"--root", "/r", "start", "id"}, Args{Verb: "start"}},
+		{"delete does not look for a bundle", []string{"delete", "--force", "-b", "/x", "id"}, Args{Verb: "delete"}},
+		{"unknown verb", []string{"frobnicate", "x"}, Args{Verb: "frobnicate"}},
+		{"version", []string{"--version"}, Args{}},
+		{"nothing", nil, Args{}},
+		{"value that looks like a verb", []string{"--root", "create", "state", "id"}, Args{Verb: "state"}},
+		{"bundle after --", []string{"create", "--", "-b", "/b"}, Args{Verb: "create"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ParseArgs(tt.argv); got != tt.want {
+				t.Fatalf("ParseArgs(%q) = %+v, want %+v", tt.argv, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestModifiesSpec(t *testing.T) {
+	for verb, want := range map[string]bool{"create": true, "run": true, "start": false, "delete": false, "exec": false, "": false} {
+		if got := (Args{Verb: verb}).ModifiesSpec(); got != want {
+			t.Errorf("ModifiesSpec(%q) = %v", verb, got)
+		}
+	}
+}

@@ -1,0 +1,195 @@
+package shim
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden out.json files")
+
+// testConfig points the device at /dev/null (char 1:3, always present) and
+// the library at a file in testdata, whose absolute path the golden files
+// spell @LIB@.
+func testConfig(t *testing.T) (*config.Config, string) {
+	t.Helper()
+	lib, err := filepath.Abs("testdata/libgreenboost_cuda.so")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Device.HostPath = "/dev/null"
+	cfg.Library.HostPaths = []string{"/nonexistent/libgreenboost_cuda.so", lib}
+	cfg.Kmod.Load = "never"
+	return cfg, lib
+}
+
+func bundleWith(t *testing.T, specFile string) string {
+	t.Helper()
+	data, err := os.ReadFile(specFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return bundle
+}
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestEditBundleGolden(t *testing.T) {
+	cfg, lib := testConfig(t)
+	for _, name := range []string{"plain", "image-ld-preload", "preload-already-ours"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("testdata", name)
+			bundle := bundleWith(t, filepath.Join(dir, "in.json"))
+			if err := editBundle(cfg, bundle, discard); err != nil {
+				t.Fatal(err)
+			}
+			got := readPretty(t, filepath.Join(bundle, "config.json"))
+			got = strings.ReplaceAll(got, lib, "@LIB@")
+			golden := filepath.Join(dir, "out.json")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Fatalf("edited spec differs from %s:\n%s", golden, got)
+			}
+			fi, _ := os.Stat(filepath.Join(bundle, "config.json"))
+			if fi.Mode().Perm() != 0o600 {
+				t.Fatalf("config.json mode changed to %v", fi.Mode().Perm())
+			}
+
+			// Applying the edits again changes nothing.
+			before, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+			if err := editBundle(cfg, bundle, discard); err != nil {
+				t.Fatal(err)
+			}
+			after, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+			if !bytes.Equal(before, after) {
+				t.Fatalf("second application changed the spec:\n%s\nvs\n%s", before, after)
+			}
+		})
+	}
+}
+
+func readPretty(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.MarshalIndent(v, "", "\t")
+	return string(out) + "\n"
+}
+
+func TestEditBundleLeavesFileUntouched(t *testing.T) {
+	cfg, _ := testConfig(t)
+	for _, tt := range []struct {
+		name    string
+		wantErr string
+	}{
+		{"opt-out-env", ""},
+		{"opt-out-annotation", ""},
+		{"malformed", "parsing OCI spec"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := filepath.Join("testdata", tt.name, "in.json")
+			bundle := bundleWith(t, in)
+			err := editBundle(cfg, bundle, discard)
+			if tt.wantErr == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+			}
+			want, _ := os.ReadFile(in)
+			got, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+			if !bytes.Equal(got, want) {
+				t.Fatal("config.json was modified")
+			}
+			entries, _ := os.ReadDir(bundle)
+			if len(entries) != 1 {
+				t.Fatalf("stray files left in the bundle: %v", entries)
+			}
+		})
+	}
+}
+
+func TestEditBundleErrors(t *testing.T) {
+	t.Run("no library", func(t *testing.T) {
+		cfg, _ := testConfig(t)
+		cfg.Library.HostPaths = []string{"/nonexistent/a.so", "/nonexistent/b.so"}
+		bundle := bundleWith(t, "testdata/plain/in.json")
+		err := editBundle(cfg, bundle, discard)
+		if err == nil || !strings.Contains(err.Error(), "/nonexistent/a.so, /nonexistent/b.so") || !strings.Contains(err.Error(), "host-paths") {
+			t.Fatalf("error = %v", err)
+		}
+	})
+	t.Run("no device", func(t *testing.T) {
+		cfg, _ := testConfig(t)
+		cfg.Device.HostPath = "/nonexistent/greenboost"
+		err := editBundle(cfg, bundleWith(t, "testdata/plain/in.json"), discard)
+		if err == nil || !strings.Contains(err.Error(), "/nonexistent/greenboost") {
+			t.Fatalf("error = %v", err)
+		}
+	})
+	t.Run("no bundle", func(t *testing.T) {
+		cfg, _ := testConfig(t)
+		if err := editBundle(cfg, t.TempDir(), discard); err == nil || !strings.Contains(err.Error(), "config.json") {
+			t.Fatalf("error = %v", err)
+		}
+	})
+}
+
+func FuzzLoadSpec(f *testing.F) {
+	for _, name := range []string{"plain", "image-ld-preload", "malformed"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name, "in.json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	cfg := config.Default()
+	cfg.Device.HostPath = "/dev/null"
+	lib, _ := filepath.Abs("testdata/libgreenboost_cuda.so")
+	cfg.Library.HostPaths = []string{lib}
+	cfg.Kmod.Load = "never"
+	f.Fuzz(func(t *testing.T, data []byte) {
+		bundle := t.TempDir()
+		path := filepath.Join(bundle, "config.json")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := editBundle(cfg, bundle, discard); err != nil {
+			got, _ := os.ReadFile(path)
+			if !bytes.Equal(got, data) {
+				t.Fatalf("failed edit (%v) modified the spec", err)
+			}
+			return
+		}
+		if _, err := LoadSpec(bundle); err != nil {
+			t.Fatalf("edited spec does not load: %v", err)
+		}
+	})
+}
