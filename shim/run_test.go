@@ -1,0 +1,189 @@
+package shim
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The wrapper ends in syscall.Exec, so these tests run the real binary with a
+// fake low-level runtime on PATH that records how it was called.
+var wrapperBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "greenboost-runtime-test")
+	if err != nil {
+		panic(err)
+	}
+	wrapperBin = filepath.Join(dir, "greenboost-runtime")
+	out, err := exec.Command("go", "build", "-o", wrapperBin, "../cmd/greenboost-runtime").CombinedOutput()
+	if err != nil {
+		panic("building greenboost-runtime: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type fakeRuntime struct {
+	dir, calls string
+}
+
+// newFakeRuntime puts a "runc" on a fresh PATH that appends its argv (one
+// line, NUL-separated) to a file and prints "fake runc" for --version.
+func newFakeRuntime(t *testing.T) fakeRuntime {
+	t.Helper()
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	script := "#!/bin/sh\nprintf '%s\\0' \"$@\" >> " + calls + "\necho >> " + calls + "\n" +
+		"case \"$1\" in --version) echo 'fake runc version 9';; esac\n"
+	if err := os.WriteFile(filepath.Join(dir, "runc"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return fakeRuntime{dir: dir, calls: calls}
+}
+
+func (f fakeRuntime) lastCall(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(f.calls)
+	if err != nil {
+		t.Fatalf("the low-level runtime was not called: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	return strings.Split(strings.TrimSuffix(lines[len(lines)-1], "\x00"), "\x00")
+}
+
+func (f fakeRuntime) run(t *testing.T, cfgPath string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(wrapperBin, args...)
+	cmd.Env = []string{"PATH=" + f.dir + ":/usr/bin:/bin", "GREENBOOST_CONFIG=" + cfgPath}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+func writeTestConfig(t *testing.T, extra string) string {
+	t.Helper()
+	lib, _ := filepath.Abs("testdata/libgreenboost_cuda.so")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	content := `[runtime]
+runtimes = ["runc"]
+log-file = "` + filepath.Join(dir, "runtime.log") + `"
+[device]
+host-path = "/dev/null"
+[library]
+host-paths = ["` + lib + `"]
+[kmod]
+load = "never"
+` + extra
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPassThroughVerbs(t *testing.T) {
+	f := newFakeRuntime(t)
+	// A broken config must not break verbs that never read it.
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte("[limits]\nram = \"bogus\"\n"), 0o644)
+	for _, args := range [][]string{
+		{"--root", "/run/x", "--log", "/l.json", "--log-format", "json", "start", "c1"},
+		{"delete", "--force", "c1"},
+		{"state", "c1"},
+		{"--help"},
+		{"features"},
+	} {
+		stdout, stderr, err := f.run(t, cfg, args...)
+		if err != nil || stderr != "" || stdout != "" {
+			t.Fatalf("%v: err=%v stdout=%q stderr=%q", args, err, stdout, stderr)
+		}
+		if got := f.lastCall(t); strings.Join(got, " ") != strings.Join(args, " ") {
+			t.Fatalf("runc got %q, want %q", got, args)
+		}
+	}
+}
+
+func TestVersionShowsBoth(t *testing.T) {
+	f := newFakeRuntime(t)
+	stdout, _, err := f.run(t, "/nonexistent.toml", "--version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, "greenboost-runtime version") || !strings.Contains(stdout, "commit:") || !strings.Contains(stdout, "fake runc version 9") {
+		t.Fatalf("--version printed %q", stdout)
+	}
+}
+
+func TestCreateEditsThenExecs(t *testing.T) {
+	f := newFakeRuntime(t)
+	cfg := writeTestConfig(t, "")
+	bundle := bundleWith(t, "testdata/plain/in.json")
+	args := []string{"--root", "/run/runc", "create", "--bundle", bundle, "--pid-file", "/p", "c1"}
+	stdout, stderr, err := f.run(t, cfg, args...)
+	if err != nil || stdout != "" || stderr != "" {
+		t.Fatalf("err=%v stdout=%q stderr=%q", err, stdout, stderr)
+	}
+	if got := f.lastCall(t); strings.Join(got, " ") != strings.Join(args, " ") {
+		t.Fatalf("runc got %q, want %q", got, args)
+	}
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := spec.Raw().Hooks
+	if hooks == nil || len(hooks.Prestart) != 1 || hooks.Prestart[0].Args[2] != cfg {
+		t.Fatalf("the hook does not carry the effective config path %s: %+v", cfg, hooks)
+	}
+}
+
+func TestCreateFromCwd(t *testing.T) {
+	f := newFakeRuntime(t)
+	bundle := bundleWith(t, "testdata/plain/in.json")
+	cmd := exec.Command(wrapperBin, "create", "c1")
+	cmd.Dir = bundle
+	cmd.Env = []string{"PATH=" + f.dir + ":/usr/bin:/bin", "GREENBOOST_CONFIG=" + writeTestConfig(t, "")}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	data, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if !strings.Contains(string(data), "GREENBOOST_ACTIVE=1") {
+		t.Fatal("the bundle in the working directory was not edited")
+	}
+}
+
+func TestCreateFailureIsReported(t *testing.T) {
+	f := newFakeRuntime(t)
+	cfg := writeTestConfig(t, "[limits]\nram = \"lots\"\n")
+	bundle := bundleWith(t, "testdata/plain/in.json")
+	logFile := filepath.Join(t.TempDir(), "log.json")
+	stdout, stderr, err := f.run(t, cfg, "--log", logFile, "--log-format", "json", "create", "-b", bundle, "c1")
+	if err == nil {
+		t.Fatal("create succeeded with a bad config")
+	}
+	if stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "limits.ram") || !strings.Contains(stderr, cfg) {
+		t.Fatalf("stderr must be one line naming the key and file: %q", stderr)
+	}
+	if _, err := os.Stat(f.calls); err == nil {
+		t.Fatal("runc ran despite the failure")
+	}
+	var entry map[string]string
+	data, _ := os.ReadFile(logFile)
+	if err := json.Unmarshal(data, &entry); err != nil || entry["level"] != "error" || !strings.Contains(entry["msg"], "limits.ram") {
+		t.Fatalf("runc --log entry = %q (%v)", data, err)
+	}
+}
+
+func TestNoRuntimeFound(t *testing.T) {
+	cmd := exec.Command(wrapperBin, "state", "c1")
+	cmd.Env = []string{"PATH=" + t.TempDir(), "GREENBOOST_CONFIG=/nonexistent.toml"}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no low-level runtime found") || !strings.Contains(string(out), "runc") {
+		t.Fatalf("err=%v out=%q", err, out)
+	}
+}
