@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/greenboost/greenboost-container-toolkit/cmd/greenboost-ctk/cdicmd"
 	"github.com/greenboost/greenboost-container-toolkit/cmd/greenboost-ctk/configcmd"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
@@ -27,6 +28,7 @@ func main() {
 			},
 		},
 		Commands: []*cli.Command{
+			cdicmd.New(),
 			configcmd.New(),
 		},
 	}

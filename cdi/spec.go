@@ -1,0 +1,88 @@
+package cdi
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
+	cdispec "tags.cncf.io/container-device-interface/specs-go"
+	"sigs.k8s.io/yaml"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/atomicfile"
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+)
+
+// DefaultSpecPath is where `greenboost-ctk cdi generate` writes by default;
+// /etc/cdi/greenboost.io-vram.yaml works too (/var/run/cdi has priority).
+const DefaultSpecPath = "/var/run/cdi/greenboost.io-vram.yaml"
+
+// Spec builds the CDI spec: device "ext" with the config's default limits
+// and one device per [limits.profiles.NAME], each from Edits. Its cdiVersion
+// is the lowest that expresses it, since older engines (Podman 4.3) refuse
+// newer versions.
+func Spec(cfg *config.Config) (*cdispec.Spec, error) {
+	spec := &cdispec.Spec{Kind: Kind}
+	for _, name := range append([]string{config.DefaultDevice}, cfg.ProfileNames()...) {
+		edits, err := Edits(cfg, name)
+		if err != nil {
+			return nil, err
+		}
+		spec.Devices = append(spec.Devices, cdispec.Device{Name: name, ContainerEdits: *edits})
+	}
+	version, err := cdispec.MinimumRequiredVersion(spec)
+	if err != nil {
+		return nil, fmt.Errorf("computing the CDI version: %w", err)
+	}
+	spec.Version = version
+	return spec, nil
+}
+
+// Encode renders spec as "yaml" or "json", validated by the CDI library first
+// so that nothing an engine would reject is written.
+func Encode(spec *cdispec.Spec, format string) ([]byte, error) {
+	data, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding the CDI spec: %w", err)
+	}
+	switch format {
+	case "json":
+		data = append(data, '\n')
+	case "yaml":
+		if data, err = yaml.JSONToYAML(data); err != nil {
+			return nil, fmt.Errorf("encoding the CDI spec: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("unknown format %q: expected yaml or json", format)
+	}
+	if err := validateBytes(data, format); err != nil {
+		return nil, fmt.Errorf("the generated CDI spec is invalid: %w", err)
+	}
+	return data, nil
+}
+
+// validateBytes runs the CDI library's own checks on exactly these bytes;
+// the library reads specs only from files.
+func validateBytes(data []byte, format string) error {
+	dir, err := os.MkdirTemp("", "greenboost-cdi")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "spec."+format)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	_, err = cdiapi.ReadSpec(path, 0)
+	return err
+}
+
+// WriteSpec writes data to path atomically with mode 0644, creating the
+// directory.
+func WriteSpec(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating the CDI spec dir: %w", err)
+	}
+	return atomicfile.Write(path, data, 0o644)
+}

@@ -1,0 +1,162 @@
+// Package cdicmd is `greenboost-ctk cdi generate|list|validate`.
+package cdicmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/urfave/cli/v2"
+	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
+
+	"github.com/greenboost/greenboost-container-toolkit/cdi"
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+	"github.com/greenboost/greenboost-container-toolkit/kmod"
+)
+
+// New returns the cdi command group.
+func New() *cli.Command {
+	gen := &generateCommand{}
+	list := &listCommand{}
+	return &cli.Command{
+		Name:  "cdi",
+		Usage: "generate, list and validate the CDI spec of kind " + cdi.Kind,
+		Subcommands: []*cli.Command{
+			{
+				Name:  "generate",
+				Usage: "write the CDI spec (device ext plus one per [limits.profiles.NAME])",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: cdi.DefaultSpecPath, Usage: "spec file, or - for stdout", Destination: &gen.output, EnvVars: []string{"GREENBOOST_CDI_OUTPUT"}},
+					&cli.StringFlag{Name: "format", Value: "", Usage: "yaml or json (default: from the output's extension, else yaml)", Destination: &gen.format},
+				},
+				Before: gen.validate,
+				Action: gen.run,
+			},
+			{
+				Name:  "list",
+				Usage: "list the CDI devices the CDI library finds in the spec dirs, with its errors",
+				Flags: []cli.Flag{
+					&cli.StringSliceFlag{Name: "spec-dir", Value: cli.NewStringSlice(cdiapi.DefaultSpecDirs...), Usage: "CDI spec directories", EnvVars: []string{"GREENBOOST_CDI_SPEC_DIRS"}},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts", Destination: &list.json},
+				},
+				Action: list.run,
+			},
+			{
+				Name:      "validate",
+				Usage:     "check a spec with the CDI library and against the live device (stale major:minor fails)",
+				ArgsUsage: "[FILE]",
+				Action:    validate,
+			},
+		},
+	}
+}
+
+type generateCommand struct {
+	output string
+	format string
+}
+
+func (g *generateCommand) validate(*cli.Context) error {
+	if g.format == "" {
+		g.format = "yaml"
+		if len(g.output) > 5 && g.output[len(g.output)-5:] == ".json" {
+			g.format = "json"
+		}
+	}
+	if g.format != "yaml" && g.format != "json" {
+		return fmt.Errorf("--format %q: expected yaml or json", g.format)
+	}
+	return nil
+}
+
+func (g *generateCommand) run(c *cli.Context) error {
+	cfg, err := config.Load(c.String("config"))
+	if err != nil {
+		return err
+	}
+	// A spec must carry the live device numbers: make the device exist.
+	if cfg.Kmod.Load == "auto" {
+		if err := kmod.Ensure(kmod.LoadOptions{Load: cfg.Kmod.Load, Module: cfg.Kmod.Module, Params: cfg.Kmod.Params, DevicePath: cfg.Device.HostPath}); err != nil {
+			return fmt.Errorf("loading the GreenBoost module: %w", err)
+		}
+	}
+	spec, err := cdi.Spec(cfg)
+	if err != nil {
+		return err
+	}
+	data, err := cdi.Encode(spec, g.format)
+	if err != nil {
+		return err
+	}
+	if g.output == "-" {
+		_, err := os.Stdout.Write(data)
+		return err
+	}
+	if err := cdi.WriteSpec(g.output, data); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote CDI spec %s (cdiVersion %s, devices:", g.output, spec.Version)
+	for _, d := range spec.Devices {
+		fmt.Fprintf(os.Stderr, " %s=%s", cdi.Kind, d.Name)
+	}
+	fmt.Fprintln(os.Stderr, ")")
+	return nil
+}
+
+type listCommand struct {
+	json bool
+}
+
+func (l *listCommand) run(c *cli.Context) error {
+	cache, err := cdiapi.NewCache(cdiapi.WithSpecDirs(c.StringSlice("spec-dir")...), cdiapi.WithAutoRefresh(false))
+	if err != nil && cache == nil {
+		return fmt.Errorf("reading CDI specs: %w", err)
+	}
+	devices := cache.ListDevices()
+	problems := map[string][]string{}
+	for path, errs := range cache.GetErrors() {
+		for _, e := range errs {
+			problems[path] = append(problems[path], e.Error())
+		}
+	}
+	if l.json {
+		return json.NewEncoder(os.Stdout).Encode(struct {
+			Devices []string            `json:"devices"`
+			Errors  map[string][]string `json:"errors"`
+		}{append([]string{}, devices...), problems})
+	}
+	for _, d := range devices {
+		fmt.Println(d)
+	}
+	paths := make([]string, 0, len(problems))
+	for p := range problems {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		for _, e := range problems[p] {
+			fmt.Fprintf(os.Stderr, "error: %s: %s\n", p, e)
+		}
+	}
+	if len(problems) > 0 {
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+func validate(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return fmt.Errorf("validate takes at most one FILE, got %d", c.NArg())
+	}
+	path := cdi.DefaultSpecPath
+	if c.NArg() == 1 {
+		path = c.Args().First()
+	}
+	spec, err := cdi.Validate(path)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: valid, cdiVersion %s, %d device(s), device numbers match the live node\n", path, spec.Version, len(spec.Devices))
+	return nil
+}
