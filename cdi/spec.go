@@ -6,9 +6,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"sigs.k8s.io/yaml"
 	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
-	"sigs.k8s.io/yaml"
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/atomicfile"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"

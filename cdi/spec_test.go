@@ -151,4 +151,3 @@ func TestEditsNeedsDeviceAndLibrary(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
-

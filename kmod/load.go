@@ -83,11 +83,19 @@ func newLoader() *loader {
 		release:    kernelRelease,
 		finit:      unix.FinitModule,
 		initMod:    unix.InitModule,
-		mknod:      unix.Mknod,
+		mknod:      mknodChmod,
 		nodeWait:   2 * time.Second,
 		udevGrace:  500 * time.Millisecond,
 		poll:       10 * time.Millisecond,
 	}
+}
+
+// mknodChmod is mknod with the permission bits set exactly (no umask).
+func mknodChmod(path string, mode uint32, dev int) error {
+	if err := unix.Mknod(path, mode, dev); err != nil {
+		return err
+	}
+	return unix.Chmod(path, mode&0o7777)
 }
 
 func kernelRelease() (string, error) {
@@ -480,7 +488,8 @@ func (l *loader) deviceNumber() (uint32, uint32, error) {
 }
 
 // ensureNode waits for the device node at path to be the module's character
-// device, and creates it (mode 0600) when udev does not within udevGrace (or
+// device, and creates it (mode 0666, as the module's devnode
+// callback asks of devtmpfs and udev) when udev does not within udevGrace (or
 // runs not at all). A stale node with another device number is replaced.
 func (l *loader) ensureNode(path string) error {
 	start := time.Now()
@@ -506,7 +515,7 @@ func (l *loader) ensureNode(path string) error {
 				if merr := os.MkdirAll(filepath.Dir(path), 0o755); merr != nil {
 					return fmt.Errorf("create device node %s: %w", path, merr)
 				}
-				merr := l.mknod(path, unix.S_IFCHR|0o600, int(want))
+				merr := l.mknod(path, unix.S_IFCHR|0o666, int(want))
 				if merr == nil {
 					return nil
 				}
