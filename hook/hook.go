@@ -26,6 +26,9 @@ const (
 	Poststop Stage = "poststop"
 )
 
+// prestartGCBudget bounds the garbage collection each prestart hook does.
+const prestartGCBudget = 50 * time.Millisecond
+
 // Hook runs one stage for one container.
 type Hook struct {
 	cfg     *config.Config
@@ -132,6 +135,9 @@ func (h *Hook) enforce(rec *Record) error {
 	if err != nil {
 		return err
 	}
+	// Catch exits whose poststop never ran, bounded so a start stays fast;
+	// a busy state lock means another hook is collecting already.
+	Collect(h.cfg, dev, time.Now().Add(prestartGCBudget), false) //nolint:errcheck // best effort
 	cg, err := ResolveCgroup(rec.Pid, q.Hierarchy)
 	if err != nil {
 		return err
@@ -163,23 +169,52 @@ func kernelLimit(b uint64) uint64 {
 }
 
 func (h *Hook) poststop(state *specs.State) error {
-	rec, err := ReadRecord(h.cfg.Hook.StateDir, state.ID)
+	return ReleaseContainer(h.cfg, state.ID, h.warn)
+}
+
+// ReleaseContainer releases the budget of container id in the module and
+// drops its record: the poststop hook, and the containerd shim on task
+// delete, where runc skipped poststop. It is idempotent. When pools are
+// still held by a process outside the container, the record is kept as
+// pending and gc retries.
+func ReleaseContainer(cfg *config.Config, id string, warn io.Writer) error {
+	unlock, err := lockState(cfg.Hook.StateDir, true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rec, err := ReadRecord(cfg.Hook.StateDir, id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // released already (by the shim or gc) or never started
 	}
 	if err != nil {
 		return err
 	}
-	if rec.Enforced {
-		dev, err := kmod.Open(h.cfg.Device.HostPath)
-		if err != nil {
-			return fmt.Errorf("releasing the budget of container %s: %w", state.ID, err)
-		}
-		defer dev.Close()
-		_, err = dev.Release(kmod.Cgroup{Hierarchy: rec.Cgroup.Hierarchy, ID: rec.Cgroup.ID}, 0)
-		if err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("releasing the budget of container %s: %w", state.ID, err)
-		}
+	if !rec.Enforced {
+		return RemoveRecord(cfg.Hook.StateDir, id)
 	}
-	return RemoveRecord(h.cfg.Hook.StateDir, state.ID)
+	dev, err := kmod.Open(cfg.Device.HostPath)
+	if err != nil {
+		return fmt.Errorf("releasing the budget of container %s: %w", id, err)
+	}
+	defer dev.Close()
+	return release(dev, cfg.Hook.StateDir, rec, warn)
+}
+
+// release does CG_RELEASE for rec and removes the record, or keeps it as
+// pending while buffers are live. The caller holds the state lock.
+func release(k kmod.Kernel, stateDir string, rec *Record, warn io.Writer) error {
+	res, err := k.Release(kmod.Cgroup{Hierarchy: rec.Cgroup.Hierarchy, ID: rec.Cgroup.ID}, 0)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("releasing the budget of container %s: %w", rec.ID, err)
+	}
+	if err == nil && (res.T2Live > 0 || res.T3Live > 0) {
+		if !rec.Pending {
+			fmt.Fprintf(warn, "greenboost: container %s is gone but %d buffer(s) (%d bytes in RAM, %d on NVMe) are still held by another process; kept as pending for `greenboost-ctk gc`\n",
+				rec.ID, res.NrLiveBuffers, res.T2Live, res.T3Live)
+		}
+		rec.Pending = true
+		return WriteRecord(stateDir, rec)
+	}
+	return RemoveRecord(stateDir, rec.ID)
 }

@@ -24,8 +24,11 @@ type Record struct {
 	Profile string `json:"profile,omitempty"`
 	// Enforced says whether the module holds these limits; false only with
 	// [limits] enforce = false where the module could not be used.
-	Enforced bool      `json:"enforced"`
-	Time     time.Time `json:"time"`
+	Enforced bool `json:"enforced"`
+	// Pending marks a stopped container whose buffers another process still
+	// holds: gc releases it once they are gone.
+	Pending bool      `json:"pending,omitempty"`
+	Time    time.Time `json:"time"`
 }
 
 // Limits are budgets in bytes; 0 means unlimited.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/greenboost/greenboost-container-toolkit/cmd/greenboost-ctk/cdicmd"
 	"github.com/greenboost/greenboost-container-toolkit/cmd/greenboost-ctk/configcmd"
+	"github.com/greenboost/greenboost-container-toolkit/cmd/greenboost-ctk/statuscmd"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
 )
@@ -30,6 +31,8 @@ func main() {
 		Commands: []*cli.Command{
 			cdicmd.New(),
 			configcmd.New(),
+			statuscmd.NewGC(),
+			statuscmd.NewStatus(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -1,0 +1,212 @@
+// Package statuscmd is `greenboost-ctk status` and `greenboost-ctk gc`.
+package statuscmd
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/greenboost/greenboost-container-toolkit/hook"
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+	"github.com/greenboost/greenboost-container-toolkit/kmod"
+)
+
+// sysModule is where a loaded module shows up.
+const sysModule = "/sys/module/" + kmod.ModuleName
+
+// Module describes the loaded module.
+type Module struct {
+	Loaded      bool   `json:"loaded"`
+	Version     string `json:"version,omitempty"`
+	Device      string `json:"device"`
+	Hierarchy   string `json:"cgroup_hierarchy,omitempty"`
+	T2TotalMB   uint64 `json:"t2_total_mb"`
+	T2UsedMB    uint64 `json:"t2_used_mb"`
+	T3TotalMB   uint64 `json:"t3_total_mb"`
+	T3UsedMB    uint64 `json:"t3_used_mb"`
+	Buffers     uint32 `json:"buffers"`
+	Unavailable string `json:"unavailable,omitempty"`
+}
+
+// Status is the whole report.
+type Status struct {
+	Module     Module                `json:"module"`
+	Containers []hook.ContainerUsage `json:"containers"`
+	// UnclaimedNodes are module nodes no record names (for example cgroups
+	// limited by hand, or records lost with /run).
+	UnclaimedNodes []kmod.CgEntry `json:"unclaimed_nodes"`
+}
+
+// NewStatus returns the status command.
+func NewStatus() *cli.Command {
+	var asJSON bool
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show the module, its pools and each container's usage and budgets",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts", Destination: &asJSON}},
+		Action: func(c *cli.Context) error {
+			cfg, err := config.Load(c.String("config"))
+			if err != nil {
+				return err
+			}
+			st, err := collectStatus(cfg)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(st)
+			return nil
+		},
+	}
+}
+
+// openModule opens the device when the module is loaded; nil, nil when not.
+func openModule(cfg *config.Config) (*kmod.Device, error) {
+	if _, err := os.Stat(sysModule); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return kmod.Open(cfg.Device.HostPath)
+}
+
+func collectStatus(cfg *config.Config) (*Status, error) {
+	recs, err := hook.ReadRecords(cfg.Hook.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("reading records: %w", err)
+	}
+	st := &Status{Module: Module{Device: cfg.Device.HostPath}, UnclaimedNodes: []kmod.CgEntry{}}
+	dev, err := openModule(cfg)
+	var nodes []kmod.CgEntry
+	switch {
+	case err != nil:
+		st.Module.Loaded = true
+		st.Module.Unavailable = err.Error()
+	case dev == nil:
+		st.Module.Unavailable = "module not loaded"
+	default:
+		defer dev.Close()
+		st.Module.Loaded = true
+		if v, err := os.ReadFile(sysModule + "/version"); err == nil {
+			st.Module.Version = strings.TrimSpace(string(v))
+		}
+		if q, err := dev.Query(); err == nil {
+			st.Module.Hierarchy = map[uint32]string{kmod.HierarchyV2: "v2", kmod.HierarchyV1Memory: "v1-memory"}[q.Hierarchy]
+		}
+		pool, err := dev.PoolInfoV3()
+		if err != nil {
+			return nil, err
+		}
+		st.Module.T2TotalMB, st.Module.T2UsedMB = pool.T2TotalMB, pool.T2UsedMB
+		st.Module.T3TotalMB, st.Module.T3UsedMB = pool.T3TotalMB, pool.T3UsedMB
+		st.Module.Buffers = pool.ActiveBuffers
+		if nodes, err = dev.List(); err != nil {
+			return nil, err
+		}
+	}
+	var orphans []kmod.CgEntry
+	st.Containers, orphans = hook.JoinUsage(recs, nodes)
+	st.UnclaimedNodes = append(st.UnclaimedNodes, orphans...)
+	return st, nil
+}
+
+func printStatus(st *Status) {
+	m := st.Module
+	switch {
+	case !m.Loaded:
+		fmt.Printf("Module:  not loaded (device %s)\n", m.Device)
+	case m.Unavailable != "":
+		fmt.Printf("Module:  loaded, unavailable: %s\n", m.Unavailable)
+	default:
+		fmt.Printf("Module:  greenboost %s loaded, device %s, cgroup hierarchy %s\n", m.Version, m.Device, m.Hierarchy)
+		fmt.Printf("Pools:   T2 (RAM) %d of %d MiB used, T3 (NVMe) %d of %d MiB used, %d buffer(s)\n",
+			m.T2UsedMB, m.T2TotalMB, m.T3UsedMB, m.T3TotalMB, m.Buffers)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CONTAINER\tCGROUP\tT2 USED/LIMIT\tT3 USED/LIMIT\tBUFFERS\tSTATE")
+	for _, c := range st.Containers {
+		state := "enforced"
+		if !c.Enforced {
+			state = "NOT enforced"
+		}
+		if c.Pending {
+			state = "pending release"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s/%s\t%s/%s\t%d\t%s\n", shortID(c.ID), kmod.Cgroup{Hierarchy: c.Cgroup.Hierarchy, ID: c.Cgroup.ID},
+			bytes(c.T2Used), config.FormatSize(c.T2Limit), bytes(c.T3Used), config.FormatSize(c.T3Limit), c.Buffers, state)
+	}
+	for _, n := range st.UnclaimedNodes {
+		fmt.Fprintf(w, "-\t%s\t%s/%s\t%s/%s\t%d\tno record\n", kmod.Cgroup{Hierarchy: n.Hierarchy, ID: n.CgroupID},
+			bytes(n.T2Usage), limit(n.T2Max), bytes(n.T3Usage), limit(n.T3Max), n.NrBuffers)
+	}
+	w.Flush()
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func bytes(b uint64) string {
+	if b == 0 {
+		return "0"
+	}
+	return config.FormatSize(b)
+}
+
+func limit(b uint64) string {
+	if b == kmod.Unlimited {
+		return "unlimited"
+	}
+	return config.FormatSize(b)
+}
+
+// NewGC returns the gc command.
+func NewGC() *cli.Command {
+	var asJSON bool
+	var timeout time.Duration
+	return &cli.Command{
+		Name:  "gc",
+		Usage: "release budgets and pools of containers that are gone, and drop their records",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts", Destination: &asJSON},
+			&cli.DurationFlag{Name: "timeout", Value: hook.GCDeadline, Usage: "stop after this long", Destination: &timeout},
+		},
+		Action: func(c *cli.Context) error {
+			cfg, err := config.Load(c.String("config"))
+			if err != nil {
+				return err
+			}
+			dev, err := openModule(cfg)
+			if err != nil {
+				return err
+			}
+			var k kmod.Kernel
+			if dev != nil {
+				defer dev.Close()
+				k = dev
+			}
+			res, err := hook.Collect(cfg, k, time.Now().Add(timeout), true)
+			if asJSON {
+				if encErr := json.NewEncoder(os.Stdout).Encode(res); encErr != nil {
+					return encErr
+				}
+			} else {
+				fmt.Printf("gc: %d record(s) dropped, %d module node(s) released, %d pending\n",
+					len(res.RecordsDropped), len(res.NodesReleased), len(res.Pending))
+			}
+			return err
+		},
+	}
+}

@@ -1,0 +1,113 @@
+package hook
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+	"github.com/greenboost/greenboost-container-toolkit/kmod"
+)
+
+// GCResult says what a collection did.
+type GCResult struct {
+	RecordsDropped []string `json:"records_dropped"`
+	NodesReleased  []uint64 `json:"nodes_released"`
+	Pending        []string `json:"pending"`
+	// Incomplete is set when the deadline stopped the collection early.
+	Incomplete bool `json:"incomplete,omitempty"`
+}
+
+// Collect releases what dead containers left: records of containers whose
+// cgroup is gone (their budgets released first) and module nodes whose
+// cgroup no longer exists. k is nil when the module is not loaded; then only
+// records are dropped. With wait false a held state lock skips the run.
+func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (GCResult, error) {
+	res := GCResult{RecordsDropped: []string{}, NodesReleased: []uint64{}, Pending: []string{}}
+	unlock, err := lockState(cfg.Hook.StateDir, wait)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+
+	entries, err := os.ReadDir(RecordDir(cfg.Hook.StateDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fmt.Errorf("listing records: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(id, ".") {
+			continue
+		}
+		if time.Now().After(deadline) {
+			res.Incomplete = true
+			return res, errors.Join(errs...)
+		}
+		rec, err := ReadRecord(cfg.Hook.StateDir, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !rec.Pending && containerAlive(rec) {
+			continue
+		}
+		if rec.Enforced && k != nil {
+			if err := release(k, cfg.Hook.StateDir, rec, io.Discard); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if rec.Pending {
+				res.Pending = append(res.Pending, rec.ID)
+				continue
+			}
+		} else if err := RemoveRecord(cfg.Hook.StateDir, rec.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.RecordsDropped = append(res.RecordsDropped, rec.ID)
+	}
+
+	if k == nil {
+		return res, errors.Join(errs...)
+	}
+	nodes, err := k.List()
+	if err != nil {
+		return res, errors.Join(append(errs, err)...)
+	}
+	for _, n := range nodes {
+		// A released node is freed by the module once nothing is charged; v1
+		// nodes (liveness unknown) are left to their records.
+		if n.NodeFlags&(kmod.CgNodeReleased|kmod.CgNodeAlive|kmod.CgNodeAliveUnknown) != 0 {
+			continue
+		}
+		if time.Now().After(deadline) {
+			res.Incomplete = true
+			break
+		}
+		if _, err := k.Release(kmod.Cgroup{Hierarchy: n.Hierarchy, ID: n.CgroupID}, 0); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.NodesReleased = append(res.NodesReleased, n.CgroupID)
+	}
+	return res, errors.Join(errs...)
+}
+
+// containerAlive reports whether the record's container still exists: its
+// cgroup directory is there with the same inode (runc removes it on delete).
+func containerAlive(rec *Record) bool {
+	if rec.Cgroup.Path == "" {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", rec.Pid))
+		return err == nil
+	}
+	id, err := kmod.CgroupID(rec.Cgroup.Path)
+	return err == nil && id == rec.Cgroup.ID
+}
+
+// GCDeadline is how long `greenboost-ctk gc` may run by default.
+const GCDeadline = 30 * time.Second
+

@@ -1,0 +1,88 @@
+package hook
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+	"github.com/greenboost/greenboost-container-toolkit/kmod"
+)
+
+func TestCollectDropsRecordsOfGoneContainers(t *testing.T) {
+	cfg := config.Default()
+	cfg.Hook.StateDir = t.TempDir()
+	live := t.TempDir() // stands in for a cgroup directory that still exists
+	liveID, err := kmod.CgroupID(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := filepath.Join(t.TempDir(), "removed-cgroup")
+	recs := []*Record{
+		{ID: "alive", Cgroup: Cgroup{ID: liveID, Path: live}},
+		{ID: "dead", Cgroup: Cgroup{ID: 12345, Path: gone}},
+		{ID: "reused", Cgroup: Cgroup{ID: liveID + 1, Path: live}}, // same path, new cgroup
+		{ID: "nocgroup-dead", Pid: 1 << 30},
+		{ID: "nocgroup-alive", Pid: os.Getpid()},
+	}
+	for _, r := range recs {
+		if err := WriteRecord(cfg.Hook.StateDir, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Collect(cfg, nil, time.Now().Add(time.Minute), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(res.RecordsDropped)
+	if !slices.Equal(res.RecordsDropped, []string{"dead", "nocgroup-dead", "reused"}) {
+		t.Fatalf("dropped %v", res.RecordsDropped)
+	}
+	left, err := ReadRecords(cfg.Hook.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range left {
+		ids = append(ids, r.ID)
+	}
+	if !slices.Equal(ids, []string{"alive", "nocgroup-alive"}) {
+		t.Fatalf("left %v", ids)
+	}
+}
+
+func TestCollectSkipsWhenLocked(t *testing.T) {
+	cfg := config.Default()
+	cfg.Hook.StateDir = t.TempDir()
+	unlock, err := lockState(cfg.Hook.StateDir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := Collect(cfg, nil, time.Now().Add(time.Second), false); err != errLocked {
+		t.Fatalf("error = %v, want errLocked", err)
+	}
+}
+
+func TestJoinUsage(t *testing.T) {
+	recs := []*Record{
+		{ID: "a", Cgroup: Cgroup{Hierarchy: 0, ID: 10}, Limits: Limits{RAM: 64 << 20}, Enforced: true},
+		{ID: "b", Cgroup: Cgroup{Hierarchy: 0, ID: 11}, Limits: Limits{RAM: 1 << 30}},
+	}
+	nodes := []kmod.CgEntry{
+		{CgroupID: 10, T2Usage: 8 << 20, T2Max: 64 << 20, T3Max: kmod.Unlimited, NrBuffers: 1},
+		{CgroupID: 99, T2Usage: 2 << 20, T2Max: kmod.Unlimited, T3Max: kmod.Unlimited},
+	}
+	rows, orphans := JoinUsage(recs, nodes)
+	if len(rows) != 2 || rows[0].T2Used != 8<<20 || rows[0].T2Limit != 64<<20 || rows[0].T3Limit != 0 || rows[0].Buffers != 1 {
+		t.Fatalf("rows = %+v", rows)
+	}
+	if rows[1].T2Used != 0 || rows[1].T2Limit != 1<<30 || rows[1].Enforced {
+		t.Fatalf("unenforced row = %+v", rows[1])
+	}
+	if len(orphans) != 1 || orphans[0].CgroupID != 99 {
+		t.Fatalf("orphans = %+v", orphans)
+	}
+}

@@ -1,0 +1,88 @@
+package hook
+
+import (
+	"errors"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/greenboost/greenboost-container-toolkit/kmod"
+)
+
+// ContainerUsage is one row of `greenboost-ctk status`: a record joined with
+// the module's node for its cgroup. Limits are in bytes, 0 = unlimited.
+type ContainerUsage struct {
+	ID       string `json:"id"`
+	Cgroup   Cgroup `json:"cgroup"`
+	T2Used   uint64 `json:"t2_used_bytes"`
+	T2Limit  uint64 `json:"t2_limit_bytes"`
+	T3Used   uint64 `json:"t3_used_bytes"`
+	T3Limit  uint64 `json:"t3_limit_bytes"`
+	Buffers  uint32 `json:"buffers"`
+	Enforced bool   `json:"enforced"`
+	Pending  bool   `json:"pending,omitempty"`
+}
+
+// ReadRecords loads every record in the state dir, sorted by id.
+func ReadRecords(stateDir string) ([]*Record, error) {
+	entries, err := os.ReadDir(RecordDir(stateDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var recs []*Record
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(id, ".") {
+			continue
+		}
+		rec, err := ReadRecord(stateDir, id)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
+	return recs, nil
+}
+
+// JoinUsage pairs records with the module's nodes (CG_LIST) by cgroup; the
+// limits shown are the module's where it has a node, the record's otherwise.
+// Nodes that no record claims are returned separately.
+func JoinUsage(recs []*Record, nodes []kmod.CgEntry) ([]ContainerUsage, []kmod.CgEntry) {
+	byCgroup := make(map[kmod.Cgroup]kmod.CgEntry, len(nodes))
+	for _, n := range nodes {
+		byCgroup[kmod.Cgroup{Hierarchy: n.Hierarchy, ID: n.CgroupID}] = n
+	}
+	rows := make([]ContainerUsage, 0, len(recs))
+	for _, r := range recs {
+		row := ContainerUsage{ID: r.ID, Cgroup: r.Cgroup, T2Limit: r.Limits.RAM, T3Limit: r.Limits.NVMe, Enforced: r.Enforced, Pending: r.Pending}
+		key := kmod.Cgroup{Hierarchy: r.Cgroup.Hierarchy, ID: r.Cgroup.ID}
+		if n, ok := byCgroup[key]; ok && r.Enforced {
+			row.T2Used, row.T3Used, row.Buffers = n.T2Usage, n.T3Usage, n.NrBuffers
+			row.T2Limit, row.T3Limit = userLimit(n.T2Max), userLimit(n.T3Max)
+			delete(byCgroup, key)
+		}
+		rows = append(rows, row)
+	}
+	var orphans []kmod.CgEntry
+	for _, n := range nodes {
+		if _, ok := byCgroup[kmod.Cgroup{Hierarchy: n.Hierarchy, ID: n.CgroupID}]; ok {
+			orphans = append(orphans, n)
+		}
+	}
+	return rows, orphans
+}
+
+// userLimit maps the module's GB_CG_UNLIMITED back to our 0.
+func userLimit(b uint64) uint64 {
+	if b == kmod.Unlimited {
+		return 0
+	}
+	return b
+}
