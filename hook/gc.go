@@ -110,4 +110,3 @@ func containerAlive(rec *Record) bool {
 
 // GCDeadline is how long `greenboost-ctk gc` may run by default.
 const GCDeadline = 30 * time.Second
-
