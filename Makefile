@@ -11,7 +11,7 @@ KDIRS    ?= $(wildcard /usr/src/linux-headers-6.1.*-cloud-amd64 /usr/src/linux-h
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build deps module module-matrix test test-unit test-e2e test-vm demo bench fuzz clean
+.PHONY: all build deps lint module module-matrix test test-unit test-e2e test-vm demo bench fuzz clean
 
 all: build
 
@@ -21,6 +21,10 @@ deps:
 build:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 
 module:
 	$(MAKE) -C kmod/module KDIR=$(KDIR)
@@ -35,7 +39,7 @@ module-matrix:
 	done
 	@$(MAKE) -s -C kmod/module clean KDIR=$(firstword $(KDIRS)) >/dev/null
 
-test: deps build test-unit module-matrix test-e2e test-vm
+test: deps build lint test-unit module-matrix test-e2e test-vm
 
 test-unit:
 	$(GO) test -race -count=1 ./...
