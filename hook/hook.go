@@ -147,7 +147,32 @@ func (h *Hook) enforce(rec *Record) error {
 		return fmt.Errorf("setting the budget of cgroup %s: %w", cg.Path, err)
 	}
 	rec.Enforced = true
+	h.warnAbovePool(dev, rec)
 	return nil
+}
+
+// warnAbovePool says when a budget cannot be reached because the module's
+// pool is smaller: accepted, but bounded by the pool.
+func (h *Hook) warnAbovePool(k kmod.Kernel, rec *Record) {
+	info, err := k.Info()
+	if err != nil {
+		return
+	}
+	for _, tier := range []struct {
+		name       string
+		limit, cap uint64
+	}{
+		{"ram", rec.Limits.RAM, info.MaxPoolMB << 20},
+		{"nvme", rec.Limits.NVMe, info.NVMeSwapTotalMB << 20},
+	} {
+		if tier.cap == 0 && tier.limit != 0 {
+			fmt.Fprintf(h.warn, "greenboost-hook: note: container %s: %s budget %s set, but the module has no such pool (see t3_path)\n",
+				rec.ID, tier.name, config.FormatSize(tier.limit))
+		} else if tier.limit > tier.cap {
+			fmt.Fprintf(h.warn, "greenboost-hook: note: container %s: %s budget %s is larger than the module's pool (%s); it is bounded by the pool\n",
+				rec.ID, tier.name, config.FormatSize(tier.limit), config.FormatSize(tier.cap))
+		}
+	}
 }
 
 // openKernel makes sure the module is there (per [kmod] load) and opens it.
