@@ -223,6 +223,11 @@ const listPage = 64
 func (d *Device) List() ([]CgEntry, error) {
 	var out []CgEntry
 	buf := make([]CgEntry, listPage)
+	// The kernel writes to buf through an address inside the request: pin
+	// it (this also keeps it off the stack, which may move).
+	var pin runtime.Pinner
+	pin.Pin(&buf[0])
+	defer pin.Unpin()
 	var after uint64
 	for {
 		l := CgList{

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/greenboost/greenboost-container-toolkit/hook"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
@@ -44,16 +45,27 @@ func main() {
 		flags.Usage()
 		os.Exit(2)
 	}
-	if err := run(*cfgPath, *profile, hook.Stage(flags.Arg(0))); err != nil {
-		fmt.Fprintf(os.Stderr, "greenboost-hook %s: %v\n", flags.Arg(0), err)
+	cfg, err := config.Load(*cfgPath)
+	if err == nil {
+		err = hook.New(cfg, *profile, os.Stderr).Run(hook.Stage(flags.Arg(0)), os.Stdin)
+	}
+	if err != nil {
+		msg := fmt.Sprintf("greenboost-hook %s: %v", flags.Arg(0), err)
+		fmt.Fprintln(os.Stderr, msg)
+		if cfg != nil {
+			logFailure(cfg.Runtime.LogFile, msg)
+		}
 		os.Exit(1)
 	}
 }
 
-func run(cfgPath, profile string, stage hook.Stage) error {
-	cfg, err := config.Load(cfgPath)
+// logFailure also appends the failure to the toolkit's log file: runc shows
+// a hook's stderr in its error, but crun (under Podman) drops it.
+func logFailure(path, msg string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		return err
+		return
 	}
-	return hook.New(cfg, profile, os.Stderr).Run(stage, os.Stdin)
+	defer f.Close()
+	fmt.Fprintf(f, "time=%s level=error msg=%q\n", time.Now().UTC().Format(time.RFC3339Nano), msg)
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func init() {
-	register(ModeTest, "boot", 30*time.Second, testBoot)
+	register(10, ModeTest, "boot", 30*time.Second, testBoot)
 }
 
 // testBoot: the guest runs as a child of /init with the file systems the

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ const (
 
 // Case is one named check; it reports PASS or FAIL on the console.
 type Case struct {
+	Order   int // cases run in this order
 	Name    string
 	Mode    string
 	Timeout time.Duration
@@ -29,8 +31,9 @@ type Case struct {
 
 var registry []Case
 
-func register(mode, name string, timeout time.Duration, fn func(t *T)) {
-	registry = append(registry, Case{Name: name, Mode: mode, Timeout: timeout, Fn: fn})
+func register(order int, mode, name string, timeout time.Duration, fn func(t *T)) {
+	registry = append(registry, Case{Order: order, Name: name, Mode: mode, Timeout: timeout, Fn: fn})
+	sort.SliceStable(registry, func(i, j int) bool { return registry[i].Order < registry[j].Order })
 }
 
 // Names returns the cases of a mode, in the order the guest runs them,
