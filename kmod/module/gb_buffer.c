@@ -82,14 +82,10 @@ static void gb_buffer_free_pages(struct gb_buffer *buf, unsigned long filled)
 	}
 	while (i < filled) {
 		struct page *page = buf->pages[i];
+		unsigned int order = compound_order(page);
 
-		if (PageHead(page)) {
-			__free_pages(page, compound_order(page));
-			i += 1UL << compound_order(page);
-		} else {
-			__free_page(page);
-			i++;
-		}
+		__free_pages(page, order);
+		i += 1UL << order;
 	}
 }
 

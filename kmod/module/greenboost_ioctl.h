@@ -30,8 +30,13 @@
 #define GB_ALLOC_FLAGS_MASK		0xbfu
 
 /*
- * GB_IOCTL_ALLOC: allocate size bytes (rounded up to the page or 2 MiB chunk
- * actually used) of pinned RAM; returns an O_CLOEXEC DMA-BUF fd.
+ * GB_IOCTL_ALLOC: zeroed, pinned RAM as an O_CLOEXEC DMA-BUF fd.  A size of
+ * 2 MiB or more is rounded up to whole 2 MiB chunks (unless
+ * GB_ALLOC_NO_HUGEPAGE), a smaller one to pages; the rounded size is the
+ * DMA-BUF's size and is what gets charged, whether a chunk ends up one
+ * compound page or 512 single pages.  Errors: EDQUOT over a cgroup budget,
+ * ENOSPC over the pool cap, ENOMEM when the safety reserve would be touched.
+ * mmap() needs MAP_SHARED and must stay inside the buffer (else EINVAL).
  */
 struct gb_alloc_req {
 	__u64 size;		/* in: bytes */
@@ -39,7 +44,11 @@ struct gb_alloc_req {
 	__u32 flags;		/* in: GB_ALLOC_* */
 };
 
-/* GB_IOCTL_GET_INFO: pool statistics, sizes in MiB (136 bytes). */
+/*
+ * GB_IOCTL_GET_INFO: pool statistics, sizes in MiB (136 bytes).  This module
+ * does not know the GPU (vram_physical_mb is 0) and has no KV or gaming
+ * state; the nvme_* fields describe the T3 store.
+ */
 struct gb_info {
 	__u64 vram_physical_mb;
 	__u64 total_ram_mb;
@@ -72,7 +81,10 @@ struct gb_info {
 #define GB_T2_PRESSURE_WARN		1
 #define GB_T2_PRESSURE_CRITICAL		2
 
-/* GB_IOCTL_PIN_USER_PTR: pin [vaddr, vaddr + size) and export it. */
+/*
+ * GB_IOCTL_PIN_USER_PTR: pin [vaddr, vaddr + size) long-term and export it;
+ * charged (cgroups and pool) like an allocation of the page-rounded size.
+ */
 struct gb_pin_req {
 	__u64 vaddr;		/* in: page aligned */
 	__u64 size;		/* in: bytes, rounded up to pages */
@@ -80,7 +92,10 @@ struct gb_pin_req {
 	__u32 flags;		/* in: GB_ALLOC_* */
 };
 
-/* GB_IOCTL_SET_POOL_CAP (CAP_SYS_ADMIN): new T2 pool cap. */
+/*
+ * GB_IOCTL_SET_POOL_CAP (CAP_SYS_ADMIN): new T2 pool cap, clamped to RAM
+ * minus the safety reserve; 0 is EINVAL.
+ */
 struct gb_pool_cap_req {
 	__u64 cap_mb;		/* in */
 	__u64 prev_mb;		/* out */
@@ -106,10 +121,11 @@ struct gb_pool_info_v3 {
 };
 
 /*
- * GB_IOCTL_RELEASE_PID: pid 0 = the caller's process; any other pid is an
- * initial-namespace TGID and needs CAP_SYS_ADMIN.  The module drops its
- * ownership record of that process's buffers and returns how many there
- * were; pages are freed when the last fd or importer lets go.
+ * GB_IOCTL_RELEASE_PID: pid 0 = the caller's process; another process is
+ * named by its initial-namespace TGID and needs CAP_SYS_ADMIN.  The module
+ * drops its ownership record of that process's buffers and returns how many
+ * there were (the ioctl's return value); pages are never freed under a user:
+ * they go when the last fd, mapping or importer does.
  */
 struct gb_release_pid_req {
 	__u32 pid;
@@ -139,10 +155,16 @@ struct gb_t3_cap_req {
  * as are unknown flags and non-zero reserved fields.
  *
  * ALLOC and PIN_USER_PTR charge the caller's cgroup and every ancestor that
- * has a node; a level over its limit fails the call with EDQUOT.
+ * has a node (one made by CG_SET_LIMIT and not released); a level over its
+ * limit fails the call with EDQUOT.  Nodes are only made by CG_SET_LIMIT, so
+ * a buffer made before its cgroup's node existed is not counted there.
  *
- * CG_QUERY: anyone; the caller's cgroup in the hierarchy the module
- *	accounts in.  features: GB_CG_FEAT_*.
+ * The hierarchy is chosen at load (cgroup_mode; auto = v2 unless the memory
+ * controller is bound to cgroup v1); other hierarchy values are EINVAL.
+ *
+ * CG_QUERY: anyone; input fields other than size must be 0.  Returns the
+ *	caller's cgroup in the hierarchy the module accounts in.  features:
+ *	GB_CG_FEAT_*.
  * CG_SET_LIMIT: CAP_SYS_ADMIN; flags pick which limits change; creates the
  *	node (the cgroup must exist, else ENOENT); returns the previous
  *	limits.  A limit below current usage only makes later charges fail.
@@ -152,14 +174,19 @@ struct gb_t3_cap_req {
  *	whether it is alive.  The effective max is the lowest limit on the
  *	path from the cgroup to the root.
  * CG_RELEASE: CAP_SYS_ADMIN; clears the limits and marks the node (and with
- *	GB_CG_F_RECURSIVE every descendant node) released; reports what is
- *	still charged.  GB_CG_F_FAIL_IF_BUSY: EBUSY and no change while any
- *	bytes are live.  No node: ENOENT.  Live buffers stay valid; a released
- *	node is freed when its last buffer goes.
+ *	GB_CG_F_RECURSIVE every descendant node) released; reports the live
+ *	buffers charged to any of them, each counted once, and the number of
+ *	nodes released.  GB_CG_F_FAIL_IF_BUSY: EBUSY and no change while any
+ *	buffer is live (the report is still filled in).  No node: ENOENT.
+ *	Live buffers stay valid; a released node is no longer charged and is
+ *	freed when its last buffer goes.  CG_SET_LIMIT on it takes it back.
  * CG_LIST: CAP_SYS_ADMIN; nodes with id > start_after_id in id order, at
- *	most max_entries of them; entry_size must be at least
- *	sizeof(struct gb_cg_entry), entries are written entry_size apart with
- *	any tail beyond the known fields zeroed.  nr_total counts all nodes.
+ *	most max_entries (and at most 1024) per call; entry_size must be in
+ *	[sizeof(struct gb_cg_entry), 4096], entries are written entry_size
+ *	apart with any tail beyond the known fields zeroed.  nr_total counts
+ *	all nodes.  ALIVE says whether the cgroup still exists (both
+ *	hierarchies; ALIVE_UNKNOWN is reserved for hosts where that cannot be
+ *	told).
  */
 #define GB_CG_ABI_VERSION		1u
 #define GB_CG_UNLIMITED			(~(__u64)0)
