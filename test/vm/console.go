@@ -46,6 +46,9 @@ type Console struct {
 	Lines         int
 }
 
+// terminal control sequences (SeaBIOS clears the screen)
+var ansiEscape = regexp.MustCompile(`\x1b(\[[0-9;?]*[A-Za-z]|c)`)
+
 // timestamped kernel console line, e.g. "[    1.234567] foo".
 var kernelLine = regexp.MustCompile(`^\[\s*\d+\.\d+\]`)
 
@@ -57,8 +60,8 @@ func (c *Console) Line(raw string) *CaseResult {
 	}
 	c.Lines++
 	line := strings.TrimRight(raw, "\r\n")
-	// qemu/firmware escape sequences sometimes precede the first line
-	line = strings.TrimLeft(line, "\x1b[0123456789;?hlcJH")
+	// firmware escape sequences sometimes precede the first line
+	line = ansiEscape.ReplaceAllString(line, "")
 	if c.inDmesg() {
 		if strings.TrimSpace(line) == markDmesgEnd {
 			c.DmesgComplete = true

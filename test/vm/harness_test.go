@@ -27,12 +27,8 @@ import (
 //	GB_VM_RUN      regular expression selecting guest cases
 //	GB_VM_TIMEOUT  qemu wall-clock limit (Go duration)
 //	GB_VM_SMP, GB_VM_MEM   qemu -smp and -m (default 4 and 2048)
+//	GB_VM_STRESS   cycles per thread of the stress case (default 1000)
 //	GB_VM_KEEP     a directory to copy the console log and initramfs to
-type vmConfig struct {
-	mode    string
-	timeout time.Duration
-}
-
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	dir, err := os.Getwd()
@@ -238,6 +234,9 @@ func boot(t *testing.T, work, kernel, initrd, mode, filter string, timeout time.
 	appendLine := "console=ttyS0 panic=-1 loglevel=3 log_buf_len=4M rdinit=/init gb.mode=" + mode
 	if filter != "" {
 		appendLine += " gb.run=" + filter
+	}
+	if v := os.Getenv("GB_VM_STRESS"); v != "" {
+		appendLine += " gb.stress=" + v
 	}
 	args := []string{
 		"-accel", "tcg", "-cpu", "max",

@@ -240,7 +240,12 @@ func startChild(t *T, name string, o childOpts) *child {
 	}
 	cmd.SysProcAttr = attr
 	if o.passDev {
-		cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(devFD(t)), "/dev/greenboost")}
+		// a duplicate: the os.File closes its descriptor when collected
+		fd, err := unix.FcntlInt(uintptr(devFD(t)), unix.F_DUPFD_CLOEXEC, 3)
+		t.Check(err, "dup /dev/greenboost")
+		f := os.NewFile(uintptr(fd), "/dev/greenboost")
+		defer f.Close()
+		cmd.ExtraFiles = []*os.File{f}
 		cmd.Env = append(cmd.Env, "GB_DEVFD=3")
 	}
 	if o.sock != nil {
