@@ -1,0 +1,51 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteReplacesWithModeAndNoLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "spec.yaml")
+	if err := os.WriteFile(path, []byte("old content that is longer"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(path, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	fi, _ := os.Stat(path)
+	if string(data) != "new" || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("got %q mode %v", data, fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temp files left: %v", entries)
+	}
+}
+
+func TestWriteFailureKeepsOldFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	os.WriteFile(path, []byte("keep"), 0o644)
+	// A directory at the target makes the rename fail after the temp file
+	// was written: the original must survive untouched elsewhere.
+	target := filepath.Join(dir, "sub")
+	os.Mkdir(target, 0o755)
+	os.WriteFile(filepath.Join(target, "x"), nil, 0o644)
+	if err := Write(target, []byte("new"), 0o644); err == nil {
+		t.Fatal("rename over a non-empty directory succeeded")
+	}
+	if data, _ := os.ReadFile(path); string(data) != "keep" {
+		t.Fatal("unrelated file changed")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Fatalf("temp files left after a failure: %v", entries)
+	}
+	if err := Write(filepath.Join(dir, "missing", "f"), []byte("x"), 0o644); err == nil {
+		t.Fatal("write into a missing directory succeeded")
+	}
+}
