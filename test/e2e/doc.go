@@ -1,0 +1,20 @@
+// Package e2e holds the host end-to-end tests of the GreenBoost Container
+// Toolkit (DESIGN.md §6): real runc, crun and dockerd driven through
+// bin/greenboost-runtime and bin/greenboost-hook, with a stand-in device node
+// and a fixture preload library, plus the security regressions and the
+// wrapper benchmark (TestBench, DESIGN.md §8).
+//
+// The tests carry the build tag e2e and need root, runc, crun, dockerd,
+// busybox-static and gcc (Debian 12: `make deps`). Run them after `make build`:
+//
+//	go test -tags e2e -count=1 -v ./test/e2e/...
+//
+// The kernel module is not involved: the config they write says
+// [kmod] load = "never" and [limits] enforce = false, so the hook records the
+// budgets and warns that they are not enforced. Where the host's cgroup layout
+// is hybrid with controllers on cgroup2 (which crun refuses), the tests mount
+// those controllers as cgroup v1 hierarchies under /sys/fs/cgroup (on Debian
+// 12's hybrid layout: hugetlb) and leave them there, as the host fix crun
+// needs; unmounting would strand the controller once an engine has made
+// cgroups in it.
+package e2e

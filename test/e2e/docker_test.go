@@ -1,0 +1,344 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	dockerBaseImage    = "gb-e2e/base:1"
+	dockerPreloadImage = "gb-e2e/preload:1"
+	dockerEvilImage    = "gb-e2e/evil:1"
+)
+
+// TestDocker runs a real dockerd (Debian's docker.io) started by the test
+// with greenboost-runtime registered as runtime "greenboost".
+func TestDocker(t *testing.T) {
+	s := getSuite(t)
+	d := startDockerd(t, s)
+	d.importImage(t, s.baseRootfs, dockerBaseImage)
+	d.importImage(t, s.baseRootfs, dockerPreloadImage, "ENV LD_PRELOAD="+imageLibPath)
+
+	t.Run("greenboost", func(t *testing.T) {
+		out := d.mustRun(t, "run", "--rm", "--runtime=greenboost", "--network", "none", "-e", "GREENBOOST_RAM_LIMIT=1G",
+			dockerBaseImage, "/bin/sh", "-c", probeScript)
+		s.checkGreenBoostProbe(t, out, "")
+		if t.Failed() {
+			t.Logf("container output:\n%s", out)
+		}
+		// GREENBOOST_CONFIG in dockerd's environment reached the wrapper
+		// (through containerd and its shim): it logged to our log file.
+		log, _ := os.ReadFile(d.cfg.logFile)
+		if !bytes.Contains(log, []byte("applied GreenBoost edits")) {
+			t.Errorf("the wrapper did not log to %s (GREENBOOST_CONFIG from dockerd's env not seen?); log: %q", d.cfg.logFile, log)
+		}
+		if recs := d.records(t); len(recs) != 0 {
+			t.Errorf("records left after docker run --rm: %v", recs)
+		}
+	})
+
+	t.Run("image-ld-preload-kept", func(t *testing.T) {
+		out := d.mustRun(t, "run", "--rm", "--runtime=greenboost", "--network", "none",
+			dockerPreloadImage, "/bin/sh", "-c", probeScript)
+		s.checkGreenBoostProbe(t, out, imageLibPath)
+		if t.Failed() {
+			t.Logf("container output:\n%s", out)
+		}
+	})
+
+	t.Run("record-lifecycle", func(t *testing.T) {
+		id := strings.TrimSpace(d.mustRun(t, "run", "-d", "--runtime=greenboost", "--network", "none",
+			"-e", "GREENBOOST_RAM_LIMIT=512M", dockerBaseImage, "sleep", "60"))
+		t.Cleanup(func() { _, _, _ = d.docker("rm", "-f", id) })
+		rec, err := d.cfg.readRecord(id)
+		if err != nil {
+			t.Fatalf("record of running container %s: %v", id, err)
+		}
+		if rec.ID != id || rec.Pid <= 0 || rec.Cgroup.Path == "" {
+			t.Errorf("record: %+v", rec)
+		}
+		// (docker run --annotation needs API 1.43; dockerd 20.10 speaks 1.41.)
+		if rec.Limits.RAM != 512<<20 {
+			t.Errorf("record ram limit %d, want %d (GREENBOOST_RAM_LIMIT=512M)", rec.Limits.RAM, 512<<20)
+		}
+		if _, stderr, err := d.docker("rm", "-f", id); err != nil {
+			t.Fatalf("docker rm -f: %v: %s", err, stderr)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := os.Stat(d.cfg.recordPath(id))
+			if errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("record of %s still there 10 s after docker rm -f (poststop not run?): %v", id, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	t.Run("opt-out-env", func(t *testing.T) {
+		out := d.mustRun(t, "run", "--rm", "--runtime=greenboost", "--network", "none", "-e", "GREENBOOST_DISABLE=1",
+			dockerBaseImage, "/bin/sh", "-c", probeScript)
+		checkUntouchedProbe(t, out)
+	})
+
+	t.Run("bogus-ram-limit", func(t *testing.T) {
+		stdout, stderr, err := d.docker("run", "--rm", "--runtime=greenboost", "--network", "none",
+			"-e", "GREENBOOST_RAM_LIMIT=bogus", dockerBaseImage, "true")
+		if err == nil {
+			t.Fatalf("docker run succeeded with GREENBOOST_RAM_LIMIT=bogus; stdout %q stderr %q", stdout, stderr)
+		}
+		want := `invalid GREENBOOST_RAM_LIMIT "bogus": expected`
+		if !containsMessage(stderr, want) {
+			t.Errorf("docker's error output lacks %q:\n%s", want, stderr)
+		}
+		if recs := d.records(t); len(recs) != 0 {
+			t.Errorf("records left after a failed docker run: %v", recs)
+		}
+	})
+
+	t.Run("plain-runtime-untouched", func(t *testing.T) {
+		out := d.mustRun(t, "run", "--rm", "--network", "none", dockerBaseImage, "/bin/sh", "-c", probeScript)
+		checkUntouchedProbe(t, out)
+	})
+
+	t.Run("evil-image", func(t *testing.T) {
+		root := filepath.Join(s.testDir(t), "rootfs")
+		if err := copyTree(s.baseRootfs, root); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.makeEvilRootfs(root); err != nil {
+			t.Fatal(err)
+		}
+		d.importImage(t, root, dockerEvilImage, "ENV LD_PRELOAD="+s.evilLib)
+		s.assertEvilLibWorksOnHost(t)
+		clearDir(t, s.evilDir)
+		out := d.mustRun(t, "run", "--rm", "--runtime=greenboost", "--network", "none", dockerEvilImage,
+			"/bin/sh", "-c", dynProgram+" true; ls "+s.evilDir)
+		if !strings.Contains(out, "evil-") {
+			t.Errorf("the evil library did not run inside the container, so this test proves nothing; output: %q", out)
+		}
+		if m := s.evilMarkers(t); len(m) != 0 {
+			t.Errorf("the image's library ran in a host process during docker run --runtime=greenboost: %v", m)
+		}
+	})
+}
+
+// dockerd is a daemon started by a test, with its own state under dir.
+type dockerd struct {
+	dir  string
+	sock string
+	cmd  *exec.Cmd
+	done chan error
+	cfg  gbConfig
+	env  []string
+}
+
+func startDockerd(t *testing.T, s *suite) *dockerd {
+	t.Helper()
+	for _, b := range []string{"dockerd", "docker", "containerd", "tar"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Fatalf("%s not found on PATH: install docker.io (make deps)", b)
+		}
+	}
+	dir := filepath.Join(s.tmp, fmt.Sprintf("docker%d", s.counter.next()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := &dockerd{dir: dir, sock: filepath.Join(dir, "d.sock"), done: make(chan error, 1)}
+	d.cfg = s.writeConfig(t, filepath.Join(dir, "gb"), "runc")
+	d.env = append(os.Environ(), "DOCKER_HOST=unix://"+d.sock, "DOCKER_CONFIG="+filepath.Join(dir, "cli"))
+	logF, err := os.Create(filepath.Join(dir, "dockerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logF.Close()
+	d.cmd = exec.Command("dockerd",
+		"--iptables=false", "--ip6tables=false", "--bridge=none",
+		"--data-root", filepath.Join(dir, "data"),
+		"--exec-root", filepath.Join(dir, "exec"),
+		"--pidfile", filepath.Join(dir, "dockerd.pid"),
+		"-H", "unix://"+d.sock,
+		"--add-runtime", "greenboost="+s.runtimeBin,
+		"--default-ulimit", "nofile=20000:20000",
+		"--default-ulimit", "nproc=32768:32768",
+	)
+	// The wrapper finds its config through the environment dockerd passes
+	// to containerd, the runc shim and so the runtime.
+	d.cmd.Env = append(os.Environ(), "GREENBOOST_CONFIG="+d.cfg.path)
+	d.cmd.Stdout, d.cmd.Stderr = logF, logF
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("starting dockerd: %v", err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() { d.stop(t) })
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if conn, err := net.Dial("unix", d.sock); err == nil {
+			conn.Close()
+			if _, _, err := d.docker("version"); err == nil {
+				break
+			}
+		}
+		select {
+		case err := <-d.done:
+			d.done <- err
+			log, _ := os.ReadFile(filepath.Join(dir, "dockerd.log"))
+			t.Fatalf("dockerd exited: %v\n%s", err, tail(string(log), 3000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "dockerd.log"))
+			t.Fatalf("dockerd not ready after 60 s:\n%s", tail(string(log), 3000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return d
+}
+
+// stop stops dockerd by PID, then any process of ours it left (containerd,
+// shims: anything whose command line names our directory), by PID.
+func (d *dockerd) stop(t *testing.T) {
+	pid := d.cmd.Process.Pid
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Errorf("dockerd (pid %d) did not stop in 30 s on SIGTERM; killing it", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		<-d.done
+	}
+	for _, p := range pidsMentioning(d.dir) {
+		t.Logf("killing leftover process %d (%s)", p, cmdline(p))
+		_ = syscall.Kill(p, syscall.SIGKILL)
+	}
+	if left := pidsMentioning(d.dir); len(left) > 0 {
+		time.Sleep(500 * time.Millisecond)
+		if left = pidsMentioning(d.dir); len(left) > 0 {
+			t.Errorf("processes of the test's dockerd still alive: %v", left)
+		}
+	}
+	removeAll(d.dir)
+}
+
+// pidsMentioning lists live processes whose command line contains s.
+func pidsMentioning(s string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if strings.Contains(cmdline(pid), s) && !isZombie(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func cmdline(pid int) string {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.ReplaceAll(string(data), "\x00", " ")
+}
+
+func isZombie(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i > 0 && i+2 < len(data) && data[i+2] == 'Z'
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// docker runs the docker CLI against this daemon.
+func (d *dockerd) docker(args ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Env = d.env
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+func (d *dockerd) mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	stdout, stderr, err := d.docker(args...)
+	if err != nil {
+		t.Fatalf("docker %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout, stderr)
+	}
+	return stdout
+}
+
+// importImage makes image from a rootfs directory with `docker import`.
+func (d *dockerd) importImage(t *testing.T, rootfs, image string, changes ...string) {
+	t.Helper()
+	args := []string{"import", "--change", "ENV PATH=/bin:/dyn"}
+	for _, c := range changes {
+		args = append(args, "--change", c)
+	}
+	args = append(args, "-", image)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*cmdTimeout)
+	defer cancel()
+	tarCmd := exec.CommandContext(ctx, "tar", "-C", rootfs, "-c", ".")
+	imp := exec.CommandContext(ctx, "docker", args...)
+	imp.Env = d.env
+	pipe, err := tarCmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp.Stdin = pipe
+	var out bytes.Buffer
+	imp.Stdout, imp.Stderr = &out, &out
+	if err := tarCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	impErr := imp.Run()
+	tarErr := tarCmd.Wait()
+	if impErr != nil || tarErr != nil {
+		t.Fatalf("docker import %s: %v / tar: %v: %s", image, impErr, tarErr, out.String())
+	}
+}
+
+// records lists the hook records in the daemon's GreenBoost state dir.
+func (d *dockerd) records(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(d.cfg.stateDir, "containers"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}

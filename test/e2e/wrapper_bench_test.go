@@ -1,0 +1,374 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Budgets of DESIGN.md §8; the benchmark reports against them and fails only
+// on errors.
+const (
+	benchRounds       = 40  // interleaved create+start+delete rounds per arm
+	benchPassRuns     = 200 // pass-through verb runs per arm
+	benchCreateRuns   = 100 // create edit runs per arm
+	benchHookRuns     = 100 // hook runs per stage
+	benchDockerRounds = 16  // interleaved docker run rounds per arm
+	targetDockerRatio = 1.05
+	targetRatio       = 1.15
+	targetPassMs      = 1.5
+	targetCreateEdit  = 3.0
+	targetHookProcess = 3.0
+)
+
+// sample is one measured run: wall time and the CPU time (user + system) of
+// the process and the children it waited for (a hook is runc's child). CPU
+// time says what a run costs even when other work makes wall times noisy.
+type sample struct {
+	wall, cpu time.Duration
+}
+
+func (a sample) add(b sample) sample { return sample{a.wall + b.wall, a.cpu + b.cpu} }
+
+// TestBench measures greenboost-runtime against plain runc (make bench).
+// Numbers are medians; the output lines start with BENCH.
+func TestBench(t *testing.T) {
+	s := getSuite(t)
+	// Bundles, runtime state and records live on tmpfs, as under /run in
+	// production (engines keep bundles under /run/containerd, the records
+	// go to /run/greenboost); this host's /run may be on disk.
+	dir := s.testDir(t)
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256m,mode=0755"); err != nil {
+		t.Fatalf("mounting a tmpfs for the benchmark at %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil {
+			t.Errorf("unmounting %s: %v", dir, err)
+			_ = unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	})
+	cfg := s.writeConfig(t, filepath.Join(dir, "gb"), s.runc)
+	setLogLevel(t, cfg.path, "info") // the default level, as in production
+	rtRoot := filepath.Join(dir, "rt")
+	env := append(os.Environ(), "GREENBOOST_CONFIG="+cfg.path)
+
+	trueOpts := bundleOpts{args: []string{"/bin/true"}}
+	gbBundle := s.newBundle(t, filepath.Join(dir, "bundle-gb"), trueOpts)
+	plainBundle := s.newBundle(t, filepath.Join(dir, "bundle-plain"), trueOpts)
+
+	loadBefore := loadAvg()
+
+	// 1. Whole container lifecycle, interleaved, alternating which goes first.
+	n := 0
+	lifecycle := func(bin string, b *bundle) sample {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(b.dir, "config.json"), b.spec, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		id := fmt.Sprintf("gb-bench-%d-%d", os.Getpid(), n)
+		pidFile := filepath.Join(b.dir, "pid")
+		t0 := time.Now()
+		c := timeExec(t, env, nil, bin, "--root", rtRoot, "create", "--bundle", b.dir, "--pid-file", pidFile, id)
+		pid := readPid(t, pidFile)
+		c = c.add(timeExec(t, env, nil, bin, "--root", rtRoot, "start", id))
+		if err := waitExit(pid, cmdTimeout); err != nil {
+			t.Fatal(err)
+		}
+		c = c.add(timeExec(t, env, nil, bin, "--root", rtRoot, "delete", id))
+		c.wall = time.Since(t0)
+		if bin == s.runtimeBin {
+			if _, err := os.Stat(cfg.recordPath(id)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("record of %s left after delete (stat: %v)", id, err)
+			}
+		}
+		return c
+	}
+	for i := 0; i < 3; i++ { // warm caches
+		lifecycle(s.runtimeBin, gbBundle)
+		lifecycle(s.runc, plainBundle)
+	}
+	var gbRuns, plainRuns []sample
+	for i := 0; i < benchRounds; i++ {
+		if i%2 == 0 {
+			gbRuns = append(gbRuns, lifecycle(s.runtimeBin, gbBundle))
+			plainRuns = append(plainRuns, lifecycle(s.runc, plainBundle))
+		} else {
+			plainRuns = append(plainRuns, lifecycle(s.runc, plainBundle))
+			gbRuns = append(gbRuns, lifecycle(s.runtimeBin, gbBundle))
+		}
+	}
+	gbWall, plainWall := medianWall(gbRuns), medianWall(plainRuns)
+	ratio := float64(gbWall) / float64(plainWall)
+	cpuRatio := float64(medianCPU(gbRuns)) / float64(medianCPU(plainRuns))
+
+	// 2. Pass-through: a verb that is not create/run, on a created container.
+	if err := os.WriteFile(filepath.Join(plainBundle.dir, "config.json"), plainBundle.spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stateID := fmt.Sprintf("gb-bench-state-%d", os.Getpid())
+	timeExec(t, env, nil, s.runc, "--root", rtRoot, "create", "--bundle", plainBundle.dir, stateID)
+	t.Cleanup(func() { _ = exec.Command(s.runc, "--root", rtRoot, "delete", "--force", stateID).Run() })
+	var passGB, passPlain []sample
+	for i := 0; i < benchPassRuns; i++ {
+		passGB = append(passGB, timeExec(t, env, nil, s.runtimeBin, "--root", rtRoot, "state", stateID))
+		passPlain = append(passPlain, timeExec(t, env, nil, s.runc, "--root", rtRoot, "state", stateID))
+	}
+	passDiff := ms(medianWall(passGB)) - ms(medianWall(passPlain))
+	passCPUDiff := ms(medianCPU(passGB)) - ms(medianCPU(passPlain))
+
+	// 3. The create edit: the wrapper in front of a low-level runtime that
+	// does nothing (busybox true), against that runtime alone.
+	fakeDir := filepath.Join(dir, "fake")
+	if err := os.MkdirAll(fakeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(fakeDir, "true")
+	if err := os.Symlink("/bin/busybox", fake); err != nil {
+		t.Fatal(err)
+	}
+	fakeCfg := s.writeConfig(t, filepath.Join(dir, "gb-fake"), fake)
+	setLogLevel(t, fakeCfg.path, "info")
+	fakeEnv := append(os.Environ(), "GREENBOOST_CONFIG="+fakeCfg.path)
+	editBundle := s.newBundle(t, filepath.Join(dir, "bundle-edit"), trueOpts)
+	var createGB, createFake []sample
+	for i := 0; i < benchCreateRuns; i++ {
+		if err := os.WriteFile(filepath.Join(editBundle.dir, "config.json"), editBundle.spec, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		createGB = append(createGB, timeExec(t, fakeEnv, nil, s.runtimeBin, "create", "--bundle", editBundle.dir, "bench-edit"))
+		createFake = append(createFake, timeExec(t, fakeEnv, nil, fake, "create", "--bundle", editBundle.dir, "bench-edit"))
+	}
+	if spec := editBundle.readSpec(t); spec.Hooks == nil || len(spec.Hooks.Prestart) == 0 {
+		t.Fatalf("the create runs did not edit the spec")
+	}
+	createDiff := ms(medianWall(createGB)) - ms(medianWall(createFake))
+
+	// 4. Each hook process, run directly with an OCI state on stdin (the
+	// bundle edited above; pid = this test process, so cgroup resolution is
+	// real), against spawning busybox true the same way.
+	statePath := filepath.Join(dir, "state.json")
+	state := fmt.Sprintf(`{"ociVersion":"1.0.2","id":"gb-bench-hook","status":"created","pid":%d,"bundle":%q}`, os.Getpid(), editBundle.dir)
+	if err := os.WriteFile(statePath, []byte(state), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hookEnv := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"} // what runc gives it
+	// The floor of any Go program here: a static hello world.
+	goFloor := buildGoHello(t, filepath.Join(dir, "hello"))
+	var pre, post, spawn, goSpawn []sample
+	for i := 0; i < benchHookRuns; i++ {
+		goSpawn = append(goSpawn, timeExec(t, hookEnv, &statePath, goFloor))
+		pre = append(pre, timeExec(t, hookEnv, &statePath, s.hookBin, "--config", cfg.path, "prestart"))
+		if _, err := os.Stat(cfg.recordPath("gb-bench-hook")); err != nil {
+			t.Fatalf("prestart wrote no record: %v", err)
+		}
+		post = append(post, timeExec(t, hookEnv, &statePath, s.hookBin, "--config", cfg.path, "poststop"))
+		if _, err := os.Stat(cfg.recordPath("gb-bench-hook")); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("poststop left the record (stat: %v)", err)
+		}
+		spawn = append(spawn, timeExec(t, hookEnv, &statePath, fake))
+	}
+
+	// 5. A whole `docker run --rm` with and without the wrapper.
+	d := startDockerd(t, s)
+	d.importImage(t, s.baseRootfs, dockerBaseImage)
+	dockerRun := func(extra ...string) sample {
+		args := append([]string{"run", "--rm", "--network", "none"}, extra...)
+		args = append(args, dockerBaseImage, "/bin/true")
+		t0 := time.Now()
+		if _, stderr, err := d.docker(args...); err != nil {
+			t.Fatalf("docker %s: %v: %s", strings.Join(args, " "), err, stderr)
+		}
+		return sample{wall: time.Since(t0)}
+	}
+	dockerRun("--runtime=greenboost")
+	dockerRun()
+	var dockerGB, dockerPlain []sample
+	for i := 0; i < benchDockerRounds; i++ {
+		if i%2 == 0 {
+			dockerGB = append(dockerGB, dockerRun("--runtime=greenboost"))
+			dockerPlain = append(dockerPlain, dockerRun())
+		} else {
+			dockerPlain = append(dockerPlain, dockerRun())
+			dockerGB = append(dockerGB, dockerRun("--runtime=greenboost"))
+		}
+	}
+	dockerRatio := float64(medianWall(dockerGB)) / float64(medianWall(dockerPlain))
+
+	verdict := func(ok bool) string {
+		if ok {
+			return "ok"
+		}
+		return "OVER"
+	}
+	preMs, postMs, spawnMs, goMs := ms(medianWall(pre)), ms(medianWall(post)), ms(medianWall(spawn)), ms(medianWall(goSpawn))
+	lines := []string{
+		fmt.Sprintf("BENCH host cpus=%d load1_before=%s load1_after=%s (bundles, runtime state and records on tmpfs; medians)",
+			runtime.NumCPU(), loadBefore, loadAvg()),
+		fmt.Sprintf("BENCH lifecycle rounds=%d greenboost_ms=%.2f runc_ms=%.2f greenboost_cpu_ms=%.2f runc_cpu_ms=%.2f (create+start+wait+delete of busybox /bin/true)",
+			benchRounds, ms(gbWall), ms(plainWall), ms(medianCPU(gbRuns)), ms(medianCPU(plainRuns))),
+		fmt.Sprintf("BENCH ratio=%.3f target<=%.2f %s (cpu ratio %.3f)", ratio, targetRatio, verdict(ratio <= targetRatio), cpuRatio),
+		fmt.Sprintf("BENCH docker_ratio=%.3f target<=%.2f %s (docker run --rm busybox /bin/true: --runtime=greenboost %.1f ms, runc %.1f ms, rounds=%d)",
+			dockerRatio, targetDockerRatio, verdict(dockerRatio <= targetDockerRatio), ms(medianWall(dockerGB)), ms(medianWall(dockerPlain)), benchDockerRounds),
+		fmt.Sprintf("BENCH passthrough_ms=%.3f target<=%.1f %s (`state`: greenboost-runtime %.3f ms, runc %.3f ms, runs=%d; cpu +%.3f ms)",
+			passDiff, targetPassMs, verdict(passDiff <= targetPassMs), ms(medianWall(passGB)), ms(medianWall(passPlain)), benchPassRuns, passCPUDiff),
+		fmt.Sprintf("BENCH create_edit_ms=%.3f target<=%.1f %s (create through the wrapper to a no-op runtime %.3f ms, the no-op runtime alone %.3f ms, runs=%d; cpu +%.3f ms)",
+			createDiff, targetCreateEdit, verdict(createDiff <= targetCreateEdit), ms(medianWall(createGB)), ms(medianWall(createFake)), benchCreateRuns,
+			ms(medianCPU(createGB))-ms(medianCPU(createFake))),
+		fmt.Sprintf("BENCH process_floor busybox_true_ms=%.3f go_hello_ms=%.3f go_hello_cpu_ms=%.3f (what any process / any static Go program costs on this host now)",
+			spawnMs, goMs, ms(medianCPU(goSpawn))),
+		fmt.Sprintf("BENCH hook_prestart_ms=%.3f target<=%.1f %s (cpu %.3f ms; over a Go hello world %.3f ms)",
+			preMs, targetHookProcess, verdict(preMs <= targetHookProcess), ms(medianCPU(pre)), preMs-goMs),
+		fmt.Sprintf("BENCH hook_poststop_ms=%.3f target<=%.1f %s (cpu %.3f ms; over a Go hello world %.3f ms)",
+			postMs, targetHookProcess, verdict(postMs <= targetHookProcess), ms(medianCPU(post)), postMs-goMs),
+	}
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+}
+
+func setLogLevel(t testing.TB, path, level string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.Replace(string(data), `log-level = "debug"`, fmt.Sprintf("log-level = %q", level), 1))
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// timeExec runs bin with stdout on /dev/null and stderr in a file (no pipes:
+// a container inherits create's stdio and would hold a pipe open), stdin
+// from a file path or /dev/null, and fails the test on error.
+func timeExec(t testing.TB, env []string, stdin *string, bin string, args ...string) sample {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
+	if stdin != nil {
+		f, err := os.Open(*stdin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.Stdin = f
+	}
+	errF, err := os.CreateTemp("", "gb-bench-stderr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(errF.Name())
+	defer errF.Close()
+	cmd.Stderr = errF
+	t0 := time.Now()
+	err = cmd.Run()
+	wall := time.Since(t0)
+	if err != nil {
+		out, _ := os.ReadFile(errF.Name())
+		t.Fatalf("%s %s: %v: %s", bin, strings.Join(args, " "), err, out)
+	}
+	return sample{wall: wall, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+}
+
+func readPid(t testing.TB, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+func medianWall(ss []sample) time.Duration {
+	ds := make([]time.Duration, len(ss))
+	for i, s := range ss {
+		ds[i] = s.wall
+	}
+	return median(ds)
+}
+
+func medianCPU(ss []sample) time.Duration {
+	ds := make([]time.Duration, len(ss))
+	for i, s := range ss {
+		ds[i] = s.cpu
+	}
+	return median(ds)
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// loadAvg returns the 1-minute load average: a busy host makes every number
+// here larger and noisier.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(data)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
+// buildGoHello builds a static Go program that does nothing: the floor of
+// the wrapper's and the hooks' process cost.
+func buildGoHello(t testing.TB, dir string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"go.mod":  "module hello\n\ngo 1.21\n",
+		"main.go": "package main\n\nimport \"os\"\n\nfunc main() { os.Exit(0) }\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "hello")
+	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOWORK=off")
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building a Go hello world for the process floor: %v: %s", err, o)
+	}
+	return out
+}
