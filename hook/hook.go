@@ -103,21 +103,11 @@ func (h *Hook) limits(state *specs.State, spec *specs.Spec) (Limits, error) {
 	if spec.Process != nil {
 		env = spec.Process.Env
 	}
-	ram, nvme, err := h.cfg.ProfileLimits(h.profile)
+	ram, nvme, err := request.Parse(annotations, env).Resolve(h.cfg, h.profile)
 	if err != nil {
 		return Limits{}, err
 	}
-	key := "limits"
-	if h.profile != "" && h.profile != config.DefaultDevice {
-		key = "limits.profiles." + h.profile
-	}
-	r, n, err := request.Parse(annotations, env).Limits(
-		request.Value{Key: key + ".ram", Raw: ram},
-		request.Value{Key: key + ".nvme", Raw: nvme})
-	if err != nil {
-		return Limits{}, err
-	}
-	return Limits{RAM: r, NVMe: n}, nil
+	return Limits{RAM: ram, NVMe: nvme}, nil
 }
 
 // enforce sets rec's limits in the module for the container's cgroup and

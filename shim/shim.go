@@ -64,9 +64,15 @@ func editBundle(cfg *config.Config, bundle string, logger *slog.Logger) error {
 	if raw.Process != nil {
 		env = raw.Process.Env
 	}
-	if request.Parse(raw.Annotations, env).Disable {
+	req := request.Parse(raw.Annotations, env)
+	if req.Disable {
 		logger.Info("container opted out of GreenBoost; spec left untouched", "bundle", bundle)
 		return nil
+	}
+	// The hook checks the limits again; failing here names the problem even
+	// where a runtime hides hook output (crun).
+	if _, _, err := req.Resolve(cfg, config.DefaultDevice); err != nil {
+		return err
 	}
 	if cfg.Kmod.Load == "auto" {
 		if err := kmod.Ensure(kmod.LoadOptions{Load: cfg.Kmod.Load, Module: cfg.Kmod.Module, Params: cfg.Kmod.Params, DevicePath: cfg.Device.HostPath}); err != nil {

@@ -112,6 +112,7 @@ func TestEditBundleLeavesFileUntouched(t *testing.T) {
 		{"opt-out-env", ""},
 		{"opt-out-annotation", ""},
 		{"malformed", "parsing OCI spec"},
+		{"bogus-limit", `invalid GREENBOOST_RAM_LIMIT "bogus": expected`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			in := filepath.Join("testdata", tt.name, "in.json")

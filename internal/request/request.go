@@ -92,3 +92,18 @@ func resolve(asked, fallback Value) (uint64, error) {
 	}
 	return n, nil
 }
+
+// Resolve returns the budgets in bytes (0 = unlimited) for a container using
+// CDI device profile ("" or "ext": the config's [limits]):
+// annotations > env > profile > config.
+func (r Request) Resolve(cfg *config.Config, profile string) (ram, nvme uint64, err error) {
+	defRAM, defNVMe, err := cfg.ProfileLimits(profile)
+	if err != nil {
+		return 0, 0, err
+	}
+	key := "limits"
+	if profile != "" && profile != config.DefaultDevice {
+		key = "limits.profiles." + profile
+	}
+	return r.Limits(Value{Key: key + ".ram", Raw: defRAM}, Value{Key: key + ".nvme", Raw: defNVMe})
+}

@@ -1,0 +1,151 @@
+//go:build linux
+
+package containerd
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/containerd/api/types/runc/options"
+	runtimeoptions "github.com/containerd/containerd/pkg/runtimeoptions/v1"
+	"github.com/containerd/typeurl/v2"
+	"github.com/pelletier/go-toml/v2"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// runtimeFinder returns the path of the OCI runtime the shim runs by default.
+type runtimeFinder func() (string, error)
+
+// findRuntimeBinary looks for greenboost-runtime next to the shim's own
+// executable, then on PATH. There is no fallback to plain runc: a
+// container asked for GreenBoost must not start without it.
+func findRuntimeBinary() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding %s: locating the shim's executable: %w", RuntimeBinary, err)
+	}
+	return lookRuntime(filepath.Dir(self))
+}
+
+func lookRuntime(dir string) (string, error) {
+	next := filepath.Join(dir, RuntimeBinary)
+	if fi, err := os.Stat(next); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+		return next, nil
+	}
+	if p, err := exec.LookPath(RuntimeBinary); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs, nil
+		}
+		return p, nil
+	}
+	return "", fmt.Errorf("%s not found next to the shim (%s) nor on PATH=%s: install the GreenBoost Container Toolkit's binaries together, or set the runtime option BinaryName",
+		RuntimeBinary, dir, os.Getenv("PATH"))
+}
+
+// runcOptionsTOML are the runc shim's options by the names containerd's
+// config uses for them, as containerd >= 1.7's CRI passes them for a
+// runtime type it does not know (runtimeoptions.Options.ConfigBody).
+type runcOptionsTOML struct {
+	NoPivotRoot   bool   `toml:"NoPivotRoot"`
+	NoNewKeyring  bool   `toml:"NoNewKeyring"`
+	ShimCgroup    string `toml:"ShimCgroup"`
+	IoUid         uint32 `toml:"IoUid"` //nolint:revive // containerd's spelling
+	IoGid         uint32 `toml:"IoGid"` //nolint:revive // containerd's spelling
+	BinaryName    string `toml:"BinaryName"`
+	Root          string `toml:"Root"`
+	SystemdCgroup bool   `toml:"SystemdCgroup"`
+	CriuImagePath string `toml:"CriuImagePath"`
+	CriuWorkPath  string `toml:"CriuWorkPath"`
+}
+
+// runcOptions turns the options of a CreateTaskRequest into the runc shim's
+// options with BinaryName filled in. containerd sends runc options
+// (ctr, nerdctl, a client's WithRuntime), nothing, or, from CRI for a runtime
+// type other than runc's, runtimeoptions.Options whose ConfigBody (1.7+)
+// carries the config's options table as TOML.
+func runcOptions(in *anypb.Any, bundle string, find runtimeFinder) (*options.Options, error) {
+	opts := &options.Options{}
+	explicit := false // runc options as such, where SystemdCgroup is meant
+	if in != nil && len(in.GetValue()) > 0 {
+		v, err := typeurl.UnmarshalAny(in)
+		if err != nil {
+			return nil, fmt.Errorf("decoding the runtime options (%s): %w", in.GetTypeUrl(), err)
+		}
+		switch o := v.(type) {
+		case *options.Options:
+			opts, explicit = o, true
+		case *runtimeoptions.Options:
+			if len(o.ConfigBody) > 0 {
+				var t runcOptionsTOML
+				if err := toml.Unmarshal(o.ConfigBody, &t); err != nil {
+					return nil, fmt.Errorf("decoding the runtime options table: %w", err)
+				}
+				opts = &options.Options{
+					NoPivotRoot: t.NoPivotRoot, NoNewKeyring: t.NoNewKeyring, ShimCgroup: t.ShimCgroup,
+					IoUid: t.IoUid, IoGid: t.IoGid, BinaryName: t.BinaryName, Root: t.Root,
+					SystemdCgroup: t.SystemdCgroup, CriuImagePath: t.CriuImagePath, CriuWorkPath: t.CriuWorkPath,
+				}
+			}
+		default:
+			return nil, fmt.Errorf("unsupported runtime options type %s: %s accepts runc options (containerd.runc.v1.Options)", in.GetTypeUrl(), BinaryName)
+		}
+	}
+	if !explicit && !opts.SystemdCgroup {
+		// containerd's CRI passes no runc options to a runtime type it does
+		// not know (1.6: none at all); kubelet's systemd cgroup driver shows
+		// in the cgroupsPath it asks for (slice:prefix:name).
+		sd, err := systemdCgroupsPath(bundle)
+		if err != nil {
+			return nil, err
+		}
+		opts.SystemdCgroup = sd
+	}
+	if opts.BinaryName == "" {
+		bin, err := find()
+		if err != nil {
+			return nil, err
+		}
+		opts.BinaryName = bin
+	}
+	return opts, nil
+}
+
+// systemdCgroupsPath says whether the bundle's spec asks for a cgroup in
+// systemd's "slice:prefix:name" form.
+func systemdCgroupsPath(bundle string) (bool, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the bundle's spec: %w", err)
+	}
+	var spec struct {
+		Linux *struct {
+			CgroupsPath string `json:"cgroupsPath"`
+		} `json:"linux"`
+	}
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return false, fmt.Errorf("parsing %s: %w", filepath.Join(bundle, "config.json"), err)
+	}
+	if spec.Linux == nil {
+		return false, nil
+	}
+	parts := strings.Split(spec.Linux.CgroupsPath, ":")
+	return len(parts) == 3 && strings.HasSuffix(parts[0], ".slice"), nil
+}
+
+// marshalOptions packs opts for the runc task service.
+func marshalOptions(opts *options.Options) (*anypb.Any, error) {
+	a, err := typeurl.MarshalAny(opts)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the runtime options: %w", err)
+	}
+	return &anypb.Any{TypeUrl: a.GetTypeUrl(), Value: a.GetValue()}, nil
+}

@@ -1,0 +1,95 @@
+//go:build linux
+
+package containerd
+
+import (
+	"context"
+
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v2"
+	apitask "github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/pkg/shutdown"
+	"github.com/containerd/containerd/plugin"
+	"github.com/containerd/containerd/runtime/v2/runc/task"
+	"github.com/containerd/containerd/runtime/v2/shim"
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+)
+
+// service is containerd's runc task service with GreenBoost's two changes:
+// Create runs greenboost-runtime unless the options name a runtime, and
+// Delete of a container releases its GreenBoost budget and record.
+type service struct {
+	taskAPI.TaskService
+	findRuntime runtimeFinder
+	rel         releaser
+}
+
+var _ taskAPI.TaskService = (*service)(nil)
+
+// initTaskService is the InitFn of the shim's "task" TTRPC plugin, in place
+// of containerd's runtime/v2/runc/task/plugin.
+func initTaskService(ic *plugin.InitContext) (interface{}, error) {
+	pp, err := ic.GetByID(plugin.EventPlugin, "publisher")
+	if err != nil {
+		return nil, err
+	}
+	ss, err := ic.GetByID(plugin.InternalPlugin, "shutdown")
+	if err != nil {
+		return nil, err
+	}
+	inner, err := task.NewTaskService(ic.Context, pp.(shim.Publisher), ss.(shutdown.Service))
+	if err != nil {
+		return nil, err
+	}
+	return newService(inner, findRuntimeBinary, defaultReleaser{}), nil
+}
+
+func newService(inner taskAPI.TaskService, find runtimeFinder, rel releaser) *service {
+	return &service{TaskService: inner, findRuntime: find, rel: rel}
+}
+
+// RegisterTTRPC serves this wrapper, not the inner service, as the task API.
+func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
+	taskAPI.RegisterTaskService(server, s)
+	return nil
+}
+
+// Create fills in the runtime binary and creates the container. When
+// creation fails, whatever the prestart hook recorded is released.
+func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
+	opts, err := runcOptions(r.Options, r.Bundle, s.findRuntime)
+	if err != nil {
+		return nil, errdefs.ToGRPC(errdefs.ErrInvalidArgument.WithMessage(err.Error()))
+	}
+	if r.Options, err = marshalOptions(opts); err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	log.G(ctx).WithField("id", r.ID).WithField("runtime", opts.BinaryName).Debug("greenboost: creating task")
+	resp, err := s.TaskService.Create(ctx, r)
+	if err != nil {
+		s.rel.release(ctx, r.ID, onCreateFailure)
+	}
+	return resp, err
+}
+
+// Delete deletes a process; for a container's init process it then releases
+// the container's GreenBoost budget and record, as the poststop hook does.
+// That also happens when the runtime's delete failed (a failed poststop hook
+// fails `runc delete`) as long as the container has stopped.
+func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
+	resp, err := s.TaskService.Delete(ctx, r)
+	if r.ExecID != "" {
+		return resp, err
+	}
+	if err == nil || s.stopped(ctx, r.ID) {
+		s.rel.release(ctx, r.ID, onTaskDelete)
+	}
+	return resp, err
+}
+
+// stopped says whether the container's init process has exited.
+func (s *service) stopped(ctx context.Context, id string) bool {
+	st, err := s.TaskService.State(ctx, &taskAPI.StateRequest{ID: id})
+	return err == nil && st.GetStatus() == apitask.Status_STOPPED
+}
