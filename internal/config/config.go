@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -161,7 +160,18 @@ func describeDecodeError(err error) string {
 	return err.Error()
 }
 
-var profileName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+// validProfileName accepts what CDI allows in a device name, without a
+// regexp: every process of the toolkit loads the config, and a package-level
+// regexp costs each of them its compilation at start-up.
+func validProfileName(name string) bool {
+	for i, c := range name {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return name != ""
+}
 
 // Validate checks every value that has a restricted form.
 func (c *Config) Validate() error {
@@ -203,7 +213,7 @@ func (c *Config) Validate() error {
 	}
 	for _, name := range c.ProfileNames() {
 		p := c.Limits.Profiles[name]
-		if !profileName.MatchString(name) || name == DefaultDevice {
+		if !validProfileName(name) || name == DefaultDevice {
 			return fmt.Errorf("key limits.profiles.%s: invalid profile name: expected letters, digits, '_', '.', '-' and not %q", name, DefaultDevice)
 		}
 		if err := checkSize("limits.profiles."+name+".ram", p.RAM); err != nil {

@@ -90,6 +90,8 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"bad level", "[runtime]\nlog-level = \"loud\"\n", []string{"runtime.log-level", "loud"}},
 		{"wrong type", "[limits]\nenforce = \"yes\"\n", []string{"limits.enforce"}},
 		{"relative path", "[device]\nhost-path = \"dev/greenboost\"\n", []string{"device.host-path"}},
+		{"bad profile name", "[limits.profiles.\"-x\"]\nram = \"1G\"\n", []string{"limits.profiles.-x"}},
+		{"profile named ext", "[limits.profiles.ext]\nram = \"1G\"\n", []string{"limits.profiles.ext"}},
 		{"empty runtimes", "[runtime]\nruntimes = []\n", []string{"runtime.runtimes"}},
 		{"syntax", "[limits\n", []string{"line 1"}},
 	}
