@@ -4,7 +4,7 @@ VERSION  ?= 0.1.0
 COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 PKG      := github.com/greenboost/greenboost-container-toolkit
 LDFLAGS  := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT)
-BINARIES := greenboost-runtime greenboost-hook greenboost-ctk
+BINARIES := greenboost-runtime greenboost-hook greenboost-ctk containerd-shim-greenboost-v2
 KDIR     ?= /lib/modules/$(shell uname -r)/build
 # The compile targets of the module's build matrix (Debian 12's 6.1 and 6.12 cloud headers).
 KDIRS    ?= $(wildcard /usr/src/linux-headers-6.1.*-cloud-amd64 /usr/src/linux-headers-6.12.*-cloud-amd64)

@@ -298,6 +298,13 @@ func (d *ctrd) shimPids(id string) []int {
 	return pids
 }
 
+// ctrdShimSocket is where a shim of this containerd serves container id
+// (containerd's shim.SocketAddress, 1.6 and 1.7).
+func ctrdShimSocket(address, id string) string {
+	sum := sha256.Sum256([]byte(filepath.Join(address, ctrdNamespace, id)))
+	return filepath.Join("/run/containerd/s", hex.EncodeToString(sum[:]))
+}
+
 // track marks a container id for removal at the end of the test.
 func (d *ctrd) track(id string) {
 	d.mu.Lock()

@@ -251,6 +251,8 @@ exec %q "$@"
 				if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
+				// A killed shim cannot remove its socket.
+				defer os.Remove(ctrdShimSocket(d.sock, id))
 				// containerd runs `<shim> delete` in the bundle, then removes it.
 				bundle := filepath.Join(d.dir, "state", "io.containerd.runtime.v2.task", ctrdNamespace, id)
 				if !waitFor(30*time.Second, func() bool { _, err := os.Stat(bundle); return os.IsNotExist(err) }) {
