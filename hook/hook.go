@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -184,15 +185,17 @@ func kernelLimit(b uint64) uint64 {
 }
 
 func (h *Hook) poststop(state *specs.State) error {
-	return ReleaseContainer(h.cfg, state.ID, h.warn)
+	return ReleaseContainer(h.cfg, state.ID, state.Bundle, h.warn)
 }
 
 // ReleaseContainer releases the budget of container id in the module and
 // drops its record: the poststop hook, and the containerd shim on task
-// delete, where runc skipped poststop. It is idempotent. When pools are
+// delete, where runc skipped poststop. It is idempotent. A record made for
+// another bundle belongs to a namesake (the same id in another containerd
+// namespace) and is left alone; bundle "" skips that check. When pools are
 // still held by a process outside the container, the record is kept as
 // pending and gc retries.
-func ReleaseContainer(cfg *config.Config, id string, warn io.Writer) error {
+func ReleaseContainer(cfg *config.Config, id, bundle string, warn io.Writer) error {
 	unlock, err := lockState(cfg.Hook.StateDir, true)
 	if err != nil {
 		return err
@@ -204,6 +207,9 @@ func ReleaseContainer(cfg *config.Config, id string, warn io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if bundle != "" && rec.Bundle != "" && filepath.Clean(rec.Bundle) != filepath.Clean(bundle) {
+		return nil
 	}
 	if !rec.Enforced {
 		return RemoveRecord(cfg.Hook.StateDir, id)

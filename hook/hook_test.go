@@ -147,3 +147,23 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("unknown profile: %v", err)
 	}
 }
+
+func TestReleaseLeavesNamesakeInAnotherBundle(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	cfg.Limits.Enforce = false
+	if err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReleaseContainer(cfg, st.ID, "/run/other-namespace/bundle", &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); err != nil {
+		t.Fatalf("a namesake's release removed the record: %v", err)
+	}
+	if err := ReleaseContainer(cfg, st.ID, st.Bundle+"/", &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("record left after its own release: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ package containerd
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 
 	"github.com/containerd/containerd/runtime/v2/shim"
@@ -16,7 +17,7 @@ import (
 
 // releaser drops a container's GreenBoost budget and record.
 type releaser interface {
-	release(ctx context.Context, id, on string)
+	release(ctx context.Context, id, bundle, on string)
 }
 
 // What a release happens on, for the logs.
@@ -33,7 +34,7 @@ const (
 // and its delete must not fail; `greenboost-ctk gc` catches what is left.
 type defaultReleaser struct{}
 
-func (defaultReleaser) release(ctx context.Context, id, on string) {
+func (defaultReleaser) release(ctx context.Context, id, bundle, on string) {
 	logger := log.G(ctx).WithField("id", id).WithField("on", on)
 	logger.Debug("greenboost: releasing the container's budget and record")
 	cfg, err := config.Load(config.PathFromEnv())
@@ -42,7 +43,7 @@ func (defaultReleaser) release(ctx context.Context, id, on string) {
 		return
 	}
 	var warn bytes.Buffer
-	if err := hook.ReleaseContainer(cfg, id, &warn); err != nil {
+	if err := hook.ReleaseContainer(cfg, id, bundle, &warn); err != nil {
 		logger.WithError(err).Error("greenboost: releasing the container's budget failed; `greenboost-ctk gc` retries")
 	}
 	if w := strings.TrimSpace(warn.String()); w != "" {
@@ -69,6 +70,8 @@ func (m gbManager) Stop(ctx context.Context, id string) (shim.StopStatus, error)
 	if err != nil {
 		return st, err
 	}
-	m.rel.release(ctx, id, onShimDelete)
+	// containerd runs `shim delete` in the bundle directory.
+	bundle, _ := os.Getwd()
+	m.rel.release(ctx, id, bundle, onShimDelete)
 	return st, nil
 }

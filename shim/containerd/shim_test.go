@@ -203,7 +203,7 @@ func (f *fakeTasks) State(_ context.Context, r *taskAPI.StateRequest) (*taskAPI.
 
 type fakeReleaser struct{ ids []string }
 
-func (f *fakeReleaser) release(_ context.Context, id, _ string) { f.ids = append(f.ids, id) }
+func (f *fakeReleaser) release(_ context.Context, id, _, _ string) { f.ids = append(f.ids, id) }
 
 func TestServiceCreate(t *testing.T) {
 	const ours = "/opt/gb/bin/greenboost-runtime"
@@ -316,11 +316,11 @@ func TestDefaultReleaser(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	defaultReleaser{}.release(ctx, "c1", onTaskDelete)
+	defaultReleaser{}.release(ctx, "c1", "", onTaskDelete)
 	if _, err := hook.ReadRecord(stateDir, "c1"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the record of c1 is still there after release: %v", err)
 	}
 	// Idempotent: a second delete (the poststop hook got there first) is fine.
-	defaultReleaser{}.release(ctx, "c1", onTaskDelete)
-	defaultReleaser{}.release(ctx, "never-started", onShimDelete)
+	defaultReleaser{}.release(ctx, "c1", "", onTaskDelete)
+	defaultReleaser{}.release(ctx, "never-started", "", onShimDelete)
 }

@@ -68,7 +68,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	log.G(ctx).WithField("id", r.ID).WithField("runtime", opts.BinaryName).Debug("greenboost: creating task")
 	resp, err := s.TaskService.Create(ctx, r)
 	if err != nil {
-		s.rel.release(ctx, r.ID, onCreateFailure)
+		s.rel.release(ctx, r.ID, r.Bundle, onCreateFailure)
 	}
 	return resp, err
 }
@@ -78,12 +78,15 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 // That also happens when the runtime's delete failed (a failed poststop hook
 // fails `runc delete`) as long as the container has stopped.
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
-	resp, err := s.TaskService.Delete(ctx, r)
 	if r.ExecID != "" {
-		return resp, err
+		return s.TaskService.Delete(ctx, r)
 	}
-	if err == nil || s.stopped(ctx, r.ID) {
-		s.rel.release(ctx, r.ID, onTaskDelete)
+	// The bundle tells this container's record from a namesake's in another
+	// namespace; ask before the delete forgets it.
+	before, stateErr := s.TaskService.State(ctx, &taskAPI.StateRequest{ID: r.ID})
+	resp, err := s.TaskService.Delete(ctx, r)
+	if stateErr == nil && (err == nil || s.stopped(ctx, r.ID)) {
+		s.rel.release(ctx, r.ID, before.GetBundle(), onTaskDelete)
 	}
 	return resp, err
 }
