@@ -30,6 +30,11 @@ type Args struct {
 	LogFormat string
 	// Debug is runc's global --debug.
 	Debug bool
+	// GlobalArgs are the arguments before the verb, to query the runtime
+	// the way the engine configured it.
+	GlobalArgs []string
+	// Process and ID are exec's --process file and container id.
+	Process, ID string
 }
 
 // ModifiesSpec reports whether this command creates a container, the only
@@ -72,6 +77,11 @@ func ParseArgs(argv []string) Args {
 		return a
 	}
 	a.Verb = argv[i]
+	if a.Verb == "exec" {
+		a.GlobalArgs = argv[:i]
+		a.Process, a.ID = execTarget(argv[i+1:])
+		return a
+	}
 	if !a.ModifiesSpec() {
 		return a
 	}

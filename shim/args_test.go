@@ -1,6 +1,9 @@
 package shim
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 func TestParseArgs(t *testing.T) {
 	tests := []struct {
@@ -24,10 +27,14 @@ func TestParseArgs(t *testing.T) {
 		{"nothing", nil, Args{}},
 		{"value that looks like a verb", []string{"--root", "create", "state", "id"}, Args{Verb: "state"}},
 		{"bundle after --", []string{"create", "--", "-b", "/b"}, Args{Verb: "create"}},
+		{"exec with --process", []string{"--root", "/r", "exec", "--process", "/p.json", "--detach", "--pid-file", "/pid", "c1"},
+			Args{Verb: "exec", GlobalArgs: []string{"--root", "/r"}, Process: "/p.json", ID: "c1"}},
+		{"exec with -p=", []string{"exec", "-p=/p.json", "c1"}, Args{Verb: "exec", GlobalArgs: []string{}, Process: "/p.json", ID: "c1"}},
+		{"exec of a command", []string{"exec", "-e", "A=1", "c1", "sh"}, Args{Verb: "exec", GlobalArgs: []string{}, ID: "c1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ParseArgs(tt.argv); got != tt.want {
+			if got := ParseArgs(tt.argv); !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("ParseArgs(%q) = %+v, want %+v", tt.argv, got, tt.want)
 			}
 		})

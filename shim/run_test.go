@@ -39,7 +39,8 @@ func newFakeRuntime(t *testing.T) fakeRuntime {
 	dir := t.TempDir()
 	calls := filepath.Join(dir, "calls")
 	script := "#!/bin/sh\nprintf '%s\\0' \"$@\" >> " + calls + "\necho >> " + calls + "\n" +
-		"case \"$1\" in --version) echo 'fake runc version 9';; esac\n"
+		"case \"$1\" in --version) echo 'fake runc version 9';; esac\n" +
+		"for a in \"$@\"; do [ \"$a\" = state ] && [ -n \"$FAKE_BUNDLE\" ] && echo \"{\\\"id\\\":\\\"c1\\\",\\\"pid\\\":1,\\\"bundle\\\":\\\"$FAKE_BUNDLE\\\"}\"; done\nexit 0\n"
 	if err := os.WriteFile(filepath.Join(dir, "runc"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -58,8 +59,13 @@ func (f fakeRuntime) lastCall(t *testing.T) []string {
 
 func (f fakeRuntime) run(t *testing.T, cfgPath string, args ...string) (string, string, error) {
 	t.Helper()
+	return f.runEnv(t, []string{"GREENBOOST_CONFIG=" + cfgPath}, args...)
+}
+
+func (f fakeRuntime) runEnv(t *testing.T, env []string, args ...string) (string, string, error) {
+	t.Helper()
 	cmd := exec.Command(wrapperBin, args...)
-	cmd.Env = []string{"PATH=" + f.dir + ":/usr/bin:/bin", "GREENBOOST_CONFIG=" + cfgPath}
+	cmd.Env = append([]string{"PATH=" + f.dir + ":/usr/bin:/bin"}, env...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -185,5 +191,46 @@ func TestNoRuntimeFound(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no low-level runtime found") || !strings.Contains(string(out), "runc") {
 		t.Fatalf("err=%v out=%q", err, out)
+	}
+}
+
+func TestExecGetsTheContainersGreenBoostEnv(t *testing.T) {
+	f := newFakeRuntime(t)
+	cfg := writeTestConfig(t, "")
+	bundle := bundleWith(t, "testdata/image-ld-preload/in.json")
+	if _, stderr, err := f.run(t, cfg, "create", "--bundle", bundle, "c1"); err != nil {
+		t.Fatalf("create: %v %s", err, stderr)
+	}
+	process := filepath.Join(t.TempDir(), "process.json")
+	write := func(env string) {
+		os.WriteFile(process, []byte(`{"args":["sh"],"cwd":"/","env":[`+env+`]}`), 0o600)
+	}
+	// As docker builds it from its own copy of the config: no LD_PRELOAD of ours.
+	write(`"PATH=/bin","LD_PRELOAD=/usr/lib/libexec.so"`)
+	_, stderr, err := f.runEnv(t, []string{"GREENBOOST_CONFIG=" + cfg, "FAKE_BUNDLE=" + bundle},
+		"--root", "/r", "exec", "--process", process, "--detach", "c1")
+	if err != nil {
+		t.Fatalf("exec: %v %s", err, stderr)
+	}
+	data, _ := os.ReadFile(process)
+	var p struct{ Env []string }
+	json.Unmarshal(data, &p)
+	want := []string{"PATH=/bin", "LD_PRELOAD=/usr/lib/greenboost/libgreenboost_cuda.so:/usr/lib/libexec.so", "GREENBOOST_ACTIVE=1"}
+	if strings.Join(p.Env, " ") != strings.Join(want, " ") {
+		t.Fatalf("exec process env = %q, want %q", p.Env, want)
+	}
+	if got := f.lastCall(t); got[0] != "--root" || got[2] != "exec" {
+		t.Fatalf("runc got %q", got)
+	}
+
+	// A container without GreenBoost keeps its exec process as it is.
+	plain := bundleWith(t, "testdata/opt-out-env/in.json")
+	write(`"PATH=/bin"`)
+	before, _ := os.ReadFile(process)
+	if _, stderr, err := f.runEnv(t, []string{"GREENBOOST_CONFIG=" + cfg, "FAKE_BUNDLE=" + plain}, "exec", "-p", process, "c2"); err != nil {
+		t.Fatalf("exec: %v %s", err, stderr)
+	}
+	if after, _ := os.ReadFile(process); string(after) != string(before) {
+		t.Fatalf("exec process of a plain container changed: %s", after)
 	}
 }

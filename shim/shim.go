@@ -28,6 +28,11 @@ func Run(argv []string) error {
 		if args.Verb == "" && hasVersionFlag(argv[1:]) {
 			fmt.Println(version.String("greenboost-runtime"))
 		}
+		if args.Process != "" && args.ID != "" {
+			if err := injectExecEnv(runtime, args.GlobalArgs, args.Process, args.ID); err != nil {
+				return err
+			}
+		}
 		return execRuntime(runtime, argv)
 	}
 

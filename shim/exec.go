@@ -1,0 +1,88 @@
+package shim
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/greenboost/greenboost-container-toolkit/cdi"
+	"github.com/greenboost/greenboost-container-toolkit/internal/atomicfile"
+	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
+)
+
+// execFlagsWithValue are the flags of `runc exec` (and crun's) that take a value.
+var execFlagsWithValue = map[string]bool{
+	"--console-socket": true, "--cwd": true, "--env": true, "-e": true, "--user": true, "-u": true,
+	"--additional-gids": true, "-g": true, "--process": true, "-p": true, "--apparmor": true,
+	"--process-label": true, "--cap": true, "-c": true, "--pid-file": true, "--preserve-fds": true,
+	"--cgroup": true,
+}
+
+// execTarget returns the --process file and the container id of an exec
+// command line (rest is what follows the verb); "" when absent.
+func execTarget(rest []string) (process, id string) {
+	for i := 0; i < len(rest); i++ {
+		name, value, hasValue := strings.Cut(rest[i], "=")
+		name = normalizeFlag(name)
+		if !strings.HasPrefix(name, "-") {
+			return process, rest[i]
+		}
+		if execFlagsWithValue[name] && !hasValue && i+1 < len(rest) {
+			i++
+			value = rest[i]
+		}
+		if name == "--process" || name == "-p" {
+			process = value
+		}
+	}
+	return process, ""
+}
+
+// injectExecEnv gives a process started with `exec --process FILE` the
+// GreenBoost environment of its container: engines build that file from
+// their own copy of the container's config, which our create-time edits
+// never reached. Containers without GreenBoost are left alone.
+func injectExecEnv(runtime string, globalArgs []string, process, id string) error {
+	out, err := exec.Command(runtime, append(slices.Clone(globalArgs), "state", id)...).Output()
+	if err != nil {
+		return nil // let the runtime report the unknown container itself
+	}
+	var state specs.State
+	if err := json.Unmarshal(out, &state); err != nil || state.Bundle == "" {
+		return nil
+	}
+	spec, err := ocispec.Read(state.Bundle)
+	if err != nil || spec.Process == nil || processEnv(spec, cdi.ActiveEnv) != "1" {
+		return nil
+	}
+	data, err := os.ReadFile(process)
+	if err != nil {
+		return fmt.Errorf("reading the exec process %s: %w", process, err)
+	}
+	var p specs.Process
+	if err := json.Unmarshal(data, &p); err != nil {
+		return fmt.Errorf("parsing the exec process %s: %w", process, err)
+	}
+	containerPreload := processEnv(spec, cdi.PreloadEnv)
+	ours, _, _ := strings.Cut(containerPreload, ":")
+	procSpec := &specs.Spec{Process: &p}
+	preload := mergePreload(ours, processEnv(procSpec, cdi.PreloadEnv))
+	p.Env = slices.DeleteFunc(p.Env, func(kv string) bool {
+		return strings.HasPrefix(kv, cdi.PreloadEnv+"=") || strings.HasPrefix(kv, cdi.ActiveEnv+"=")
+	})
+	p.Env = append(p.Env, cdi.PreloadEnv+"="+preload, cdi.ActiveEnv+"=1")
+	edited, err := json.Marshal(&p)
+	if err != nil {
+		return fmt.Errorf("encoding the exec process: %w", err)
+	}
+	fi, err := os.Stat(process)
+	if err != nil {
+		return fmt.Errorf("reading the exec process %s: %w", process, err)
+	}
+	return atomicfile.Write(process, edited, fi.Mode().Perm())
+}
