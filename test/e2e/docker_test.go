@@ -75,6 +75,12 @@ func TestDocker(t *testing.T) {
 		if rec.Limits.RAM != 512<<20 {
 			t.Errorf("record ram limit %d, want %d (GREENBOOST_RAM_LIMIT=512M)", rec.Limits.RAM, 512<<20)
 		}
+		// docker exec builds the process from docker's own copy of the
+		// config: the wrapper must give it the container's GreenBoost env.
+		env := d.mustRun(t, "exec", id, "env")
+		if !strings.Contains(env, "LD_PRELOAD="+libContainerPath) || !strings.Contains(env, "GREENBOOST_ACTIVE=1") {
+			t.Errorf("docker exec lacks the GreenBoost env:\n%s", env)
+		}
 		if _, stderr, err := d.docker("rm", "-f", id); err != nil {
 			t.Fatalf("docker rm -f: %v: %s", err, stderr)
 		}
