@@ -1,11 +1,16 @@
 // Package e2e holds the host end-to-end tests of the GreenBoost Container
-// Toolkit (DESIGN.md §6): real runc, crun and dockerd driven through
-// bin/greenboost-runtime and bin/greenboost-hook, with a stand-in device node
-// and a fixture preload library, plus the security regressions and the
-// wrapper benchmark (TestBench, DESIGN.md §8).
+// Toolkit (DESIGN.md §6): real runc, crun, dockerd, podman (CDI), containerd
+// with ctr and nerdctl (the shim) driven through bin/greenboost-runtime,
+// bin/greenboost-hook and bin/containerd-shim-greenboost-v2, with a stand-in
+// device node and a fixture preload library, plus the security regressions
+// and the wrapper benchmark (TestBench, DESIGN.md §8).
 //
 // The tests carry the build tag e2e and need root, runc, crun, dockerd,
-// busybox-static and gcc (Debian 12: `make deps`). Run them after `make build`:
+// podman, containerd, busybox-static and gcc (Debian 12: `make deps`); nerdctl
+// v1.7.7 is built once from the Go module proxy and cached under
+// /var/cache/greenboost-test. TestPodman writes the CDI spec to the real
+// /var/run/cdi (Podman 4.3 reads no other dir) and restores what was there.
+// Run them after `make build`:
 //
 //	go test -tags e2e -count=1 -v ./test/e2e/...
 //
