@@ -59,7 +59,7 @@ bench: deps build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 30s ./internal/config/
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/request/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/request/
 	$(GO) test -run '^$$' -fuzz FuzzLoadSpec -fuzztime 30s ./shim/
 
 clean:
