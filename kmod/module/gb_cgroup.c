@@ -80,6 +80,23 @@ static bool gb_cgroup_alive(struct cgroup *cgrp)
 	return cgrp && (READ_ONCE(cgrp->self.flags) & CSS_ONLINE);
 }
 
+#ifdef CONFIG_MEMCG
+/*
+ * The root css of the v1 memory hierarchy; rcu_read_lock() held.  Ids of a
+ * v1 hierarchy are the kernfs ids of its own kernfs root, so they are
+ * unique within it (never reused while the module runs) and equal the
+ * inode numbers user space stats, as on cgroup2.
+ */
+static struct cgroup_subsys_state *gb_v1_root_css(void)
+{
+	struct cgroup_subsys_state *root = task_css(current, memory_cgrp_id);
+
+	while (root->parent)
+		root = root->parent;
+	return root;
+}
+#endif
+
 /* A cgroup of the active hierarchy by id, referenced, or NULL. */
 static struct cgroup *gb_cgroup_get_by_id(u64 id)
 {
@@ -91,14 +108,15 @@ static struct cgroup *gb_cgroup_get_by_id(u64 id)
 	}
 #ifdef CONFIG_MEMCG
 	{
-		struct cgroup_subsys_state *root, *pos;
+		struct cgroup_subsys_state *pos;
 
-		/* v1 has no exported id lookup: walk the memory hierarchy. */
+		/*
+		 * v1 has no exported id lookup: walk the memory hierarchy.  It
+		 * holds offline (zombie) memcgs too, which the caller tells
+		 * apart with gb_cgroup_alive().
+		 */
 		rcu_read_lock();
-		root = task_css(current, memory_cgrp_id);
-		while (root->parent)
-			root = root->parent;
-		css_for_each_descendant_pre(pos, root) {
+		css_for_each_descendant_pre(pos, gb_v1_root_css()) {
 			if (cgroup_id(pos->cgroup) != id)
 				continue;
 			if (cgroup_tryget(pos->cgroup))
@@ -541,12 +559,67 @@ static long gb_cg_release(void __user *uarg)
 	return ret;
 }
 
+/* Index of id in nodes[0..n) (sorted by id), or -1. */
+static int gb_cg_find_sorted(struct gb_cg_node **nodes, u32 n, u64 id)
+{
+	u32 lo = 0, hi = n;
+
+	while (lo < hi) {
+		u32 mid = lo + (hi - lo) / 2;
+
+		if (nodes[mid]->id == id)
+			return mid;
+		if (nodes[mid]->id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/*
+ * Whether the cgroup of each of nodes[0..n) (sorted by id) still exists.  On
+ * v1 this is one walk of the memory hierarchy for the whole batch, not one
+ * per node: v1 hosts can hold many thousands of zombie memcgs.
+ */
+static void gb_cg_alive_batch(struct gb_cg_node **nodes, u32 n, bool *alive)
+{
+	struct cgroup *cgrp;
+	u32 i;
+
+	if (gb_cg_hier == GB_CG_HIER_V2) {
+		for (i = 0; i < n; i++) {
+			cgrp = gb_cgroup_get_by_id(nodes[i]->id);
+			alive[i] = gb_cgroup_alive(cgrp);
+			if (cgrp)
+				cgroup_put(cgrp);
+		}
+		return;
+	}
+#ifdef CONFIG_MEMCG
+	if (n) {
+		struct cgroup_subsys_state *pos;
+		int k;
+
+		/* Under RCU a cgroup's flags can be read without a reference. */
+		rcu_read_lock();
+		css_for_each_descendant_pre(pos, gb_v1_root_css()) {
+			k = gb_cg_find_sorted(nodes, n, cgroup_id(pos->cgroup));
+			if (k >= 0 && gb_cgroup_alive(pos->cgroup))
+				alive[k] = true;
+		}
+		rcu_read_unlock();
+	}
+#endif
+}
+
 static long gb_cg_list(void __user *uarg)
 {
 	struct gb_cg_node *node, **nodes = NULL;
 	struct gb_cg_list l;
 	unsigned long index;
 	u32 usize, n = 0, i;
+	bool *alive = NULL;
 	int ret;
 
 	if (!capable(CAP_SYS_ADMIN))
@@ -561,8 +634,12 @@ static long gb_cg_list(void __user *uarg)
 	l.max_entries = min_t(u32, l.max_entries, GB_CG_LIST_BATCH);
 	if (l.max_entries) {
 		nodes = kvmalloc_array(l.max_entries, sizeof(*nodes), GFP_KERNEL);
-		if (!nodes)
+		alive = kvcalloc(l.max_entries, sizeof(*alive), GFP_KERNEL);
+		if (!nodes || !alive) {
+			kvfree(nodes);
+			kvfree(alive);
 			return -ENOMEM;
+		}
 	}
 
 	mutex_lock(&gb_cg_lock);
@@ -577,10 +654,10 @@ static long gb_cg_list(void __user *uarg)
 	l.nr_total = gb_cg_nr_nodes;
 	mutex_unlock(&gb_cg_lock);
 
+	gb_cg_alive_batch(nodes, n, alive);
 	for (i = 0; i < n; i++) {
 		void __user *dst = u64_to_user_ptr(l.entries_ptr + (u64)i * l.entry_size);
 		struct gb_cg_entry e = {};
-		struct cgroup *cgrp;
 
 		node = nodes[i];
 		e.cgroup_id = node->id;
@@ -595,11 +672,8 @@ static long gb_cg_list(void __user *uarg)
 			e.node_flags |= GB_CG_NODE_HAS_LIMIT;
 		if (READ_ONCE(node->released))
 			e.node_flags |= GB_CG_NODE_RELEASED;
-		cgrp = gb_cgroup_get_by_id(node->id);
-		if (gb_cgroup_alive(cgrp))
+		if (alive[i])
 			e.node_flags |= GB_CG_NODE_ALIVE;
-		if (cgrp)
-			cgroup_put(cgrp);
 
 		if (!ret && (copy_to_user(dst, &e, sizeof(e)) ||
 			     clear_user(dst + sizeof(e), l.entry_size - sizeof(e))))
@@ -608,6 +682,7 @@ static long gb_cg_list(void __user *uarg)
 	for (i = 0; i < n; i++)
 		kref_put(&nodes[i]->ref, gb_cg_node_free);
 	kvfree(nodes);
+	kvfree(alive);
 	if (ret)
 		return ret;
 

@@ -71,6 +71,8 @@ func cases(mode string) []Case {
 		return integrationCases
 	case ModeDemo:
 		return demoCases
+	case ModeIntegrationV1:
+		return integrationV1Cases
 	}
 	return nil
 }
