@@ -519,20 +519,6 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// waitFor polls cond every 50ms until it holds or timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // nerdctlBinary returns nerdctl v1.7.7, built from the Go module proxy into
 // nerdctlCache on first use. `go install ...@v1.7.7` fails here (the proxy
 // does not serve the module's version list, which go install reads for

@@ -84,16 +84,9 @@ func TestDocker(t *testing.T) {
 		if _, stderr, err := d.docker("rm", "-f", id); err != nil {
 			t.Fatalf("docker rm -f: %v: %s", err, stderr)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			_, err := os.Stat(d.cfg.recordPath(id))
-			if errors.Is(err, fs.ErrNotExist) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("record of %s still there 10 s after docker rm -f (poststop not run?): %v", id, err)
-			}
-			time.Sleep(50 * time.Millisecond)
+		gone := func() bool { _, err := os.Stat(d.cfg.recordPath(id)); return errors.Is(err, fs.ErrNotExist) }
+		if !waitFor(10*time.Second, gone) {
+			t.Fatalf("record of %s still there 10 s after docker rm -f (poststop not run?)", id)
 		}
 	})
 
@@ -283,14 +276,7 @@ func tail(s string, n int) string {
 
 // docker runs the docker CLI against this daemon.
 func (d *dockerd) docker(args ...string) (stdout, stderr string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*cmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Env = d.env
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	return o.String(), e.String(), err
+	return runTool(d.env, "docker", args...)
 }
 
 func (d *dockerd) mustRun(t *testing.T, args ...string) string {

@@ -165,14 +165,7 @@ func (p *podman) importImage(t *testing.T, image string, changes ...string) {
 
 // podman runs the podman CLI with the test's global options.
 func (p *podman) podman(args ...string) (stdout, stderr string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*cmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "podman", append(append([]string(nil), p.global...), args...)...)
-	cmd.Env = p.env
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	return o.String(), e.String(), err
+	return runTool(p.env, "podman", append(append([]string(nil), p.global...), args...)...)
 }
 
 func (p *podman) mustRun(t *testing.T, args ...string) string {
@@ -200,7 +193,7 @@ func (p *podman) ctk(cfg string, args ...string) (string, error) {
 func (p *podman) waitRecordGone(t *testing.T, id, after string) {
 	t.Helper()
 	gone := func() bool { _, err := os.Stat(p.cfg.recordPath(id)); return errors.Is(err, fs.ErrNotExist) }
-	if !pmWaitFor(recordDeadline, gone) {
+	if !waitFor(recordDeadline, gone) {
 		t.Errorf("record of %s still there %v after %s (poststop hook from the CDI spec not run?)", id, recordDeadline, after)
 	}
 }
@@ -250,24 +243,10 @@ func (p *podman) cleanup(t *testing.T) {
 		t.Logf("killing leftover process %d (%s)", pid, cmdline(pid))
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	if !pmWaitFor(5*time.Second, func() bool { return len(pidsMentioning(p.dir)) == 0 }) {
+	if !waitFor(5*time.Second, func() bool { return len(pidsMentioning(p.dir)) == 0 }) {
 		t.Errorf("processes of the test's podman still alive: %v", pidsMentioning(p.dir))
 	}
 	removeAll(p.dir)
-}
-
-// pmWaitFor polls cond until it holds or timeout passes.
-func pmWaitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func appendFile(t *testing.T, path, text string) {
