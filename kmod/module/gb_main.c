@@ -45,6 +45,11 @@ static unsigned long t3_mb;
 module_param(t3_mb, ulong, 0444);
 MODULE_PARM_DESC(t3_mb, "T3 store cap in MiB (0: disk limited)");
 
+/* For tests only: a store on tmpfs or ramfs frees no RAM. */
+static bool t3_allow_tmpfs;
+module_param(t3_allow_tmpfs, bool, 0444);
+MODULE_PARM_DESC(t3_allow_tmpfs, "Accept a T3 store on tmpfs/ramfs (tests only)");
+
 static char *cgroup_mode = "auto";
 module_param(cgroup_mode, charp, 0444);
 MODULE_PARM_DESC(cgroup_mode, "cgroup hierarchy to account in: auto, v2 or v1mem");
@@ -133,6 +138,11 @@ bool gb_t3_configured(void)
 	return t3_path && t3_path[0];
 }
 
+u64 gb_t3_cap_bytes(void)
+{
+	return (u64)READ_ONCE(t3_mb) << GB_MB_SHIFT;
+}
+
 /*
  * Charge bytes to the global T2 pool: ENOSPC past the pool cap, ENOMEM when
  * the allocation would eat into the safety reserve (the RAM guard).
@@ -154,6 +164,12 @@ int gb_pool_charge(u64 bytes)
 	if (READ_ONCE(gb_oom_active))
 		WRITE_ONCE(gb_oom_active, 0);
 	return 0;
+}
+
+/* A promotion that found no room: the pool goes over its cap for a while. */
+void gb_pool_charge_force(u64 bytes)
+{
+	atomic64_add(bytes, &gb_t2_used);
 }
 
 void gb_pool_uncharge(u64 bytes)
@@ -179,7 +195,31 @@ static u64 gb_t2_available_mb(u64 used_mb, u64 cap_mb, u64 reserve_mb)
 	return min(pool_left, ram_left);
 }
 
-/* T3 eviction is not implemented yet, so no T3 bytes exist. */
+static u32 gb_swap_pressure(u64 used_mb, u64 total_mb)
+{
+	if (!used_mb)
+		return GB_SWAP_PRESSURE_OK;
+	if (used_mb * 10 > total_mb * 9)
+		return GB_SWAP_PRESSURE_CRITICAL;
+	if (used_mb * 4 > total_mb * 3)
+		return GB_SWAP_PRESSURE_WARN;
+	return GB_SWAP_PRESSURE_OK;
+}
+
+/*
+ * T3 sizes: the store's cap (t3_mb), or without one what the store holds
+ * plus what its file system has free; used = bytes in live extents.
+ */
+static void gb_t3_mb(u64 *total_mb, u64 *used_mb)
+{
+	u64 used = 0, total = gb_t3_cap_bytes();
+
+	if (gb_t3_ready())
+		gb_t3_stats(total, &used, &total);
+	*total_mb = total >> GB_MB_SHIFT;
+	*used_mb = used >> GB_MB_SHIFT;
+}
+
 static long gb_ioctl_get_info(void __user *uarg)
 {
 	struct gb_info info = {};
@@ -195,8 +235,11 @@ static long gb_ioctl_get_info(void __user *uarg)
 					       info.safety_reserve_mb);
 	info.active_buffers = gb_buffer_count();
 	info.oom_active = READ_ONCE(gb_oom_active);
-	info.nvme_swap_total_mb = READ_ONCE(t3_mb);
-	info.nvme_swap_free_mb = info.nvme_swap_total_mb;
+	gb_t3_mb(&info.nvme_swap_total_mb, &info.nvme_swap_used_mb);
+	info.nvme_swap_free_mb = info.nvme_swap_total_mb > info.nvme_swap_used_mb ?
+				 info.nvme_swap_total_mb - info.nvme_swap_used_mb : 0;
+	info.nvme_t3_allocated_mb = gb_t3_evicted_bytes() >> GB_MB_SHIFT;
+	info.swap_pressure = gb_swap_pressure(info.nvme_swap_used_mb, info.nvme_swap_total_mb);
 	info.t2_pressure = gb_t2_pressure(info.allocated_mb, info.max_pool_mb);
 	info.total_combined_mb = info.max_pool_mb + info.nvme_swap_total_mb;
 
@@ -211,7 +254,7 @@ static long gb_ioctl_get_pool_info_v3(void __user *uarg)
 	info.t2_used_mb = (u64)atomic64_read(&gb_t2_used) >> GB_MB_SHIFT;
 	info.t2_available_mb = gb_t2_available_mb(info.t2_used_mb, info.t2_total_mb,
 						  READ_ONCE(safety_reserve_mb));
-	info.t3_total_mb = READ_ONCE(t3_mb);
+	gb_t3_mb(&info.t3_total_mb, &info.t3_used_mb);
 	info.watchdog_pressure = gb_t2_pressure(info.t2_used_mb, info.t2_total_mb);
 	info.active_buffers = gb_buffer_count();
 	info.oom_active = READ_ONCE(gb_oom_active);
@@ -344,10 +387,15 @@ static int __init gb_init(void)
 	ret = gb_cg_init(cgroup_mode);
 	if (ret)
 		return ret;
+	if (gb_t3_configured()) {
+		ret = gb_t3_init(t3_path, t3_allow_tmpfs);
+		if (ret)
+			goto err_cg;
+	}
 
 	ret = alloc_chrdev_region(&gb_devt, 0, 1, GB_NAME);
 	if (ret)
-		goto err_cg;
+		goto err_t3;
 	cdev_init(&gb_cdev, &gb_fops);
 	ret = cdev_add(&gb_cdev, gb_devt, 1);
 	if (ret)
@@ -377,6 +425,8 @@ err_cdev:
 	cdev_del(&gb_cdev);
 err_region:
 	unregister_chrdev_region(gb_devt, 1);
+err_t3:
+	gb_t3_exit();
 err_cg:
 	gb_cg_exit();
 	return ret;
@@ -389,6 +439,7 @@ static void __exit gb_exit(void)
 	class_destroy(gb_class);
 	cdev_del(&gb_cdev);
 	unregister_chrdev_region(gb_devt, 1);
+	gb_t3_exit();
 	gb_cg_exit();
 }
 

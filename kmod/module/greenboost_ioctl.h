@@ -16,8 +16,9 @@
 #define GB_IOCTL_MAGIC 'G'
 
 /*
- * gb_alloc_req.flags / gb_pin_req.flags.  Only GB_ALLOC_NO_HUGEPAGE changes
- * what this module does (4 KiB pages only); the others are accepted hints.
+ * gb_alloc_req.flags / gb_pin_req.flags.  GB_ALLOC_NO_HUGEPAGE means 4 KiB
+ * pages only; GB_ALLOC_KV_CACHE keeps the buffer out of T3 (never evicted);
+ * the others are accepted hints.
  */
 #define GB_ALLOC_WEIGHTS		(1u << 0)
 #define GB_ALLOC_KV_CACHE		(1u << 1)
@@ -37,6 +38,25 @@
  * compound page or 512 single pages.  Errors: EDQUOT over a cgroup budget,
  * ENOSPC over the pool cap, ENOMEM when the safety reserve would be touched.
  * mmap() needs MAP_SHARED and must stay inside the buffer (else EINVAL).
+ *
+ * T3 (module loaded with t3_path, a file on a disk file system; tmpfs and
+ * ramfs are refused): when an ALLOC or PIN_USER_PTR finds its cgroup's T2
+ * budget (EDQUOT) or the pool (ENOSPC/ENOMEM) full, idle buffers are evicted
+ * first, the coldest (least recently mapped or unmapped) first: for a cgroup
+ * budget those charged to one of the caller's limited cgroups, for the pool
+ * any.  Idle = allocated by ALLOC (not pinned user memory), not
+ * GB_ALLOC_KV_CACHE, and with no importer mapping (map_dma_buf), no mmap
+ * and no vmap.  An eviction writes the pages to the store, frees them, and
+ * moves the charge from T2 to T3 at every level; it is skipped when a T3
+ * budget (counted in t3_failcnt) or the store cap (SET_T3_CAP) has no room,
+ * and the allocation then fails with its own error.  The next map_dma_buf,
+ * mmap, vmap or begin_cpu_access (DMA_BUF_IOCTL_SYNC) reads the buffer back
+ * and moves the charge back, evicting the owner's other idle buffers if its
+ * T2 budget is full; if even that makes no room, the buffer is still read
+ * back but stays charged to T3 (and keeps its store space) until it is
+ * evicted again: a map never fails for want of budget.  A buffer is never
+ * evicted while a map of it is in progress, and a map waits for an eviction
+ * in progress to end.
  */
 struct gb_alloc_req {
 	__u64 size;		/* in: bytes */
@@ -47,7 +67,10 @@ struct gb_alloc_req {
 /*
  * GB_IOCTL_GET_INFO: pool statistics, sizes in MiB (136 bytes).  This module
  * does not know the GPU (vram_physical_mb is 0) and has no KV or gaming
- * state; the nvme_* fields describe the T3 store.
+ * state; the nvme_* fields describe the T3 store: total = the cap (t3_mb),
+ * or without one the bytes stored plus the file system's free space (0 with
+ * no store); used = bytes held for evicted buffers; t3_allocated = bytes of
+ * buffers now evicted.
  */
 struct gb_info {
 	__u64 vram_physical_mb;
@@ -132,7 +155,10 @@ struct gb_release_pid_req {
 	__u32 _pad;		/* must be 0 */
 };
 
-/* GB_IOCTL_SET_T3_CAP (CAP_SYS_ADMIN): T3 store cap, 0 = disk limited. */
+/*
+ * GB_IOCTL_SET_T3_CAP (CAP_SYS_ADMIN): T3 store cap, 0 = disk limited; a cap
+ * below what is stored only makes later evictions skip.
+ */
 struct gb_t3_cap_req {
 	__u64 cap_mb;		/* in */
 	__u64 prev_mb;		/* out */
