@@ -100,13 +100,11 @@ static void gb_buffer_touch(struct gb_buffer *buf)
 
 /*
  * Uncharge part of one tier.  gb_charge_add() of the two's complement
- * subtracts from every level at once; it refuses (and changes nothing) only
- * where a level stays over its limit after the subtraction, i.e. where
- * someone set a limit below what is already charged.
+ * subtracts from every level at once and never fails.
  */
-static int gb_charge_sub(struct gb_charge *c, enum gb_tier tier, u64 bytes)
+static void gb_charge_sub(struct gb_charge *c, enum gb_tier tier, u64 bytes)
 {
-	return gb_charge_add(c, tier, -bytes);
+	gb_charge_add(c, tier, -bytes);
 }
 
 unsigned int gb_buffer_count(void)
@@ -271,13 +269,12 @@ static int gb_buffer_evict(struct gb_buffer *buf, struct gb_recycle *rc)
 			return PTR_ERR(ext);
 		}
 		ret = gb_t3_io(ext, buf->pages, buf->nr_pages, true);
-		if (!ret)
-			ret = gb_charge_sub(&buf->charge, GB_T2, buf->size);
 		if (ret) {
 			gb_t3_release(ext);
 			gb_charge_sub(&buf->charge, GB_T3, buf->size);
 			return ret;
 		}
+		gb_charge_sub(&buf->charge, GB_T2, buf->size);
 		buf->t3 = ext;
 	}
 	/* Importers' tables point at the pages: rebuilt at the next map. */

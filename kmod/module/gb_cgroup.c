@@ -236,16 +236,21 @@ int gb_charge_init(struct gb_charge *c)
 	return 0;
 }
 
-/* Charge bytes to every node of c, or to none (EDQUOT). */
+/*
+ * Charge bytes to every node of c, or to none (EDQUOT).  An uncharge (bytes
+ * holding a negative s64) never fails.
+ */
 int gb_charge_add(struct gb_charge *c, enum gb_tier tier, u64 bytes)
 {
+	bool uncharge = (s64)bytes < 0;
 	unsigned int i;
 
 	for (i = 0; i < c->nr_nodes; i++) {
 		struct gb_cg_counter *cnt = &c->nodes[i]->tier[tier];
+		u64 usage = atomic64_add_return(bytes, &cnt->usage);
 
-		if ((u64)atomic64_add_return(bytes, &cnt->usage) >
-		    (u64)atomic64_read(&cnt->max)) {
+		/* Giving bytes back always succeeds, even over a lowered limit. */
+		if (!uncharge && usage > (u64)atomic64_read(&cnt->max)) {
 			atomic64_sub(bytes, &cnt->usage);
 			atomic64_inc(&cnt->failcnt);
 			while (i--)
