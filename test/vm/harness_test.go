@@ -379,15 +379,15 @@ func runSuite(t *testing.T, mode string, timeout time.Duration) *Console {
 			}
 		}
 	}
-	dumpLog := func() {
-		data, _ := os.ReadFile(res.logPath)
-		lines := strings.Split(string(data), "\n")
-		if len(lines) > 400 {
-			lines = append([]string{"... (console log shortened to its last 400 lines)"}, lines[len(lines)-400:]...)
-		}
-		t.Logf("console log %s:\n%s", res.logPath, strings.Join(lines, "\n"))
-	}
+	reportRun(t, c, expected, res.err, res.logPath)
+	return c
+}
 
+// reportRun turns a VM run into subtests: one per expected case, its
+// listing, the kernel log, qemu's exit and the guest's end; on failure it
+// logs the tail of the console.
+func reportRun(t *testing.T, c *Console, expected []string, qemuErr error, logPath string) {
+	t.Helper()
 	for _, name := range expected {
 		r := c.Cases[name]
 		t.Run(name, func(t *testing.T) {
@@ -422,16 +422,20 @@ func runSuite(t *testing.T, mode string, timeout time.Duration) *Console {
 			t.Errorf("kernel log: %s", p)
 		}
 	})
-	if res.err != nil {
-		t.Errorf("qemu: %v", res.err)
+	if qemuErr != nil {
+		t.Errorf("qemu: %v", qemuErr)
 	}
 	if !c.Done {
 		t.Errorf("the guest never finished (no GB-DONE)")
 	}
 	if t.Failed() {
-		dumpLog()
+		data, _ := os.ReadFile(logPath)
+		lines := strings.Split(string(data), "\n")
+		if len(lines) > 400 {
+			lines = append([]string{"... (console log shortened to its last 400 lines)"}, lines[len(lines)-400:]...)
+		}
+		t.Logf("console log %s:\n%s", logPath, strings.Join(lines, "\n"))
 	}
-	return c
 }
 
 func onlyBoot(cases []string) bool {

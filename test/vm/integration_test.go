@@ -329,54 +329,10 @@ func runIntegVM(t *testing.T, mode string, timeout time.Duration, onLine func(st
 			}
 		}
 	}
-	for _, name := range expected {
-		r := c.Cases[name]
-		t.Run(name, func(t *testing.T) {
-			switch {
-			case r == nil || !c.reported(name):
-				why := "never reported (the guest hung, crashed or timed out before it)"
-				if c.Running == name {
-					why = "started but never reported (hang or crash in this case)"
-				}
-				t.Errorf("%s", why)
-			case !r.Pass:
-				t.Errorf("FAIL: %s", r.Reason)
-			}
-			if t.Failed() && r != nil && len(r.Log) > 0 {
-				t.Logf("guest log:\n%s", strings.Join(r.Log, "\n"))
-			}
-		})
+	if len(c.Listed) == 0 {
+		t.Errorf("the guest never listed its cases")
 	}
-	if strings.Join(c.Listed, " ") != strings.Join(expected, " ") {
-		t.Errorf("guest listed cases %v, host expected %v", c.Listed, expected)
-	}
-	for _, n := range c.Order {
-		if !contains(expected, n) {
-			t.Errorf("guest reported unexpected case %q (pass=%v %s)", n, c.Cases[n].Pass, c.Cases[n].Reason)
-		}
-	}
-	t.Run("dmesg", func(t *testing.T) {
-		if !c.DmesgComplete {
-			t.Errorf("the guest never printed its dmesg (it crashed, hung or was killed)")
-		}
-		for _, p := range c.KernelProblems() {
-			t.Errorf("kernel log: %s", p)
-		}
-	})
-	if res.err != nil {
-		t.Errorf("qemu: %v", res.err)
-	}
-	if !c.Done {
-		t.Errorf("the guest never finished (no GB-DONE)")
-	}
-	if t.Failed() {
-		data, _ := os.ReadFile(res.logPath)
-		lines := strings.Split(string(data), "\n")
-		if len(lines) > 400 {
-			lines = append([]string{"... (console log shortened to its last 400 lines)"}, lines[len(lines)-400:]...)
-		}
-		t.Logf("console log %s:\n%s", res.logPath, strings.Join(lines, "\n"))
-	}
+	reportRun(t, c, expected, res.err, res.logPath)
 	return c
 }
 
