@@ -65,7 +65,7 @@ func JoinUsage(recs []*Record, nodes []kmod.CgEntry) ([]ContainerUsage, []kmod.C
 		key := kmod.Cgroup{Hierarchy: r.Cgroup.Hierarchy, ID: r.Cgroup.ID}
 		if n, ok := byCgroup[key]; ok && r.Enforced {
 			row.T2Used, row.T3Used, row.Buffers = n.T2Usage, n.T3Usage, n.NrBuffers
-			row.T2Limit, row.T3Limit = userLimit(n.T2Max), userLimit(n.T3Max)
+			row.T2Limit, row.T3Limit = LimitFromKernel(n.T2Max), LimitFromKernel(n.T3Max)
 			delete(byCgroup, key)
 		}
 		rows = append(rows, row)
@@ -79,8 +79,8 @@ func JoinUsage(recs []*Record, nodes []kmod.CgEntry) ([]ContainerUsage, []kmod.C
 	return rows, orphans
 }
 
-// userLimit maps the module's GB_CG_UNLIMITED back to our 0.
-func userLimit(b uint64) uint64 {
+// LimitFromKernel maps the module's GB_CG_UNLIMITED back to our 0.
+func LimitFromKernel(b uint64) uint64 {
 	if b == kmod.Unlimited {
 		return 0
 	}

@@ -41,7 +41,31 @@ type Status struct {
 	Containers []hook.ContainerUsage `json:"containers"`
 	// UnclaimedNodes are module nodes no record names (for example cgroups
 	// limited by hand, or records lost with /run).
-	UnclaimedNodes []kmod.CgEntry `json:"unclaimed_nodes"`
+	UnclaimedNodes []Node `json:"unclaimed_nodes"`
+}
+
+// Node is a module accounting node; limits in bytes, 0 = unlimited.
+type Node struct {
+	Hierarchy uint32 `json:"hierarchy"`
+	ID        uint64 `json:"id"`
+	T2Used    uint64 `json:"t2_used_bytes"`
+	T2Limit   uint64 `json:"t2_limit_bytes"`
+	T3Used    uint64 `json:"t3_used_bytes"`
+	T3Limit   uint64 `json:"t3_limit_bytes"`
+	Buffers   uint32 `json:"buffers"`
+	Alive     bool   `json:"alive"`
+	Released  bool   `json:"released"`
+}
+
+func newNode(e kmod.CgEntry) Node {
+	return Node{
+		Hierarchy: e.Hierarchy, ID: e.CgroupID,
+		T2Used: e.T2Usage, T2Limit: hook.LimitFromKernel(e.T2Max),
+		T3Used: e.T3Usage, T3Limit: hook.LimitFromKernel(e.T3Max),
+		Buffers:  e.NrBuffers,
+		Alive:    e.NodeFlags&kmod.CgNodeAlive != 0,
+		Released: e.NodeFlags&kmod.CgNodeReleased != 0,
+	}
 }
 
 // NewStatus returns the status command.
@@ -84,7 +108,7 @@ func collectStatus(cfg *config.Config) (*Status, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading records: %w", err)
 	}
-	st := &Status{Module: Module{Device: cfg.Device.HostPath}, UnclaimedNodes: []kmod.CgEntry{}}
+	st := &Status{Module: Module{Device: cfg.Device.HostPath}, UnclaimedNodes: []Node{}}
 	dev, err := openModule(cfg)
 	var nodes []kmod.CgEntry
 	switch {
@@ -115,7 +139,9 @@ func collectStatus(cfg *config.Config) (*Status, error) {
 	}
 	var orphans []kmod.CgEntry
 	st.Containers, orphans = hook.JoinUsage(recs, nodes)
-	st.UnclaimedNodes = append(st.UnclaimedNodes, orphans...)
+	for _, n := range orphans {
+		st.UnclaimedNodes = append(st.UnclaimedNodes, newNode(n))
+	}
 	return st, nil
 }
 
@@ -145,8 +171,8 @@ func printStatus(st *Status) {
 			bytes(c.T2Used), config.FormatSize(c.T2Limit), bytes(c.T3Used), config.FormatSize(c.T3Limit), c.Buffers, state)
 	}
 	for _, n := range st.UnclaimedNodes {
-		fmt.Fprintf(w, "-\t%s\t%s/%s\t%s/%s\t%d\tno record\n", kmod.Cgroup{Hierarchy: n.Hierarchy, ID: n.CgroupID},
-			bytes(n.T2Usage), limit(n.T2Max), bytes(n.T3Usage), limit(n.T3Max), n.NrBuffers)
+		fmt.Fprintf(w, "-\t%s\t%s/%s\t%s/%s\t%d\tno record\n", kmod.Cgroup{Hierarchy: n.Hierarchy, ID: n.ID},
+			bytes(n.T2Used), config.FormatSize(n.T2Limit), bytes(n.T3Used), config.FormatSize(n.T3Limit), n.Buffers)
 	}
 	w.Flush()
 }
@@ -161,13 +187,6 @@ func shortID(id string) string {
 func bytes(b uint64) string {
 	if b == 0 {
 		return "0"
-	}
-	return config.FormatSize(b)
-}
-
-func limit(b uint64) string {
-	if b == kmod.Unlimited {
-		return "unlimited"
 	}
 	return config.FormatSize(b)
 }
