@@ -6,8 +6,9 @@ PKG      := github.com/greenboost/greenboost-container-toolkit
 LDFLAGS  := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT)
 BINARIES := greenboost-runtime greenboost-hook greenboost-ctk containerd-shim-greenboost-v2
 KDIR     ?= /lib/modules/$(shell uname -r)/build
-# The compile targets of the module's build matrix (Debian 12's 6.1 and 6.12 cloud headers).
-KDIRS    ?= $(wildcard /usr/src/linux-headers-6.1.*-cloud-amd64 /usr/src/linux-headers-6.12.*-cloud-amd64)
+# The compile targets of the module's build matrix (Debian 12's 6.1 and 6.12 cloud
+# headers), globbed when the target runs: `make test` installs them first.
+KDIRS_GLOB ?= /usr/src/linux-headers-6.1.*-cloud-amd64 /usr/src/linux-headers-6.12.*-cloud-amd64
 
 export GOFLAGS := -buildvcs=false
 
@@ -31,13 +32,14 @@ module:
 
 # Builds the module against every header tree in KDIRS, warnings as errors.
 module-matrix:
-	@test -n "$(KDIRS)" || { echo "module-matrix: no kernel headers found; run make deps"; exit 1; }
-	@for k in $(KDIRS); do \
+	@set -e; kdirs=$$(ls -d $(KDIRS_GLOB) 2>/dev/null || true); \
+	test -n "$$kdirs" || { echo "module-matrix: no kernel headers in $(KDIRS_GLOB); run make deps"; exit 1; }; \
+	for k in $$kdirs; do \
 		echo "== module against $$k"; \
 		$(MAKE) -s -C kmod/module KDIR=$$k clean >/dev/null; \
-		$(MAKE) -C kmod/module KDIR=$$k KCFLAGS=-Werror || exit 1; \
+		$(MAKE) -C kmod/module KDIR=$$k KCFLAGS=-Werror; \
+		$(MAKE) -s -C kmod/module KDIR=$$k clean >/dev/null; \
 	done
-	@$(MAKE) -s -C kmod/module clean KDIR=$(firstword $(KDIRS)) >/dev/null
 
 test: deps build lint test-unit module-matrix test-e2e test-vm
 
