@@ -27,7 +27,7 @@ import (
 //	GB_VM_RUN      regular expression selecting guest cases
 //	GB_VM_TIMEOUT  qemu wall-clock limit (Go duration)
 //	GB_VM_SMP, GB_VM_MEM   qemu -smp and -m (default 4 and 2048)
-//	GB_VM_STRESS   cycles per thread of the stress case (default 1000)
+//	GB_VM_STRESS   cycles per thread of the stress case (default 2000)
 //	GB_VM_KEEP     a directory to copy the console log and initramfs to
 func repoRoot(t *testing.T) string {
 	t.Helper()

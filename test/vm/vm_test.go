@@ -20,7 +20,7 @@ func guestCases(mode, filter string) ([]string, error) {
 // TestVM boots the 6.1 cloud kernel with the module and runs every guest
 // case (test/vm/guest/suite) as a subtest.
 func TestVM(t *testing.T) {
-	runSuite(t, suite.ModeTest, 12*time.Minute)
+	runSuite(t, suite.ModeTest, 20*time.Minute)
 }
 
 // TestBench runs the module benchmarks in the VM and prints their results

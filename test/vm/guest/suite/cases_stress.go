@@ -31,7 +31,7 @@ type stressResult struct {
 
 // stressCycles is the default number of cycles per thread; gb.stress= on the
 // kernel command line overrides it.
-const stressCycles = 1000
+const stressCycles = 2000
 
 // testStress: 2 cgroups × 16 threads × N alloc/mmap/touch/munmap/close
 // cycles, under a limited parent, while the test process keeps changing the
