@@ -64,11 +64,6 @@ struct gb_buffer {
 	unsigned int nr_dev_maps;	/* attachments mapped by importers */
 	unsigned int mmap_count;	/* VMAs */
 	bool evicted;			/* in T3, pages freed */
-	/*
-	 * Resident but T2 could not be charged when it was promoted: it stays
-	 * charged to T3 and keeps its extent until it is evicted again.
-	 */
-	bool overdraft;
 	bool dead;			/* the DMA-BUF is gone */
 	struct gb_t3_extent *t3;
 };
@@ -247,36 +242,29 @@ static bool gb_buffer_idle(const struct gb_buffer *buf)
  */
 static int gb_buffer_evict(struct gb_buffer *buf, struct gb_recycle *rc)
 {
-	struct gb_t3_extent *ext = buf->t3;
+	struct gb_t3_extent *ext;
 	struct gb_attachment *a;
 	int ret;
 
 	lockdep_assert_held(&buf->lock);
 	if (!gb_buffer_idle(buf))
 		return -EBUSY;
-	if (buf->overdraft) {
-		/* Already charged to T3, with its extent: write it back. */
-		ret = gb_t3_io(ext, buf->pages, buf->nr_pages, true);
-		if (ret)
-			return ret;
-	} else {
-		ret = gb_charge_add(&buf->charge, GB_T3, buf->size);
-		if (ret)
-			return ret;
-		ext = gb_t3_reserve(buf->size, gb_t3_cap_bytes());
-		if (IS_ERR(ext)) {
-			gb_charge_sub(&buf->charge, GB_T3, buf->size);
-			return PTR_ERR(ext);
-		}
-		ret = gb_t3_io(ext, buf->pages, buf->nr_pages, true);
-		if (ret) {
-			gb_t3_release(ext);
-			gb_charge_sub(&buf->charge, GB_T3, buf->size);
-			return ret;
-		}
-		gb_charge_sub(&buf->charge, GB_T2, buf->size);
-		buf->t3 = ext;
+	ret = gb_charge_add(&buf->charge, GB_T3, buf->size);
+	if (ret)
+		return ret;
+	ext = gb_t3_reserve(buf->size, gb_t3_cap_bytes());
+	if (IS_ERR(ext)) {
+		gb_charge_sub(&buf->charge, GB_T3, buf->size);
+		return PTR_ERR(ext);
 	}
+	ret = gb_t3_io(ext, buf->pages, buf->nr_pages, true);
+	if (ret) {
+		gb_t3_release(ext);
+		gb_charge_sub(&buf->charge, GB_T3, buf->size);
+		return ret;
+	}
+	gb_charge_sub(&buf->charge, GB_T2, buf->size);
+	buf->t3 = ext;
 	/* Importers' tables point at the pages: rebuilt at the next map. */
 	list_for_each_entry(a, &buf->attachments, link) {
 		if (a->has_sgt) {
@@ -291,7 +279,6 @@ static int gb_buffer_evict(struct gb_buffer *buf, struct gb_recycle *rc)
 	gb_pool_uncharge(buf->pool_bytes);
 	buf->pool_bytes = 0;
 	buf->evicted = true;
-	buf->overdraft = false;
 	atomic64_add(buf->size, &gb_evicted_bytes);
 	return 0;
 }
@@ -499,15 +486,14 @@ static int gb_buffer_fill(struct gb_buffer *buf, bool huge, struct gb_recycle *r
 /*
  * Read an evicted buffer back (buf->lock held).  The T2 budget is charged,
  * after evicting the owner's other idle buffers if it is full; if even that
- * leaves no room the buffer comes back anyway, as an overdraft that stays
- * charged to T3 (a map never fails for budget reasons).  The pool is charged
- * the same way, by force as the last resort.  Only a failure to get pages
- * or to read the store fails.
+ * leaves no room it is charged by force (a map never fails for budget
+ * reasons) and the owner's next allocations evict first.  The pool is
+ * charged the same way.  Only a failure to get pages or to read the store
+ * fails.
  */
 static int gb_buffer_promote(struct gb_buffer *buf)
 {
 	unsigned long filled = 0;
-	bool overdraft = false;
 	struct gb_recycle rc;
 	int ret;
 
@@ -516,7 +502,7 @@ static int gb_buffer_promote(struct gb_buffer *buf)
 		return 0;
 	gb_recycle_init(&rc);
 	if (gb_charge_t2_evicting(&buf->charge, buf->size, buf, &rc))
-		overdraft = true;
+		gb_charge_force(&buf->charge, GB_T2, buf->size);
 	if (gb_pool_charge_evicting(buf->size, buf, &rc))
 		gb_pool_charge_force(buf->size);
 
@@ -527,19 +513,15 @@ static int gb_buffer_promote(struct gb_buffer *buf)
 	if (ret) {
 		gb_buffer_free_pages(buf, filled);
 		gb_pool_uncharge(buf->size);
-		if (!overdraft)
-			gb_charge_sub(&buf->charge, GB_T2, buf->size);
+		gb_charge_sub(&buf->charge, GB_T2, buf->size);
 		return ret;
 	}
 	buf->pool_bytes = buf->size;
 	buf->evicted = false;
-	buf->overdraft = overdraft;
 	atomic64_sub(buf->size, &gb_evicted_bytes);
-	if (!overdraft) {
-		gb_charge_sub(&buf->charge, GB_T3, buf->size);
-		gb_t3_release(buf->t3);
-		buf->t3 = NULL;
-	}
+	gb_charge_sub(&buf->charge, GB_T3, buf->size);
+	gb_t3_release(buf->t3);
+	buf->t3 = NULL;
 	return 0;
 }
 

@@ -262,6 +262,20 @@ int gb_charge_add(struct gb_charge *c, enum gb_tier tier, u64 bytes)
 	return 0;
 }
 
+/*
+ * Charge bytes to every node of c even past their limits: a promotion must
+ * not fail a map.  The owner's next allocations then find the cgroup full
+ * and evict its coldest idle buffers first.
+ */
+void gb_charge_force(struct gb_charge *c, enum gb_tier tier, u64 bytes)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->nr_nodes; i++)
+		atomic64_add(bytes, &c->nodes[i]->tier[tier].usage);
+	c->bytes[tier] += bytes;
+}
+
 void gb_charge_exit(struct gb_charge *c)
 {
 	unsigned int i;

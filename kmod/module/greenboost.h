@@ -57,6 +57,7 @@ int gb_cg_init(const char *mode);
 void gb_cg_exit(void);
 int gb_charge_init(struct gb_charge *c);
 int gb_charge_add(struct gb_charge *c, enum gb_tier tier, u64 bytes);
+void gb_charge_force(struct gb_charge *c, enum gb_tier tier, u64 bytes);
 void gb_charge_exit(struct gb_charge *c);
 long gb_cg_ioctl(unsigned int nr, void __user *uarg);
 

@@ -482,7 +482,17 @@ func testT3MappedStay(t *T) {
 	if j := firstMismatch(mem, 4, 0); j >= 0 {
 		t.Errorf("pinned memory changed at byte %d", j)
 	}
-	// unmapped, a becomes the one to go
+	// Mapping the evicted buffer finds nothing else to evict: a map never
+	// fails, so T2 is charged by force past the limit and T3 let go.
+	im, err := mmapRW(idle.fd, 0, idle.size)
+	t.Check(err, "mmap of the evicted buffer with T2 full of unevictable buffers")
+	if j := firstMismatch(im, idle.seed, 0); j >= 0 {
+		t.Errorf("forced promotion: data differs at byte %d", j)
+	}
+	expectTiers(t, c, 12*miB, 0, "after a forced promotion")
+	unix.Munmap(im)
+	// unmapped, a becomes the one to go (with the promoted one: the next
+	// allocation evicts until the cgroup is back under its limit)
 	unix.Munmap(maps[a])
 	maps[a] = nil
 	f, err := allocFill(t, 2*miB, 0, 7)
