@@ -46,7 +46,7 @@ func TestDocker(t *testing.T) {
 		if !bytes.Contains(log, []byte("applied GreenBoost edits")) {
 			t.Errorf("the wrapper did not log to %s (GREENBOOST_CONFIG from dockerd's env not seen?); log: %q", d.cfg.logFile, log)
 		}
-		if recs := d.records(t); len(recs) != 0 {
+		if recs := d.cfg.records(t); len(recs) != 0 {
 			t.Errorf("records left after docker run --rm: %v", recs)
 		}
 	})
@@ -106,7 +106,7 @@ func TestDocker(t *testing.T) {
 		if !containsMessage(stderr, want) {
 			t.Errorf("docker's error output lacks %q:\n%s", want, stderr)
 		}
-		if recs := d.records(t); len(recs) != 0 {
+		if recs := d.cfg.records(t); len(recs) != 0 {
 			t.Errorf("records left after a failed docker run: %v", recs)
 		}
 	})
@@ -316,21 +316,4 @@ func (d *dockerd) importImage(t *testing.T, rootfs, image string, changes ...str
 	if impErr != nil || tarErr != nil {
 		t.Fatalf("docker import %s: %v / tar: %v: %s", image, impErr, tarErr, out.String())
 	}
-}
-
-// records lists the hook records in the daemon's GreenBoost state dir.
-func (d *dockerd) records(t *testing.T) []string {
-	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(d.cfg.stateDir, "containers"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
 }

@@ -1004,3 +1004,20 @@ func runTool(env []string, name string, args ...string) (stdout, stderr string, 
 	err = cmd.Run()
 	return o.String(), e.String(), err
 }
+
+// records lists the hook records in the config's state dir.
+func (c gbConfig) records(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(c.stateDir, "containers"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}

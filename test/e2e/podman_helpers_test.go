@@ -198,23 +198,6 @@ func (p *podman) waitRecordGone(t *testing.T, id, after string) {
 	}
 }
 
-// records lists the hook records in the test's state dir.
-func (p *podman) records(t *testing.T) []string {
-	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(p.cfg.stateDir, "containers"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 // readCID reads the container id podman wrote to a --cidfile.
 func readCID(t *testing.T, path string) string {
 	t.Helper()

@@ -166,7 +166,7 @@ func testPodmanRuntime(t *testing.T, s *suite, p *podman, ll lowLevel) {
 
 	t.Run("bogus-ram-limit", func(t *testing.T) {
 		logBefore := fileSize(p.cfg.logFile)
-		recsBefore := p.records(t)
+		recsBefore := p.cfg.records(t)
 		cidFile := filepath.Join(s.testDir(t), "cid")
 		stdout, stderr, err := p.podman(run("--rm", "--cidfile", cidFile, "--device", podmanDeviceExt,
 			"--annotation", "greenboost.io/ram-limit=bogus", podmanImage, "true")...)
@@ -192,7 +192,7 @@ func testPodmanRuntime(t *testing.T, s *suite, p *podman, ll lowLevel) {
 		if !containsMessage(log, want) {
 			t.Errorf("the toolkit log %s lacks our message %q; what the run added:\n%s", p.cfg.logFile, want, log)
 		}
-		if recs := p.records(t); len(recs) != len(recsBefore) {
+		if recs := p.cfg.records(t); len(recs) != len(recsBefore) {
 			t.Errorf("a failed podman run left a record: before %v, after %v", recsBefore, recs)
 		}
 		if id, err := os.ReadFile(cidFile); err == nil {
