@@ -293,6 +293,14 @@ func boot(t *testing.T, work, kernel, initrd, disk, mode, filter string, timeout
 	if disk != "" {
 		args = append(args, "-drive", "file="+disk+",if=virtio,format=raw")
 	}
+	return runQemu(t, work, qemu, args, timeout, nil)
+}
+
+// runQemu runs qemu with args, writes its console to work/console.log and
+// parses it while it runs. Each line also goes to onLine; without one, the
+// verdicts and the GB-/BENCH lines are logged as they come.
+func runQemu(t *testing.T, work, qemu string, args []string, timeout time.Duration, onLine func(string)) bootResult {
+	t.Helper()
 	logPath := filepath.Join(work, "console.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -302,10 +310,8 @@ func boot(t *testing.T, work, kernel, initrd, disk, mode, filter string, timeout
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu, args...)
-	cmd.Stdin = nil
 	pr, pw := io.Pipe()
-	cmd.Stdout = pw
-	cmd.Stderr = pw
+	cmd.Stdout, cmd.Stderr = pw, pw
 	t.Logf("qemu-system-x86_64 %s", strings.Join(args, " "))
 	t.Logf("console log: %s", logPath)
 	start := time.Now()
@@ -324,13 +330,17 @@ func boot(t *testing.T, work, kernel, initrd, disk, mode, filter string, timeout
 	for sc.Scan() {
 		line := sc.Text()
 		fmt.Fprintln(logf, line)
-		if r := c.Line(line); r != nil {
+		r := c.Line(line)
+		switch {
+		case onLine != nil:
+			onLine(line) // the caller shows what it wants
+		case r != nil:
 			verdict := "PASS"
 			if !r.Pass {
 				verdict = "FAIL"
 			}
 			t.Logf("[%6.1fs] %s %s %s", time.Since(start).Seconds(), verdict, r.Name, r.Reason)
-		} else if strings.HasPrefix(line, "BENCH ") || strings.HasPrefix(line, "GB-") {
+		case strings.HasPrefix(line, "BENCH ") || strings.HasPrefix(line, "GB-"):
 			t.Logf("[%6.1fs] %s", time.Since(start).Seconds(), strings.TrimSpace(line))
 		}
 	}

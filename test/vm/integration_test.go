@@ -3,10 +3,6 @@
 package vm
 
 import (
-	"bufio"
-	"context"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,56 +245,7 @@ func integBoot(t *testing.T, work, kernel, initrd, mode string, timeout time.Dur
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd, "-append", appendLine,
 	}
-	logPath := filepath.Join(work, "console.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, qemu, args...)
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	t.Logf("qemu-system-x86_64 %s", strings.Join(args, " "))
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start qemu: %v", err)
-	}
-	waitErr := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		pw.Close()
-		waitErr <- err
-	}()
-	c := &Console{Cases: map[string]*CaseResult{}}
-	sc := bufio.NewScanner(pr)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		fmt.Fprintln(logf, line)
-		r := c.Line(line)
-		if onLine != nil {
-			onLine(line)
-		}
-		if onLine != nil {
-			continue // the caller shows what it wants
-		}
-		if r != nil {
-			verdict := "PASS"
-			if !r.Pass {
-				verdict = "FAIL"
-			}
-			t.Logf("[%6.1fs] %s %s %s", time.Since(start).Seconds(), verdict, r.Name, r.Reason)
-		} else if strings.HasPrefix(line, "GB-") {
-			t.Logf("[%6.1fs] %s", time.Since(start).Seconds(), strings.TrimSpace(line))
-		}
-	}
-	err = <-waitErr
-	if ctx.Err() != nil {
-		err = fmt.Errorf("qemu killed after %v: %w", timeout, ctx.Err())
-	}
-	return bootResult{console: c, logPath: logPath, err: err, elapsed: time.Since(start)}
+	return runQemu(t, work, qemu, args, timeout, onLine)
 }
 
 // runIntegVM builds everything, boots the VM in mode and checks the guest's
