@@ -59,11 +59,7 @@ func (h *Hook) Run(stage Stage, stdin io.Reader) error {
 }
 
 func (h *Hook) prestart(state *specs.State) error {
-	spec, err := ocispec.Read(state.Bundle)
-	if err != nil {
-		return err
-	}
-	limits, err := h.limits(state, spec)
+	limits, err := h.limits(state)
 	if err != nil {
 		return err
 	}
@@ -95,14 +91,14 @@ func (h *Hook) prestart(state *specs.State) error {
 }
 
 // limits resolves the budgets: annotations > env > CDI profile > config.
-func (h *Hook) limits(state *specs.State, spec *specs.Spec) (Limits, error) {
+func (h *Hook) limits(state *specs.State) (Limits, error) {
+	specAnnotations, env, err := ocispec.ReadAnnotationsAndEnv(state.Bundle)
+	if err != nil {
+		return Limits{}, err
+	}
 	annotations := state.Annotations
 	if len(annotations) == 0 {
-		annotations = spec.Annotations
-	}
-	var env []string
-	if spec.Process != nil {
-		env = spec.Process.Env
+		annotations = specAnnotations
 	}
 	ram, nvme, err := request.Parse(annotations, env).Resolve(h.cfg, h.profile)
 	if err != nil {

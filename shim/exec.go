@@ -56,8 +56,8 @@ func injectExecEnv(runtime string, globalArgs []string, process, id string) erro
 	if err := json.Unmarshal(out, &state); err != nil || state.Bundle == "" {
 		return nil
 	}
-	spec, err := ocispec.Read(state.Bundle)
-	if err != nil || spec.Process == nil || processEnv(spec, cdi.ActiveEnv) != "1" {
+	_, containerEnv, err := ocispec.ReadAnnotationsAndEnv(state.Bundle)
+	if err != nil || envValue(containerEnv, cdi.ActiveEnv) != "1" {
 		return nil
 	}
 	data, err := os.ReadFile(process)
@@ -68,10 +68,8 @@ func injectExecEnv(runtime string, globalArgs []string, process, id string) erro
 	if err := json.Unmarshal(data, &p); err != nil {
 		return fmt.Errorf("parsing the exec process %s: %w", process, err)
 	}
-	containerPreload := processEnv(spec, cdi.PreloadEnv)
-	ours, _, _ := strings.Cut(containerPreload, ":")
-	procSpec := &specs.Spec{Process: &p}
-	preload := mergePreload(ours, processEnv(procSpec, cdi.PreloadEnv))
+	ours, _, _ := strings.Cut(envValue(containerEnv, cdi.PreloadEnv), ":")
+	preload := mergePreload(ours, envValue(p.Env, cdi.PreloadEnv))
 	p.Env = slices.DeleteFunc(p.Env, func(kv string) bool {
 		return strings.HasPrefix(kv, cdi.PreloadEnv+"=") || strings.HasPrefix(kv, cdi.ActiveEnv+"=")
 	})

@@ -65,8 +65,14 @@ func processEnv(s *specs.Spec, name string) string {
 	if s.Process == nil {
 		return ""
 	}
+	return envValue(s.Process.Env, name)
+}
+
+// envValue returns the value of variable name in env, "" when unset; the
+// last entry wins, as for execve.
+func envValue(env []string, name string) string {
 	value := ""
-	for _, kv := range s.Process.Env {
+	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, name+"="); ok {
 			value = v
 		}
