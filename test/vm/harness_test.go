@@ -267,9 +267,23 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// boot runs qemu and parses its console while it runs.
-func boot(t *testing.T, work, kernel, initrd, disk, mode, filter string, timeout time.Duration) bootResult {
+// vmBoot is one qemu run of a kernel and an initramfs.
+type vmBoot struct {
+	kernel, initrd string
+	disk           string   // a raw image for a virtio disk ("" = none)
+	mode           string   // the guest's gb.mode=
+	params         []string // more kernel parameters
+	smp            int
+	timeout        time.Duration // GB_VM_TIMEOUT overrides it
+	onLine         func(string)  // each console line (nil: none)
+	keepAs         string        // name prefix of the files GB_VM_KEEP keeps
+}
+
+// run boots the VM and parses its console while it runs. With GB_VM_KEEP
+// set, the console log and the initramfs are copied to that directory.
+func (b vmBoot) run(t *testing.T, work string) bootResult {
 	t.Helper()
+	timeout := b.timeout
 	if d, err := time.ParseDuration(os.Getenv("GB_VM_TIMEOUT")); err == nil {
 		timeout = d
 	}
@@ -277,23 +291,27 @@ func boot(t *testing.T, work, kernel, initrd, disk, mode, filter string, timeout
 	if err != nil {
 		t.Fatal("qemu-system-x86_64 not found: apt-get install qemu-system-x86")
 	}
-	appendLine := "console=ttyS0 panic=-1 loglevel=3 log_buf_len=4M rdinit=/init gb.mode=" + mode
-	if filter != "" {
-		appendLine += " gb.run=" + filter
-	}
-	if v := os.Getenv("GB_VM_STRESS"); v != "" {
-		appendLine += " gb.stress=" + v
-	}
+	appendLine := strings.Join(append([]string{"console=ttyS0 panic=-1 loglevel=3 log_buf_len=4M rdinit=/init gb.mode=" + b.mode}, b.params...), " ")
 	args := []string{
 		"-accel", "tcg", "-cpu", "max",
-		"-smp", strconv.Itoa(envInt("GB_VM_SMP", 4)), "-m", strconv.Itoa(envInt("GB_VM_MEM", 2048)),
+		"-smp", strconv.Itoa(b.smp), "-m", strconv.Itoa(envInt("GB_VM_MEM", 2048)),
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
-		"-kernel", kernel, "-initrd", initrd, "-append", appendLine,
+		"-kernel", b.kernel, "-initrd", b.initrd, "-append", appendLine,
 	}
-	if disk != "" {
-		args = append(args, "-drive", "file="+disk+",if=virtio,format=raw")
+	if b.disk != "" {
+		args = append(args, "-drive", "file="+b.disk+",if=virtio,format=raw")
 	}
-	return runQemu(t, work, qemu, args, timeout, nil)
+	res := runQemu(t, work, qemu, args, timeout, b.onLine)
+	t.Logf("VM run took %v", res.elapsed.Round(time.Second))
+	if keep := os.Getenv("GB_VM_KEEP"); keep != "" {
+		os.MkdirAll(keep, 0o755)
+		for _, f := range []string{res.logPath, b.initrd} {
+			if data, err := os.ReadFile(f); err == nil {
+				os.WriteFile(filepath.Join(keep, b.keepAs+filepath.Base(f)), data, 0o644)
+			}
+		}
+	}
+	return res
 }
 
 // runQemu runs qemu with args, writes its console to work/console.log and
@@ -378,19 +396,17 @@ func runSuite(t *testing.T, mode string, timeout time.Duration) *Console {
 		disk = makeT3Disk(t, work)
 	}
 
-	res := boot(t, work, kernel, initrd, disk, mode, filter, timeout)
-	c := res.console
-	t.Logf("VM run took %v", res.elapsed.Round(time.Second))
-	if keep := os.Getenv("GB_VM_KEEP"); keep != "" {
-		os.MkdirAll(keep, 0o755)
-		for _, f := range []string{res.logPath, initrd} {
-			if data, err := os.ReadFile(f); err == nil {
-				os.WriteFile(filepath.Join(keep, filepath.Base(f)), data, 0o644)
-			}
-		}
+	var params []string
+	if filter != "" {
+		params = append(params, "gb.run="+filter)
 	}
-	reportRun(t, c, expected, res.err, res.logPath)
-	return c
+	if v := os.Getenv("GB_VM_STRESS"); v != "" {
+		params = append(params, "gb.stress="+v)
+	}
+	res := vmBoot{kernel: kernel, initrd: initrd, disk: disk, mode: mode, params: params,
+		smp: envInt("GB_VM_SMP", 4), timeout: timeout}.run(t, work)
+	reportRun(t, res.console, expected, res.err, res.logPath)
+	return res.console
 }
 
 // reportRun turns a VM run into subtests: one per expected case, its

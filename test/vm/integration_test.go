@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,27 +226,6 @@ func buildIntegInitramfs(t *testing.T, work string, a integArtifacts, withPodman
 	return out
 }
 
-// integBoot runs qemu with the integration initramfs, feeding each console
-// line to the parser and to onLine (nil: none).
-func integBoot(t *testing.T, work, kernel, initrd, mode string, timeout time.Duration, onLine func(string)) bootResult {
-	t.Helper()
-	if d, err := time.ParseDuration(os.Getenv("GB_VM_TIMEOUT")); err == nil {
-		timeout = d
-	}
-	qemu, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		t.Fatal("qemu-system-x86_64 not found: apt-get install qemu-system-x86")
-	}
-	appendLine := "console=ttyS0 panic=-1 loglevel=3 log_buf_len=4M rdinit=/init gb.mode=" + mode
-	args := []string{
-		"-accel", "tcg", "-cpu", "max",
-		"-smp", strconv.Itoa(envInt("GB_VM_INTEG_SMP", 2)), "-m", strconv.Itoa(envInt("GB_VM_MEM", 2048)),
-		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
-		"-kernel", kernel, "-initrd", initrd, "-append", appendLine,
-	}
-	return runQemu(t, work, qemu, args, timeout, onLine)
-}
-
 // runIntegVM builds everything, boots the VM in mode and checks the guest's
 // verdicts (one subtest per case), its dmesg and its end.
 func runIntegVM(t *testing.T, mode string, timeout time.Duration, onLine func(string)) *Console {
@@ -265,17 +243,9 @@ func runIntegVM(t *testing.T, mode string, timeout time.Duration, onLine func(st
 	initrd := buildIntegInitramfs(t, work, a, mode == integration.ModeIntegration)
 	t.Logf("built in %v", time.Since(buildStart).Round(time.Second))
 
-	res := integBoot(t, work, kernel, initrd, mode, timeout, onLine)
+	res := vmBoot{kernel: kernel, initrd: initrd, mode: mode, smp: envInt("GB_VM_INTEG_SMP", 2),
+		timeout: timeout, onLine: onLine, keepAs: mode + "-"}.run(t, work)
 	c := res.console
-	t.Logf("VM run took %v", res.elapsed.Round(time.Second))
-	if keep := os.Getenv("GB_VM_KEEP"); keep != "" {
-		os.MkdirAll(keep, 0o755)
-		for _, f := range []string{res.logPath, initrd} {
-			if data, err := os.ReadFile(f); err == nil {
-				os.WriteFile(filepath.Join(keep, mode+"-"+filepath.Base(f)), data, 0o644)
-			}
-		}
-	}
 	if len(c.Listed) == 0 {
 		t.Errorf("the guest never listed its cases")
 	}

@@ -33,10 +33,23 @@ var integrationCases = []Case{
 	{Name: "podman-cdi-budget", Timeout: 150 * time.Second, Fn: testPodmanCDI},
 }
 
+// layout is where runc (cgroupfs driver, cgroupsPath "/ID") puts the
+// cgroup of container ID that the module accounts in: root/ID.
+type layout struct {
+	root      string
+	hierarchy uint32
+}
+
+// cgLayout is this boot's: v1Layout in ModeIntegrationV1.
+var cgLayout = layout{root: "/sys/fs/cgroup", hierarchy: kmod.HierarchyV2}
+
+func (l layout) dir(id string) string { return filepath.Join(l.root, id) }
+
 // What earlier cases leave for later ones.
 var (
 	firstOutput    string        // the first container's output
-	budgetCgroups  []kmod.Cgroup // the cgroups of the 64M and 128M containers
+	budgetIDs      []string      // the containers of the budget case
+	budgetCgroups  []kmod.Cgroup // and their cgroups
 	allocArgs      = []string{"/bin/gbdyn", "/bin/gballoc", "alloc", "-step", "8M", "-hold"}
 	probeArgs      = []string{"/bin/gbdyn", "/bin/gballoc", "probe"}
 	errNoNodeFound = fmt.Errorf("no node")
@@ -185,7 +198,7 @@ func allocResult(t *T, id, output string, budget uint64) kmod.Cgroup {
 	if p, ok := kv(output, "PRELOAD libgreenboost_cuda.so "); !ok || p["active"] != "1" || p["open"] != "0" {
 		t.Errorf("%s: preload line %v, want active=1 open=0", id, p)
 	}
-	return kmod.Cgroup{Hierarchy: kmod.HierarchyV2, ID: atou(r["cgroup"])}
+	return kmod.Cgroup{Hierarchy: cgLayout.hierarchy, ID: atou(r["cgroup"])}
 }
 
 // testBudgets: two containers with 64M and 128M run at once; each gets
@@ -214,7 +227,7 @@ func testBudgets(t *T) {
 		o := x.c.waitOutput(t, "GBALLOC hold", 60*time.Second)
 		cgs = append(cgs, allocResult(t, x.c.id, o, x.budget))
 	}
-	budgetCgroups = cgs
+	budgetIDs, budgetCgroups = []string{"c64", "c128"}, cgs
 	st, raw := ctkStatus(t)
 	human := runCmd(CtkBin, "status")
 	t.Logf("greenboost-ctk status (both running):\n%s", human.out)
@@ -276,9 +289,9 @@ func testReleased(t *T) {
 			t.Errorf("the node of %s is still listed: %s", cg, nodeString(n))
 		}
 	}
-	for _, id := range []string{"c64", "c128"} {
-		if exists(filepath.Join("/sys/fs/cgroup", id)) {
-			t.Errorf("cgroup %s still exists", id)
+	for _, id := range budgetIDs {
+		if exists(cgLayout.dir(id)) {
+			t.Errorf("cgroup %s still exists", cgLayout.dir(id))
 		}
 	}
 	t.Logf("CG_LIST after delete: %d node(s)", len(nodes))
@@ -341,7 +354,7 @@ func testGCAfterCrash(t *T) {
 		t.Fatalf("no node for the crashed container's cgroup %s: nothing for gc to do (was the limit set?)", cg)
 	}
 	t.Logf("after the crash: node %s, records %v", nodeString(n), records())
-	if n.NodeFlags&kmod.CgNodeHasLimit == 0 || n.T2Max != budget || n.NodeFlags&kmod.CgNodeAlive != 0 {
+	if n.NodeFlags&kmod.CgNodeHasLimit == 0 || n.T2Max != budget || n.NodeFlags&(kmod.CgNodeAlive|kmod.CgNodeAliveUnknown) != 0 {
 		t.Errorf("node of the crashed container %s, want limit %d, not alive", nodeString(n), budget)
 	}
 	if !slices.Contains(records(), "crash") {
@@ -349,11 +362,11 @@ func testGCAfterCrash(t *T) {
 	}
 
 	// A node no record names: a cgroup limited by hand, then removed.
-	orphanDir := "/sys/fs/cgroup/gbtest-orphan"
+	orphanDir := cgLayout.dir("gbtest-orphan")
 	t.Check(os.Mkdir(orphanDir, 0o755), "mkdir orphan cgroup")
 	oid, err := kmod.CgroupID(orphanDir)
 	t.Check(err, "orphan cgroup id")
-	orphan := kmod.Cgroup{Hierarchy: kmod.HierarchyV2, ID: oid}
+	orphan := kmod.Cgroup{Hierarchy: cgLayout.hierarchy, ID: oid}
 	_, err = dev.SetLimit(orphan, 16*miB, kmod.Unlimited)
 	t.Check(err, "set a limit on the orphan cgroup")
 	t.Check(os.Remove(orphanDir), "rmdir orphan cgroup")

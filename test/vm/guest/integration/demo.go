@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/greenboost/greenboost-container-toolkit/kmod"
+	"github.com/greenboost/greenboost-container-toolkit/test/vm/guest/guesttest"
 )
 
 // The demo (DESIGN.md §7): a transcript for people, lines prefixed "DEMO "
@@ -23,7 +24,7 @@ const DemoPrefix = "DEMO "
 
 func say(format string, args ...any) {
 	for _, l := range strings.Split(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n") {
-		out(DemoPrefix + l)
+		guesttest.Out(DemoPrefix + l)
 	}
 }
 

@@ -8,13 +8,11 @@
 package integration
 
 import (
-	"fmt"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/greenboost/greenboost-container-toolkit/test/vm/guest/guesttest"
 )
 
 // Modes (kernel command line gb.mode=).
@@ -58,6 +56,9 @@ module = "` + ModulePath + `"
 path = "` + HookBin + `"
 `
 
+// T is the state of one running case.
+type T = guesttest.T
+
 // Case is one named check.
 type Case struct {
 	Name    string
@@ -86,110 +87,6 @@ func Names(mode string) []string {
 	return out
 }
 
-// T is one running case.
-type T struct {
-	mu      sync.Mutex
-	failed  bool
-	reasons []string
-	cleanup []func()
-}
-
-var outMu sync.Mutex
-
-// out writes one console line.
-func out(line string) {
-	outMu.Lock()
-	defer outMu.Unlock()
-	os.Stdout.WriteString(line + "\n")
-}
-
-// Logf prints a line of the case's log.
-func (t *T) Logf(format string, args ...any) {
-	out("    | " + strings.ReplaceAll(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n", "\n    | "))
-}
-
-// Errorf marks the case failed and goes on.
-func (t *T) Errorf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	t.mu.Lock()
-	t.failed = true
-	t.reasons = append(t.reasons, msg)
-	t.mu.Unlock()
-	t.Logf("error: %s", msg)
-}
-
-// Fatalf marks the case failed and ends it.
-func (t *T) Fatalf(format string, args ...any) {
-	t.Errorf(format, args...)
-	runtime.Goexit()
-}
-
-// Check is Fatalf on a non-nil error.
-func (t *T) Check(err error, what string) {
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-// Cleanup registers fn to run after the case, last first.
-func (t *T) Cleanup(fn func()) {
-	t.mu.Lock()
-	t.cleanup = append(t.cleanup, fn)
-	t.mu.Unlock()
-}
-
-func (t *T) Failed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.failed
-}
-
-func runCase(c Case) {
-	out("RUN " + c.Name)
-	t := &T{}
-	start := time.Now()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() {
-			if r := recover(); r != nil {
-				t.Errorf("panic: %v\n%s", r, debug.Stack())
-			}
-		}()
-		defer func() {
-			t.mu.Lock()
-			fns := t.cleanup
-			t.cleanup = nil
-			t.mu.Unlock()
-			for i := len(fns) - 1; i >= 0; i-- {
-				fns[i]()
-			}
-		}()
-		c.Fn(t)
-	}()
-	timeout := c.Timeout
-	if timeout == 0 {
-		timeout = time.Minute
-	}
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		t.Errorf("timed out after %v", timeout)
-	}
-	el := time.Since(start).Round(time.Millisecond)
-	if t.Failed() {
-		t.mu.Lock()
-		reason := strings.ReplaceAll(strings.Join(t.reasons, "; "), "\n", " ")
-		t.mu.Unlock()
-		if len(reason) > 800 {
-			reason = reason[:800] + "..."
-		}
-		out(fmt.Sprintf("FAIL %s: %s (%v)", c.Name, reason, el))
-		return
-	}
-	out(fmt.Sprintf("PASS %s (%v)", c.Name, el))
-}
-
 func cmdlineMode() string {
 	b, _ := os.ReadFile("/proc/cmdline")
 	for _, f := range strings.Fields(string(b)) {
@@ -209,12 +106,15 @@ func Main(args []string) int {
 	}
 	cs := cases(mode)
 	if len(cs) == 0 {
-		out("FAIL setup: unknown mode " + mode)
+		guesttest.Out("FAIL setup: unknown mode " + mode)
 		return 2
 	}
-	out("GB-CASES " + strings.Join(Names(mode), " "))
+	if mode == ModeIntegrationV1 {
+		cgLayout = v1Layout
+	}
+	guesttest.Out("GB-CASES " + strings.Join(Names(mode), " "))
 	for _, c := range cs {
-		runCase(c)
+		guesttest.Run(c.Name, c.Timeout, c.Fn)
 	}
 	return 0
 }

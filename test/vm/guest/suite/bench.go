@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/greenboost/greenboost-container-toolkit/kmod"
+	"github.com/greenboost/greenboost-container-toolkit/test/vm/guest/guesttest"
 )
 
 func init() {
@@ -17,7 +18,7 @@ func init() {
 }
 
 func bench(format string, args ...any) {
-	out("BENCH " + fmt.Sprintf(format, args...))
+	guesttest.Out("BENCH " + fmt.Sprintf(format, args...))
 }
 
 // touch writes one byte per page.

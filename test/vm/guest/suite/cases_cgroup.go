@@ -3,52 +3,81 @@ package suite
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/greenboost/greenboost-container-toolkit/hook"
 	"github.com/greenboost/greenboost-container-toolkit/kmod"
 )
 
+// The cgroup cases run in both layouts: on cgroup v2 (ModeTest) and, named
+// v1-*, in the v1 memory hierarchy of a hybrid host (ModeV1).
 func init() {
-	register(40, ModeTest, "cgroup-id", time.Minute, testCgroupID)
-	register(50, ModeTest, "limits-edquot", time.Minute, testLimits)
-	register(60, ModeTest, "parent-limit", time.Minute, testParentLimit)
+	registerBoth(40, "cgroup-id", time.Minute, testCgroupID)
+	registerBoth(50, "limits-edquot", time.Minute, testLimits)
+	registerBoth(60, "parent-limit", time.Minute, testParentLimit)
 	register(70, ModeTest, "rounding", time.Minute, testRounding)
-	register(80, ModeTest, "pin-charged", time.Minute, testPin)
+	registerBoth(80, "pin-charged", time.Minute, testPin)
 	register(90, ModeTest, "exit-uncharge", time.Minute, testExitUncharge)
 	register(100, ModeTest, "scm-rights", time.Minute, testSCMRights)
-	register(110, ModeTest, "release", time.Minute, testRelease)
-	register(120, ModeTest, "list-dead", time.Minute, testListDead)
+	registerBoth(110, "release", time.Minute, testRelease)
+	registerBoth(120, "list-dead", time.Minute, testListDead)
 	register(130, ModeTest, "eperm-userns", time.Minute, func(t *T) { testEPERM(t, childOpts{userns: true}) })
-	register(140, ModeTest, "eperm-nobody", time.Minute, func(t *T) { testEPERM(t, childOpts{uid: 65534}) })
+	registerBoth(140, "eperm-nobody", time.Minute, func(t *T) { testEPERM(t, childOpts{uid: 65534}) })
 	register(150, ModeTest, "bad-args", time.Minute, testBadArgs)
 }
 
-// testCgroupID: kmod.CgroupID (the directory inode) is CG_QUERY's id.
+func registerBoth(order int, name string, timeout time.Duration, fn func(t *T)) {
+	register(order, ModeTest, name, timeout, fn)
+	register(order, ModeV1, "v1-"+name, timeout, fn)
+}
+
+// testCgroupID: kmod.CgroupID (the directory inode) is CG_QUERY's id, and
+// the hook resolves a process to that directory and id.
 func testCgroupID(t *T) {
 	q, err := device(t).Query()
 	t.Check(err, "CG_QUERY")
-	rootID, err := kmod.CgroupID(cgRoot)
+	rootID, err := kmod.CgroupID(cgLayout.root)
 	t.Check(err, "CgroupID")
-	if q.ABIVersion != kmod.CgABIVersion || q.Hierarchy != kmod.HierarchyV2 || q.Level != 0 ||
+	if q.ABIVersion != kmod.CgABIVersion || q.Hierarchy != cgLayout.hierarchy || q.Level != 0 ||
 		q.CgroupID != rootID || q.Features&kmod.CgFeatT2 == 0 || q.Size != 32 {
-		t.Errorf("CG_QUERY in the root cgroup = %+v; want abi 1, v2, level 0, id %d, T2 feature", q, rootID)
+		t.Errorf("CG_QUERY in the root cgroup = %+v; want abi 1, hierarchy %d, level 0, id %d, T2 feature", q, cgLayout.hierarchy, rootID)
 	}
 	c := mkcg(t, "gbt-id/a/b")
 	ch := startChild(t, "b", childOpts{cgroupDir: c.dir})
 	r := ch.must(request{Op: "query"})
-	if r.Query.CgroupID != c.cg.ID || r.Query.Level != 3 || r.Query.Hierarchy != kmod.HierarchyV2 {
+	if r.Query.CgroupID != c.cg.ID || r.Query.Level != 3 || r.Query.Hierarchy != cgLayout.hierarchy {
 		t.Errorf("CG_QUERY in gbt-id/a/b = %+v; want id %d (CgroupID), level 3", r.Query, c.cg.ID)
 	}
-	if out := ch.must(request{Op: "cgroup"}).Output; out != "0::/gbt-id/a/b" {
-		t.Errorf("helper's /proc/self/cgroup = %q", out)
+	out := ch.must(request{Op: "cgroup"}).Output
+	if !slices.ContainsFunc(strings.Split(out, "\n"), func(l string) bool { return strings.HasSuffix(l, cgLayout.procLine("/gbt-id/a/b")) }) {
+		t.Errorf("helper's /proc/self/cgroup has no %q line:\n%s", cgLayout.procLine("/gbt-id/a/b"), out)
 	}
 	// a usage report names the same id
-	if u := ch.must(request{Op: "usage", Self: true}).Usage; u.CgroupID != c.cg.ID || u.Hierarchy != kmod.HierarchyV2 {
+	if u := ch.must(request{Op: "usage", Self: true}).Usage; u.CgroupID != c.cg.ID || u.Hierarchy != cgLayout.hierarchy {
 		t.Errorf("GET_USAGE self in gbt-id/a/b names %d/%d, want %d", u.Hierarchy, u.CgroupID, c.cg.ID)
 	}
+	// what the hook computes for a container's process
+	pid := ch.cmd.Process.Pid
+	for _, h := range []uint32{cgLayout.hierarchy, hook.HierarchyAuto} {
+		cg, err := hook.ResolveCgroup(pid, h)
+		if err != nil {
+			t.Errorf("hook.ResolveCgroup(%d, %#x): %v", pid, h, err)
+			continue
+		}
+		if cg.Hierarchy != cgLayout.hierarchy || cg.ID != c.cg.ID || cg.Path != c.dir {
+			t.Errorf("hook.ResolveCgroup(%d, %#x) = %+v; want hierarchy %d, id %d, path %s", pid, h, cg, cgLayout.hierarchy, c.cg.ID, c.dir)
+		}
+	}
+	// an id of the other hierarchy, and one that no cgroup has
+	_, err = device(t).SetLimit(kmod.Cgroup{Hierarchy: otherHierarchy(), ID: c.cg.ID}, miB, kmod.Unlimited)
+	isErrno(t, err, unix.EINVAL, "SET_LIMIT in the other hierarchy")
+	_, err = device(t).SetLimit(kmod.Cgroup{Hierarchy: cgLayout.hierarchy, ID: 1 << 40}, miB, kmod.Unlimited)
+	isErrno(t, err, unix.ENOENT, "SET_LIMIT of an unknown id")
 	ch.exit()
 }
 
@@ -356,12 +385,12 @@ func testRelease(t *T) {
 	isErrno(t, err, unix.ENOENT, "release twice")
 
 	// unknown ids
-	_, err = d.Release(kmod.Cgroup{Hierarchy: kmod.HierarchyV2, ID: 1 << 40}, 0)
+	_, err = d.Release(kmod.Cgroup{Hierarchy: cgLayout.hierarchy, ID: 1 << 40}, 0)
 	isErrno(t, err, unix.ENOENT, "release of an unknown id")
 	c3 := mkcg(t, "gbt-rel3")
 	_, err = d.Release(c3.cg, 0)
 	isErrno(t, err, unix.ENOENT, "release of a cgroup without a node")
-	_, err = d.Release(kmod.Cgroup{Hierarchy: kmod.HierarchyV1Memory, ID: c3.cg.ID}, 0)
+	_, err = d.Release(kmod.Cgroup{Hierarchy: otherHierarchy(), ID: c3.cg.ID}, 0)
 	isErrno(t, err, unix.EINVAL, "release in the other hierarchy")
 
 	// recursive
@@ -415,18 +444,14 @@ func testListDead(t *T) {
 	d := device(t)
 	live := mkcg(t, "gbt-list-live")
 	setLimit(t, live, 8*miB, kmod.Unlimited)
-	deadDir := filepath.Join(cgRoot, "gbt-list-dead")
+	deadDir := filepath.Join(cgLayout.root, "gbt-list-dead")
 	t.Check(os.Mkdir(deadDir, 0o755), "mkdir")
-	deadID, err := kmod.CgroupID(deadDir)
-	t.Check(err, "CgroupID")
-	dead := kmod.Cgroup{Hierarchy: kmod.HierarchyV2, ID: deadID}
-	_, err = d.SetLimit(dead, 4*miB, kmod.Unlimited)
-	t.Check(err, "set limit")
+	dead := cgOf(t, deadDir)
+	setLimit(t, dead, 4*miB, kmod.Unlimited)
 	// a dead cgroup whose node still has a buffer (held by the test process)
-	busyDir := filepath.Join(cgRoot, "gbt-list-busy")
+	busyDir := filepath.Join(cgLayout.root, "gbt-list-busy")
 	t.Check(os.Mkdir(busyDir, 0o755), "mkdir")
-	busyID, _ := kmod.CgroupID(busyDir)
-	busy := cgroup{dir: busyDir, cg: kmod.Cgroup{Hierarchy: kmod.HierarchyV2, ID: busyID}}
+	busy := cgOf(t, busyDir)
 	setLimit(t, busy, 8*miB, kmod.Unlimited)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	t.Check(err, "socketpair")
@@ -456,6 +481,11 @@ func testListDead(t *T) {
 			t.Errorf("CG_LIST not in id order at %d", i)
 		}
 	}
+	for _, e := range list {
+		if e.Hierarchy != cgLayout.hierarchy || e.NodeFlags&kmod.CgNodeAliveUnknown != 0 {
+			t.Errorf("entry %+v: want hierarchy %d and an exact ALIVE flag", e, cgLayout.hierarchy)
+		}
+	}
 	for i, c := range many {
 		e := findEntry(list, c.cg.ID)
 		if e == nil {
@@ -469,18 +499,22 @@ func testListDead(t *T) {
 	if e := findEntry(list, live.cg.ID); e == nil || e.NodeFlags&kmod.CgNodeAlive == 0 || e.T2Max != 8*miB {
 		t.Errorf("live cgroup entry %+v; want ALIVE with its limit", e)
 	}
-	if e := findEntry(list, deadID); e == nil {
+	if e := findEntry(list, dead.cg.ID); e == nil {
 		t.Errorf("removed cgroup's node missing from CG_LIST")
 	} else if e.NodeFlags&(kmod.CgNodeAlive|kmod.CgNodeAliveUnknown) != 0 || e.NodeFlags&kmod.CgNodeHasLimit == 0 {
 		t.Errorf("removed cgroup entry flags %#x; want HAS_LIMIT, not ALIVE", e.NodeFlags)
 	}
+	// a removed cgroup's usage reads as not alive
+	if u, err := d.Usage(dead.cg, false); err != nil || u.NodeFlags&kmod.CgNodeAlive != 0 || u.T2Max != 4*miB {
+		t.Errorf("usage of the removed cgroup: %+v, %v; want its limit, not ALIVE", u, err)
+	}
 	// the garbage collector's release of the dead ones
-	r, err := d.Release(dead, 0)
+	r, err := d.Release(dead.cg, 0)
 	t.Check(err, "release dead")
 	if r.NrNodesReleased != 1 || r.NrLiveBuffers != 0 {
 		t.Errorf("release of the dead cgroup: %+v", r)
 	}
-	if e := findEntry(list, busyID); e == nil {
+	if e := findEntry(list, busy.cg.ID); e == nil {
 		t.Errorf("removed busy cgroup's node missing from CG_LIST")
 	} else if e.NodeFlags&kmod.CgNodeAlive != 0 || e.NrBuffers != 1 || e.T2Usage != 2*miB {
 		t.Errorf("removed busy cgroup entry %+v; want not ALIVE, 1 buffer, 2 MiB", *e)
@@ -492,10 +526,10 @@ func testListDead(t *T) {
 	}
 	list, err = d.List()
 	t.Check(err, "CG_LIST")
-	if e := findEntry(list, deadID); e != nil {
+	if e := findEntry(list, dead.cg.ID); e != nil {
 		t.Errorf("released idle node still listed: %+v", *e)
 	}
-	if e := findEntry(list, busyID); e == nil || e.NodeFlags&kmod.CgNodeReleased == 0 {
+	if e := findEntry(list, busy.cg.ID); e == nil || e.NodeFlags&kmod.CgNodeReleased == 0 {
 		t.Errorf("released busy node: %+v; want listed as RELEASED while its buffer lives", e)
 	}
 	unix.Close(held)
@@ -503,7 +537,7 @@ func testListDead(t *T) {
 	for i := 0; i < 50; i++ {
 		list, err = d.List()
 		t.Check(err, "CG_LIST")
-		if e = findEntry(list, busyID); e == nil {
+		if e = findEntry(list, busy.cg.ID); e == nil {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -512,7 +546,7 @@ func testListDead(t *T) {
 		t.Errorf("released node still listed after its last buffer closed: %+v", *e)
 	}
 	// a released node without buffers was freed; usage of a dead id reads zero
-	if u, err := d.Usage(dead, false); err != nil || u.T2Usage != 0 || u.NodeFlags != 0 {
+	if u, err := d.Usage(dead.cg, false); err != nil || u.T2Usage != 0 || u.NodeFlags != 0 {
 		t.Errorf("usage of a dead, released cgroup: %+v, %v; want zero, no flags", u, err)
 	}
 }

@@ -114,7 +114,7 @@ func enterCg(t *T, c cgroup) {
 	pid := []byte(itoa(os.Getpid()))
 	t.Check(os.WriteFile(filepath.Join(c.dir, "cgroup.procs"), pid, 0o644), "enter "+c.dir)
 	t.Cleanup(func() {
-		if err := os.WriteFile(filepath.Join(cgRoot, "cgroup.procs"), pid, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(cgLayout.root, "cgroup.procs"), pid, 0o644); err != nil {
 			t.Errorf("cleanup: back to the root cgroup: %v", err)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -197,7 +198,7 @@ func recvFD(sock int) (int, error) {
 
 // childOpts say where and as whom a helper runs.
 type childOpts struct {
-	cgroupDir string   // cgroup to start in ("" = the parent's)
+	cgroupDir string   // cgroup of cgLayout to start in ("" = the parent's)
 	uid       int      // run as this uid/gid (with passDev: the node may not be open to it)
 	userns    bool     // in a new user namespace, mapping root to root
 	passDev   bool     // inherit the parent's /dev/greenboost as fd 3
@@ -223,7 +224,9 @@ func startChild(t *T, name string, o childOpts) *child {
 	cmd := exec.Command("/proc/self/exe", append([]string{"child"}, args...)...)
 	cmd.Env = []string{"PATH=/bin"}
 	attr := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if o.cgroupDir != "" {
+	// CLONE_INTO_CGROUP is for cgroup2; a v1 helper is moved after it
+	// starts, before it gets any request.
+	if o.cgroupDir != "" && cgLayout.hierarchy == kmod.HierarchyV2 {
 		f, err := os.Open(o.cgroupDir)
 		t.Check(err, "open cgroup "+o.cgroupDir)
 		defer f.Close()
@@ -268,6 +271,10 @@ func startChild(t *T, name string, o childOpts) *child {
 	}
 	stdinR.Close()
 	stdoutW.Close()
+	if o.cgroupDir != "" && cgLayout.hierarchy != kmod.HierarchyV2 {
+		pid := []byte(strconv.Itoa(cmd.Process.Pid))
+		t.Check(os.WriteFile(filepath.Join(o.cgroupDir, "cgroup.procs"), pid, 0o644), "move helper "+name+" into "+o.cgroupDir)
+	}
 	c.out = bufio.NewScanner(stdoutR)
 	c.out.Buffer(make([]byte, 1<<16), 8<<20)
 	t.Cleanup(func() {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/greenboost/greenboost-container-toolkit/kmod"
+	"github.com/greenboost/greenboost-container-toolkit/test/vm/guest/hybrid"
 )
 
 const (
@@ -27,6 +28,29 @@ var (
 	devMu sync.Mutex
 	dev   *kmod.Device // opened by the load case, closed by reload
 )
+
+// layout is the cgroup hierarchy a boot's cases make their cgroups in.
+type layout struct {
+	root      string // its mount
+	hierarchy uint32 // as the module names it
+	// procLine is how /proc/PID/cgroup names a cgroup path of it.
+	procLine func(path string) string
+}
+
+var (
+	v2Layout = layout{root: cgRoot, hierarchy: kmod.HierarchyV2, procLine: func(p string) string { return "0::" + p }}
+	v1Layout = layout{root: hybrid.MemoryRoot, hierarchy: kmod.HierarchyV1Memory, procLine: func(p string) string { return ":memory:" + p }}
+	// cgLayout is this boot's: v1Layout in ModeV1, else v2Layout.
+	cgLayout = v2Layout
+)
+
+// otherHierarchy is the module's name for the hierarchy it does not use.
+func otherHierarchy() uint32 {
+	if cgLayout.hierarchy == kmod.HierarchyV2 {
+		return kmod.HierarchyV1Memory
+	}
+	return kmod.HierarchyV2
+}
 
 // device returns the test process's open /dev/greenboost.
 func device(t *T) *kmod.Device {
@@ -61,12 +85,12 @@ type cgroup struct {
 	cg  kmod.Cgroup
 }
 
-// mkcg creates /sys/fs/cgroup/<rel> and any missing parents; the case's
+// mkcg creates <layout root>/<rel> and any missing parents; the case's
 // cleanup releases their nodes and removes what it created, deepest first.
 func mkcg(t *T, rel string) cgroup {
 	parts := strings.Split(rel, "/")
 	for i := range parts {
-		dir := filepath.Join(cgRoot, filepath.Join(parts[:i+1]...))
+		dir := filepath.Join(cgLayout.root, filepath.Join(parts[:i+1]...))
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			if os.IsExist(err) {
 				continue
@@ -83,13 +107,14 @@ func mkcg(t *T, rel string) cgroup {
 			}
 		})
 	}
-	return cgOf(t, filepath.Join(cgRoot, rel))
+	return cgOf(t, filepath.Join(cgLayout.root, rel))
 }
 
+// cgOf is the cgroup directory dir of this boot's layout.
 func cgOf(t *T, dir string) cgroup {
 	id, err := kmod.CgroupID(dir)
 	t.Check(err, "cgroup id")
-	return cgroup{dir: dir, cg: kmod.Cgroup{Hierarchy: kmod.HierarchyV2, ID: id}}
+	return cgroup{dir: dir, cg: kmod.Cgroup{Hierarchy: cgLayout.hierarchy, ID: id}}
 }
 
 // rmcg removes a cgroup directory, retrying while its last processes are
@@ -131,7 +156,7 @@ func expectUsage(t *T, c cgroup, bytes uint64, n int, what string) kmod.CgUsage 
 	return u
 }
 
-func shortcg(c cgroup) string { return strings.TrimPrefix(c.dir, cgRoot+"/") }
+func shortcg(c cgroup) string { return strings.TrimPrefix(c.dir, cgLayout.root+"/") }
 
 func human(b uint64) string {
 	switch {

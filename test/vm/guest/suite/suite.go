@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"sort"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/greenboost/greenboost-container-toolkit/test/vm/guest/guesttest"
 )
 
 // Modes of a guest run (kernel command line gb.mode=).
@@ -72,117 +71,11 @@ func selectCases(mode, run string) ([]Case, error) {
 	return out, nil
 }
 
+// T is the state of one running case.
+type T = guesttest.T
+
 // alwaysRun: cases every selection keeps.
 var alwaysRun = map[string]bool{}
-
-// T is the state of one running case.
-type T struct {
-	name    string
-	mu      sync.Mutex
-	failed  bool
-	reasons []string
-	cleanup []func()
-}
-
-// Logf prints a line of the case's log.
-func (t *T) Logf(format string, args ...any) {
-	out("    | " + strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", "\n    | "))
-}
-
-// Errorf marks the case failed and goes on.
-func (t *T) Errorf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	t.mu.Lock()
-	t.failed = true
-	t.reasons = append(t.reasons, msg)
-	t.mu.Unlock()
-	t.Logf("error: %s", msg)
-}
-
-// Fatalf marks the case failed and ends it (call only from the case's
-// goroutine).
-func (t *T) Fatalf(format string, args ...any) {
-	t.Errorf(format, args...)
-	runtime.Goexit()
-}
-
-// Check is Fatalf on a non-nil error.
-func (t *T) Check(err error, what string) {
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-// Cleanup registers fn to run after the case (last registered first).
-func (t *T) Cleanup(fn func()) {
-	t.mu.Lock()
-	t.cleanup = append(t.cleanup, fn)
-	t.mu.Unlock()
-}
-
-// Failed tells whether the case failed so far.
-func (t *T) Failed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.failed
-}
-
-var outMu sync.Mutex
-
-// out writes a line on the console (stdout is /dev/console).
-func out(line string) {
-	outMu.Lock()
-	defer outMu.Unlock()
-	os.Stdout.WriteString(line + "\n")
-}
-
-// runCase runs one case with its timeout and prints its verdict.
-func runCase(c Case) {
-	out("RUN " + c.Name)
-	t := &T{name: c.Name}
-	start := time.Now()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() {
-			if r := recover(); r != nil {
-				t.Errorf("panic: %v\n%s", r, debug.Stack())
-			}
-		}()
-		defer func() {
-			t.mu.Lock()
-			fns := t.cleanup
-			t.cleanup = nil
-			t.mu.Unlock()
-			for i := len(fns) - 1; i >= 0; i-- {
-				fns[i]()
-			}
-		}()
-		c.Fn(t)
-	}()
-	timeout := c.Timeout
-	if timeout == 0 {
-		timeout = time.Minute
-	}
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		t.Errorf("timed out after %v", timeout)
-	}
-	el := time.Since(start).Round(time.Millisecond)
-	if t.Failed() {
-		t.mu.Lock()
-		reason := strings.Join(t.reasons, "; ")
-		t.mu.Unlock()
-		reason = strings.ReplaceAll(reason, "\n", " ")
-		if len(reason) > 600 {
-			reason = reason[:600] + "..."
-		}
-		out(fmt.Sprintf("FAIL %s: %s (%v)", c.Name, reason, el))
-		return
-	}
-	out(fmt.Sprintf("PASS %s (%v)", c.Name, el))
-}
 
 // cmdline returns the gb.* parameters of the kernel command line.
 func cmdline() map[string]string {
@@ -234,18 +127,21 @@ func Main(args []string) int {
 	if mode == "" {
 		mode = ModeTest
 	}
+	if mode == ModeV1 {
+		cgLayout = v1Layout
+	}
 	cases, err := selectCases(mode, filter)
 	if err != nil {
-		out("FAIL setup: " + err.Error())
+		guesttest.Out("FAIL setup: " + err.Error())
 		return 1
 	}
 	names := make([]string, len(cases))
 	for i, c := range cases {
 		names[i] = c.Name
 	}
-	out("GB-CASES " + strings.Join(names, " "))
+	guesttest.Out("GB-CASES " + strings.Join(names, " "))
 	for _, c := range cases {
-		runCase(c)
+		guesttest.Run(c.Name, c.Timeout, c.Fn)
 	}
 	return 0
 }
