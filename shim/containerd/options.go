@@ -17,6 +17,8 @@ import (
 	"github.com/containerd/typeurl/v2"
 	"github.com/pelletier/go-toml/v2"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 )
 
 // runtimeFinder returns the path of the OCI runtime the shim runs by default.
@@ -65,26 +67,31 @@ type runcOptionsTOML struct {
 }
 
 // runcOptions turns the options of a CreateTaskRequest into the runc shim's
-// options with BinaryName filled in. containerd sends runc options
-// (ctr, nerdctl, a client's WithRuntime), nothing, or, from CRI for a runtime
-// type other than runc's, runtimeoptions.Options whose ConfigBody (1.7+)
-// carries the config's options table as TOML.
-func runcOptions(in *anypb.Any, bundle string, find runtimeFinder) (*options.Options, error) {
+// options with BinaryName filled in, and the GreenBoost config file they
+// name ("" when none). containerd sends runc options (ctr, nerdctl, a
+// client's WithRuntime), nothing, or, from CRI for a runtime type other than
+// runc's, runtimeoptions.Options: its ConfigPath (the options table's
+// ConfigPath, ctr's --runtime-config-path) is the GreenBoost config of the
+// containers of this runtime entry; without one, its ConfigBody (1.7+)
+// carries the options table as TOML.
+func runcOptions(in *anypb.Any, bundle string, find runtimeFinder) (*options.Options, string, error) {
 	opts := &options.Options{}
+	configPath := ""
 	explicit := false // runc options as such, where SystemdCgroup is meant
 	if in != nil && len(in.GetValue()) > 0 {
 		v, err := typeurl.UnmarshalAny(in)
 		if err != nil {
-			return nil, fmt.Errorf("decoding the runtime options (%s): %w", in.GetTypeUrl(), err)
+			return nil, "", fmt.Errorf("decoding the runtime options (%s): %w", in.GetTypeUrl(), err)
 		}
 		switch o := v.(type) {
 		case *options.Options:
 			opts, explicit = o, true
 		case *runtimeoptions.Options:
+			configPath = o.ConfigPath
 			if len(o.ConfigBody) > 0 {
 				var t runcOptionsTOML
 				if err := toml.Unmarshal(o.ConfigBody, &t); err != nil {
-					return nil, fmt.Errorf("decoding the runtime options table: %w", err)
+					return nil, "", fmt.Errorf("decoding the runtime options table: %w", err)
 				}
 				opts = &options.Options{
 					NoPivotRoot: t.NoPivotRoot, NoNewKeyring: t.NoNewKeyring, ShimCgroup: t.ShimCgroup,
@@ -93,7 +100,7 @@ func runcOptions(in *anypb.Any, bundle string, find runtimeFinder) (*options.Opt
 				}
 			}
 		default:
-			return nil, fmt.Errorf("unsupported runtime options type %s: %s accepts runc options (containerd.runc.v1.Options)", in.GetTypeUrl(), BinaryName)
+			return nil, "", fmt.Errorf("unsupported runtime options type %s: %s accepts runc options (containerd.runc.v1.Options) and runtimeoptions.v1.Options", in.GetTypeUrl(), BinaryName)
 		}
 	}
 	if !explicit && !opts.SystemdCgroup {
@@ -102,18 +109,55 @@ func runcOptions(in *anypb.Any, bundle string, find runtimeFinder) (*options.Opt
 		// in the cgroupsPath it asks for (slice:prefix:name).
 		sd, err := systemdCgroupsPath(bundle)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		opts.SystemdCgroup = sd
 	}
 	if opts.BinaryName == "" {
 		bin, err := find()
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		opts.BinaryName = bin
 	}
-	return opts, nil
+	return opts, configPath, nil
+}
+
+// bundleConfigFile, in a bundle, names the GreenBoost config its container
+// was created with when the runtime options gave one: the releases that run
+// without the create request (`shim delete`) read it there, as containerd's
+// runc shim reads its options.json.
+const bundleConfigFile = "greenboost-config"
+
+// useConfig makes path the GreenBoost config of the container in bundle: it
+// must load, it is noted in the bundle, and greenboost-runtime (run by the
+// runc task service with the shim's environment) gets it as
+// GREENBOOST_CONFIG. One shim serves the containers of one runtime entry (a
+// container, or a pod's), so the variable is the shim's own.
+func useConfig(bundle, path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("runtime option ConfigPath %q: want an absolute path to a GreenBoost config file", path)
+	}
+	// a missing file would mean all defaults: a mistyped path must not
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("runtime option ConfigPath: %w", err)
+	}
+	if _, err := config.Load(path); err != nil {
+		return fmt.Errorf("runtime option ConfigPath: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, bundleConfigFile), []byte(path), 0o600); err != nil {
+		return fmt.Errorf("noting the GreenBoost config in the bundle: %w", err)
+	}
+	return os.Setenv(config.PathEnv, path)
+}
+
+// configPathOf returns the GreenBoost config of the container in bundle: the
+// one noted by useConfig, else GREENBOOST_CONFIG or the default.
+func configPathOf(bundle string) string {
+	if data, err := os.ReadFile(filepath.Join(bundle, bundleConfigFile)); err == nil && len(data) > 0 {
+		return string(data)
+	}
+	return config.PathFromEnv()
 }
 
 // systemdCgroupsPath says whether the bundle's spec asks for a cgroup in

@@ -28,7 +28,8 @@ const (
 )
 
 // defaultReleaser runs the poststop hook's release path with the config the
-// runtime and hook use (GREENBOOST_CONFIG in containerd's environment, else
+// runtime and hook used (the runtime option ConfigPath noted in the bundle,
+// else GREENBOOST_CONFIG in containerd's environment, else
 // /etc/greenboost/config.toml). A missing record is fine: the poststop hook
 // got there first. Failures are logged, not returned: the container is gone
 // and its delete must not fail; `greenboost-ctk gc` catches what is left.
@@ -37,7 +38,7 @@ type defaultReleaser struct{}
 func (defaultReleaser) release(ctx context.Context, id, bundle, on string) {
 	logger := log.G(ctx).WithField("id", id).WithField("on", on)
 	logger.Debug("greenboost: releasing the container's budget and record")
-	cfg, err := config.Load(config.PathFromEnv())
+	cfg, err := config.Load(configPathOf(bundle))
 	if err != nil {
 		logger.WithError(err).Error("greenboost: cannot release the container's budget: loading the config")
 		return

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/greenboost/greenboost-container-toolkit/hook"
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 )
 
 func TestIsVersionRequest(t *testing.T) {
@@ -117,29 +118,33 @@ func TestRuncOptions(t *testing.T) {
 	systemd := writeBundle(t, "kubepods-besteffort-pod1.slice:cri-containerd:c1")
 
 	for _, tc := range []struct {
-		name   string
-		in     *anypb.Any
-		bundle string
-		want   *options.Options
+		name       string
+		in         *anypb.Any
+		bundle     string
+		want       *options.Options
+		configPath string
 	}{
-		{"no options", nil, cgroupfs, &options.Options{BinaryName: ours}},
-		{"empty any", &anypb.Any{}, cgroupfs, &options.Options{BinaryName: ours}},
+		{"no options", nil, cgroupfs, &options.Options{BinaryName: ours}, ""},
+		{"empty any", &anypb.Any{}, cgroupfs, &options.Options{BinaryName: ours}, ""},
 		{"runc options without binary", anyOf(t, &options.Options{Root: "/run/r", SystemdCgroup: false}), systemd,
-			&options.Options{BinaryName: ours, Root: "/run/r"}},
+			&options.Options{BinaryName: ours, Root: "/run/r"}, ""},
 		{"runc options naming a binary", anyOf(t, &options.Options{BinaryName: "/usr/bin/runc", SystemdCgroup: true}), cgroupfs,
-			&options.Options{BinaryName: "/usr/bin/runc", SystemdCgroup: true}},
-		{"CRI 1.6: no options, systemd cgroupsPath", nil, systemd, &options.Options{BinaryName: ours, SystemdCgroup: true}},
-		{"CRI 1.6: runtimeoptions without body", anyOf(t, &runtimeoptions.Options{ConfigPath: "/x"}), cgroupfs,
-			&options.Options{BinaryName: ours}},
+			&options.Options{BinaryName: "/usr/bin/runc", SystemdCgroup: true}, ""},
+		{"CRI 1.6: no options, systemd cgroupsPath", nil, systemd, &options.Options{BinaryName: ours, SystemdCgroup: true}, ""},
+		{"ConfigPath (ctr --runtime-config-path, CRI's options.ConfigPath)", anyOf(t, &runtimeoptions.Options{ConfigPath: "/etc/gb/small.toml"}), systemd,
+			&options.Options{BinaryName: ours, SystemdCgroup: true}, "/etc/gb/small.toml"},
 		{"CRI 1.7: runtimeoptions with the options table", anyOf(t, &runtimeoptions.Options{ConfigBody: []byte("SystemdCgroup = true\nRoot = \"/run/gb\"\n")}), cgroupfs,
-			&options.Options{BinaryName: ours, Root: "/run/gb", SystemdCgroup: true}},
+			&options.Options{BinaryName: ours, Root: "/run/gb", SystemdCgroup: true}, ""},
 		{"CRI 1.7: options table naming a binary", anyOf(t, &runtimeoptions.Options{ConfigBody: []byte("BinaryName = \"/x/runc\"\n")}), cgroupfs,
-			&options.Options{BinaryName: "/x/runc"}},
+			&options.Options{BinaryName: "/x/runc"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := runcOptions(tc.in, tc.bundle, find)
+			got, configPath, err := runcOptions(tc.in, tc.bundle, find)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if configPath != tc.configPath {
+				t.Errorf("GreenBoost config %q, want %q", configPath, tc.configPath)
 			}
 			if got.BinaryName != tc.want.BinaryName || got.Root != tc.want.Root || got.SystemdCgroup != tc.want.SystemdCgroup {
 				t.Errorf("got BinaryName=%q Root=%q SystemdCgroup=%v, want %q %q %v",
@@ -160,14 +165,50 @@ func TestRuncOptions(t *testing.T) {
 		})
 	}
 
-	if _, err := runcOptions(nil, cgroupfs, func() (string, error) { return "", errors.New("greenboost-runtime not found") }); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, _, err := runcOptions(nil, cgroupfs, func() (string, error) { return "", errors.New("greenboost-runtime not found") }); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("no runtime binary: got %v, want the finder's error (no silent fallback to runc)", err)
 	}
-	if _, err := runcOptions(anyOf(t, &apitask.ProcessInfo{Pid: 1}), cgroupfs, find); err == nil || !strings.Contains(err.Error(), "unsupported runtime options") {
+	if _, _, err := runcOptions(anyOf(t, &apitask.ProcessInfo{Pid: 1}), cgroupfs, find); err == nil || !strings.Contains(err.Error(), "unsupported runtime options") {
 		t.Errorf("foreign options type: got %v, want an unsupported-options error", err)
 	}
-	if _, err := runcOptions(anyOf(t, &runtimeoptions.Options{ConfigBody: []byte("SystemdCgroup = ")}), cgroupfs, find); err == nil {
+	if _, _, err := runcOptions(anyOf(t, &runtimeoptions.Options{ConfigBody: []byte("SystemdCgroup = ")}), cgroupfs, find); err == nil {
 		t.Error("a broken options table was accepted")
+	}
+}
+
+// TestUseConfig: the GreenBoost config a runtime option names must load; it
+// reaches greenboost-runtime through GREENBOOST_CONFIG and the later
+// releases through the bundle.
+func TestUseConfig(t *testing.T) {
+	t.Setenv(config.PathEnv, "/etc/greenboost/from-env.toml")
+	bundle := t.TempDir()
+	if got := configPathOf(bundle); got != "/etc/greenboost/from-env.toml" {
+		t.Errorf("without a ConfigPath the releases use %q, want GREENBOOST_CONFIG's", got)
+	}
+	for _, bad := range []struct{ path, want string }{
+		{"relative.toml", "want an absolute path"},
+		{filepath.Join(bundle, "missing.toml"), "runtime option ConfigPath"},
+	} {
+		if err := useConfig(bundle, bad.path); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("useConfig(%q): %v, want an error containing %q", bad.path, err, bad.want)
+		}
+	}
+	if os.Getenv(config.PathEnv) != "/etc/greenboost/from-env.toml" {
+		t.Errorf("a refused ConfigPath changed GREENBOOST_CONFIG to %q", os.Getenv(config.PathEnv))
+	}
+	good := filepath.Join(t.TempDir(), "small.toml")
+	if err := os.WriteFile(good, []byte("[limits]\nram = \"1G\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := useConfig(bundle, good); err != nil {
+		t.Fatal(err)
+	}
+	if got := os.Getenv(config.PathEnv); got != good {
+		t.Errorf("GREENBOOST_CONFIG for greenboost-runtime = %q, want %q", got, good)
+	}
+	t.Setenv(config.PathEnv, "/etc/greenboost/other.toml") // a later shim process
+	if got := configPathOf(bundle); got != good {
+		t.Errorf("the releases use %q, want the bundle's %q", got, good)
 	}
 }
 

@@ -55,10 +55,14 @@ func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 	return nil
 }
 
-// Create fills in the runtime binary and creates the container. When
-// creation fails, whatever the prestart hook recorded is released.
+// Create fills in the runtime binary (and the GreenBoost config the options
+// name) and creates the container. When creation fails, whatever the
+// prestart hook recorded is released.
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
-	opts, err := runcOptions(r.Options, r.Bundle, s.findRuntime)
+	opts, configPath, err := runcOptions(r.Options, r.Bundle, s.findRuntime)
+	if err == nil && configPath != "" {
+		err = useConfig(r.Bundle, configPath)
+	}
 	if err != nil {
 		return nil, errdefs.ToGRPC(errdefs.ErrInvalidArgument.WithMessage(err.Error()))
 	}

@@ -10,7 +10,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,30 +69,50 @@ func TestContainerdCtrRun(t *testing.T) {
 		ctrdImage, id, "/bin/sh", "-c", probeScript+ctrdWaitScript)
 	cmd.Env = d.env
 	cmd.Stdout, cmd.Stderr = &out, &out
-	ctrdRunWithRecord(t, d, cmd, &out, ctl, id, 1<<30)
+	ctrdRunWithRecord(t, d.cfg, cmd, &out, ctl, id, 1<<30)
 
 	s.checkGreenBoostProbe(t, out.String(), "")
 	if ls := d.mustCtr(t, "containers", "ls", "-q"); strings.Contains(ls, id) {
 		t.Errorf("ctr run --rm left the container behind: %s", ls)
 	}
 
-	// With --runtime-config-path, ctr sends runtimeoptions.Options, as
-	// containerd's CRI does for a runtime type other than runc's when the
-	// config has an options table: the shim must still run greenboost-runtime.
-	const id2 = "gb-ctr-runtimeoptions"
+	// With --runtime-config-path, ctr sends runtimeoptions.Options with a
+	// ConfigPath, as containerd's CRI does for a runtime type other than
+	// runc's whose options table has one: that file is the container's
+	// GreenBoost config (here: its own state dir and a 2G default budget),
+	// not containerd's GREENBOOST_CONFIG.
+	other := s.writeConfig(t, filepath.Join(s.testDir(t), "other"), s.runc)
+	editConfig(t, other.path, "[limits]\n", "[limits]\nram = \"2G\"\n")
+	const id2 = "gb-ctr-configpath"
+	ctl2 := d.ctlDir(t, id2)
 	d.track(id2)
-	stdout, stderr, err := d.ctr("run", "--rm", "--runtime", ctrdRuntimeType, "--runtime-config-path", cfg.path,
-		ctrdImage, id2, "/bin/sh", "-c", probeScript)
-	if err != nil {
-		t.Fatalf("ctr run --runtime-config-path: %v\n%s%s", err, stdout, stderr)
+	var out2 lockedBuffer
+	cmd = exec.Command("ctr", "--address", d.sock, "--namespace", ctrdNamespace,
+		"run", "--rm", "--runtime", ctrdRuntimeType, "--runtime-config-path", other.path,
+		"--mount", "type=bind,src="+ctl2+",dst=/gbctl,options=rbind:rw",
+		ctrdImage, id2, "/bin/sh", "-c", probeScript+ctrdWaitScript)
+	cmd.Env = d.env
+	cmd.Stdout, cmd.Stderr = &out2, &out2
+	ctrdRunWithRecord(t, other, cmd, &out2, ctl2, id2, 2<<30)
+	s.checkGreenBoostProbe(t, out2.String(), "")
+	if _, err := os.Stat(d.cfg.recordPath(id2)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a record of %s under containerd's GREENBOOST_CONFIG state dir (stat: %v): the ConfigPath was not used", id2, err)
 	}
-	s.checkGreenBoostProbe(t, stdout, "")
+
+	// A ConfigPath that names no file fails the create with the option named.
+	const id3 = "gb-ctr-badconfigpath"
+	d.track(id3)
+	stdout, stderr, err := d.ctr("run", "--rm", "--runtime", ctrdRuntimeType, "--runtime-config-path", filepath.Join(s.testDir(t), "missing.toml"),
+		ctrdImage, id3, "/bin/true")
+	if err == nil || !strings.Contains(stdout+stderr, "runtime option ConfigPath") {
+		t.Errorf("ctr run with a missing ConfigPath: %v\n%s%s; want a failure naming the runtime option ConfigPath", err, stdout, stderr)
+	}
 }
 
 // ctrdRunWithRecord starts cmd (a foreground run of the probe plus
 // ctrdWaitScript), checks the hook's record while the container waits, lets
 // it finish and checks the record is gone.
-func ctrdRunWithRecord(t *testing.T, d *ctrd, cmd *exec.Cmd, out *lockedBuffer, ctl, id string, ram uint64) {
+func ctrdRunWithRecord(t *testing.T, cfg gbConfig, cmd *exec.Cmd, out *lockedBuffer, ctl, id string, ram uint64) {
 	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -115,11 +137,11 @@ func ctrdRunWithRecord(t *testing.T, d *ctrd, cmd *exec.Cmd, out *lockedBuffer, 
 		}
 		t.Fatalf("%s run: the container did not run the probe (exit: %v); output:\n%s", filepath.Base(cmd.Args[0]), exitErr, out.String())
 	}
-	rec, err := d.cfg.readRecord(id)
+	rec, err := cfg.readRecord(id)
 	if err != nil {
 		t.Errorf("no GreenBoost record while the container runs: %v", err)
 	} else if rec.ID != id || rec.Pid <= 0 || rec.Bundle == "" || rec.Limits.RAM != ram {
-		t.Errorf("record of the running container: %+v, want id %s, its pid and bundle, RAM limit %d (greenboost.io/ram-limit=1G)", rec, id, ram)
+		t.Errorf("record of the running container: %+v, want id %s, its pid and bundle, RAM limit %d", rec, id, ram)
 	}
 	if err := os.WriteFile(filepath.Join(ctl, "stop"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -136,7 +158,7 @@ func ctrdRunWithRecord(t *testing.T, d *ctrd, cmd *exec.Cmd, out *lockedBuffer, 
 	if !strings.Contains(out.String(), "GB:STOPPED=1") {
 		t.Errorf("the container did not see the stop file; output:\n%s", out.String())
 	}
-	if gone, err := recordGone(d.cfg, id); !gone {
+	if gone, err := recordGone(cfg, id); !gone {
 		t.Errorf("the GreenBoost record of %s is still there after the container was removed (%v)", id, err)
 	}
 }

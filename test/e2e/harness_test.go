@@ -548,6 +548,21 @@ state-dir = %q
 	return c
 }
 
+// editConfig replaces the first old in the config file at path with new.
+func editConfig(t testing.TB, path, old, new string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), old) {
+		t.Fatalf("%s has no %q to replace", path, old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(data), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (c gbConfig) recordPath(id string) string {
 	return filepath.Join(c.stateDir, "containers", id+".json")
 }

@@ -265,14 +265,7 @@ func TestBench(t *testing.T) {
 
 func setLogLevel(t testing.TB, path, level string) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = []byte(strings.Replace(string(data), `log-level = "debug"`, fmt.Sprintf("log-level = %q", level), 1))
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, path, `log-level = "debug"`, fmt.Sprintf("log-level = %q", level))
 }
 
 // timeExec runs bin with stdout on /dev/null and stderr in a file (no pipes:
