@@ -9,6 +9,7 @@ import (
 
 	"github.com/greenboost/greenboost-container-toolkit/cmd/greenboost-ctk/cdicmd"
 	"github.com/greenboost/greenboost-container-toolkit/cmd/greenboost-ctk/configcmd"
+	"github.com/greenboost/greenboost-container-toolkit/cmd/greenboost-ctk/runtimecmd"
 	"github.com/greenboost/greenboost-container-toolkit/cmd/greenboost-ctk/statuscmd"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
@@ -31,6 +32,7 @@ func main() {
 		Commands: []*cli.Command{
 			cdicmd.New(),
 			configcmd.New(),
+			runtimecmd.New(),
 			statuscmd.NewGC(),
 			statuscmd.NewStatus(),
 		},

@@ -20,6 +20,10 @@ import (
 )
 
 const (
+	// dockerNofileSoft is the soft nofile limit of dockerd's daemon.json:
+	// seen in a container, the file kept what `runtime configure` merged into.
+	dockerNofileSoft = 12345
+
 	dockerBaseImage    = "gb-e2e/base:1"
 	dockerPreloadImage = "gb-e2e/preload:1"
 	dockerEvilImage    = "gb-e2e/evil:1"
@@ -48,6 +52,13 @@ func TestDocker(t *testing.T) {
 		}
 		if recs := d.cfg.records(t); len(recs) != 0 {
 			t.Errorf("records left after docker run --rm: %v", recs)
+		}
+	})
+
+	t.Run("runtime-configure-kept-daemon-json", func(t *testing.T) {
+		out := d.mustRun(t, "run", "--rm", "--runtime=greenboost", "--network", "none", dockerBaseImage, "/bin/sh", "-c", "ulimit -n")
+		if got := strings.TrimSpace(out); got != fmt.Sprint(dockerNofileSoft) {
+			t.Errorf("ulimit -n in the container = %q, want %d from daemon.json's default-ulimits", got, dockerNofileSoft)
 		}
 	})
 
@@ -167,15 +178,24 @@ func startDockerd(t *testing.T, s *suite) *dockerd {
 		t.Fatal(err)
 	}
 	defer logF.Close()
+	// The runtime comes from `greenboost-ctk runtime configure`, merged into
+	// a daemon.json that has settings of its own (which must survive).
+	daemonJSON := filepath.Join(dir, "daemon.json")
+	ulimits := fmt.Sprintf(`{"default-ulimits": {"nofile": {"Name": "nofile", "Hard": 20000, "Soft": %d}, "nproc": {"Name": "nproc", "Hard": 32768, "Soft": 32768}}}`, dockerNofileSoft)
+	if err := os.WriteFile(daemonJSON, []byte(ulimits), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctk := filepath.Join(s.repo, "bin", "greenboost-ctk")
+	if out, err := exec.Command(ctk, "runtime", "configure", "--config", daemonJSON, "--runtime-path", s.runtimeBin).CombinedOutput(); err != nil {
+		t.Fatalf("greenboost-ctk runtime configure: %v\n%s", err, out)
+	}
 	d.cmd = exec.Command("dockerd",
+		"--config-file", daemonJSON,
 		"--iptables=false", "--ip6tables=false", "--bridge=none",
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "dockerd.pid"),
 		"-H", "unix://"+d.sock,
-		"--add-runtime", "greenboost="+s.runtimeBin,
-		"--default-ulimit", "nofile=20000:20000",
-		"--default-ulimit", "nproc=32768:32768",
 	)
 	// The wrapper finds its config through the environment dockerd passes
 	// to containerd, the runc shim and so the runtime.

@@ -1,0 +1,168 @@
+// Package runtimecmd is `greenboost-ctk runtime configure`: it registers
+// greenboost-runtime with Docker.
+package runtimecmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/atomicfile"
+)
+
+const (
+	// DefaultDockerConfig is dockerd's config file.
+	DefaultDockerConfig = "/etc/docker/daemon.json"
+	// runtimeBinary is the wrapper's installed name.
+	runtimeBinary = "greenboost-runtime"
+	// installedRuntime is where the packages put it.
+	installedRuntime = "/usr/bin/" + runtimeBinary
+)
+
+// New returns the runtime command group.
+func New() *cli.Command {
+	c := &configureCommand{}
+	return &cli.Command{
+		Name:  "runtime",
+		Usage: "register greenboost-runtime with a container engine",
+		Subcommands: []*cli.Command{{
+			Name:  "configure",
+			Usage: "add the runtime to dockerd's daemon.json, keeping everything else in it",
+			Description: "Podman and nerdctl ≥ 2 need no runtime: they use the CDI spec (greenboost-ctk cdi generate).\n" +
+				"containerd and Kubernetes use containerd-shim-greenboost-v2: see docs/containerd.md.",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "runtime", Value: "docker", Usage: "the engine to configure (docker)", Destination: &c.engine},
+				&cli.StringFlag{Name: "config", Value: DefaultDockerConfig, Usage: "the engine's config file", Destination: &c.path},
+				&cli.StringFlag{Name: "runtime-name", Value: "greenboost", Usage: "the name to register (docker run --runtime=NAME)", Destination: &c.name},
+				&cli.StringFlag{Name: "runtime-path", Usage: "greenboost-runtime to register (default: the one beside greenboost-ctk, else " + installedRuntime + ")", Destination: &c.runtimePath},
+				&cli.BoolFlag{Name: "set-as-default", Usage: "also make it dockerd's default-runtime", Destination: &c.setDefault},
+				&cli.BoolFlag{Name: "dry-run", Usage: "print the new config instead of writing it", Destination: &c.dryRun},
+			},
+			Before: c.validate,
+			Action: c.run,
+		}},
+	}
+}
+
+type configureCommand struct {
+	engine, path, name, runtimePath string
+	setDefault, dryRun              bool
+}
+
+func (c *configureCommand) validate(*cli.Context) error {
+	switch c.engine {
+	case "docker":
+	case "podman":
+		return errors.New("--runtime podman: Podman needs no runtime entry; generate the CDI spec (greenboost-ctk cdi generate) and use --device greenboost.io/vram=ext")
+	case "containerd":
+		return errors.New("--runtime containerd: containerd runs the shim containerd-shim-greenboost-v2; add its runtime entry as docs/containerd.md shows")
+	default:
+		return fmt.Errorf("--runtime %q: expected docker", c.engine)
+	}
+	if c.name == "" {
+		return errors.New("--runtime-name must not be empty")
+	}
+	if c.runtimePath == "" {
+		c.runtimePath = defaultRuntimePath()
+	}
+	if !filepath.IsAbs(c.runtimePath) {
+		return fmt.Errorf("--runtime-path %q: want an absolute path (dockerd resolves relative ones against its own PATH)", c.runtimePath)
+	}
+	return nil
+}
+
+// defaultRuntimePath is greenboost-runtime beside this executable (an
+// unpacked build), else where the packages install it.
+func defaultRuntimePath() string {
+	if self, err := os.Executable(); err == nil {
+		beside := filepath.Join(filepath.Dir(self), runtimeBinary)
+		if fi, err := os.Stat(beside); err == nil && fi.Mode().IsRegular() {
+			return beside
+		}
+	}
+	return installedRuntime
+}
+
+func (c *configureCommand) run(*cli.Context) error {
+	old, mode, err := readFile(c.path)
+	if err != nil {
+		return err
+	}
+	updated, err := AddDockerRuntime(old, c.name, c.runtimePath, c.setDefault)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.path, err)
+	}
+	if c.dryRun {
+		_, err := os.Stdout.Write(updated)
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
+		return fmt.Errorf("creating the directory of %s: %w", c.path, err)
+	}
+	if err := atomicfile.Write(c.path, updated, mode); err != nil {
+		return err
+	}
+	fmt.Printf("%s: runtime %q is %s; restart dockerd to use it (systemctl restart docker)\n", c.path, c.name, c.runtimePath)
+	return nil
+}
+
+// readFile returns the file's content and mode; a missing file is empty
+// with mode 0644.
+func readFile(path string) ([]byte, fs.FileMode, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0o644, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading %s: %w", path, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return data, fi.Mode().Perm(), nil
+}
+
+// AddDockerRuntime returns daemon.json (empty: none yet) with runtime name
+// pointing at path, and with default-runtime name if setDefault. Every other
+// key and runtime is kept as it was, as are other keys of an existing entry
+// of that name (runtimeArgs). It refuses what is not a JSON object rather
+// than replace it.
+func AddDockerRuntime(daemonJSON []byte, name, path string, setDefault bool) ([]byte, error) {
+	top := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(daemonJSON)) > 0 {
+		if err := json.Unmarshal(daemonJSON, &top); err != nil {
+			return nil, fmt.Errorf("not a JSON object, left untouched: %w", err)
+		}
+	}
+	runtimes := map[string]map[string]json.RawMessage{}
+	if raw, ok := top["runtimes"]; ok {
+		if err := json.Unmarshal(raw, &runtimes); err != nil {
+			return nil, fmt.Errorf(`"runtimes" is not an object of runtime objects, left untouched: %w`, err)
+		}
+	}
+	entry := runtimes[name]
+	if entry == nil {
+		entry = map[string]json.RawMessage{}
+	}
+	entry["path"], _ = json.Marshal(path)
+	runtimes[name] = entry
+	var err error
+	if top["runtimes"], err = json.Marshal(runtimes); err != nil {
+		return nil, err
+	}
+	if setDefault {
+		top["default-runtime"], _ = json.Marshal(name)
+	}
+	out, err := json.MarshalIndent(top, "", "    ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}

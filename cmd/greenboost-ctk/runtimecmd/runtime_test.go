@@ -1,0 +1,139 @@
+package runtimecmd
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestAddDockerRuntime(t *testing.T) {
+	const gb = "/usr/bin/greenboost-runtime"
+	tests := []struct {
+		name, in   string
+		setDefault bool
+		want       string // JSON, compared as values
+		err        string
+	}{
+		{name: "no file", want: `{"runtimes":{"greenboost":{"path":"` + gb + `"}}}`},
+		{name: "empty object", in: "{}\n", want: `{"runtimes":{"greenboost":{"path":"` + gb + `"}}}`},
+		{
+			name: "other keys and runtimes kept",
+			in:   `{"data-root":"/srv/docker","default-ulimits":{"nofile":{"Name":"nofile","Hard":20000,"Soft":20000}},"runtimes":{"nvidia":{"path":"nvidia-container-runtime","runtimeArgs":[]}}}`,
+			want: `{"data-root":"/srv/docker","default-ulimits":{"nofile":{"Name":"nofile","Hard":20000,"Soft":20000}},"runtimes":{"nvidia":{"path":"nvidia-container-runtime","runtimeArgs":[]},"greenboost":{"path":"` + gb + `"}}}`,
+		},
+		{
+			name: "an existing entry is updated, its args kept",
+			in:   `{"runtimes":{"greenboost":{"path":"/opt/old/greenboost-runtime","runtimeArgs":["--debug"]}}}`,
+			want: `{"runtimes":{"greenboost":{"path":"` + gb + `","runtimeArgs":["--debug"]}}}`,
+		},
+		{
+			name: "set as default", in: `{"default-runtime":"runc"}`, setDefault: true,
+			want: `{"default-runtime":"greenboost","runtimes":{"greenboost":{"path":"` + gb + `"}}}`,
+		},
+		{name: "not JSON", in: `{"runtimes": `, err: "not a JSON object, left untouched"},
+		{name: "an array", in: `[]`, err: "not a JSON object"},
+		{name: "runtimes not an object", in: `{"runtimes":["runc"]}`, err: `"runtimes" is not an object`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := AddDockerRuntime([]byte(tt.in), "greenboost", gb, tt.setDefault)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, want any
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("output is not JSON: %v\n%s", err, out)
+			}
+			if err := json.Unmarshal([]byte(tt.want), &want); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %s\nwant %s", out, tt.want)
+			}
+			again, err := AddDockerRuntime(out, "greenboost", gb, tt.setDefault)
+			if err != nil || string(again) != string(out) {
+				t.Errorf("a second run changed the file:\n%s\nthen\n%s (%v)", out, again, err)
+			}
+		})
+	}
+}
+
+func TestConfigureCommand(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "docker", "daemon.json")
+	c := &configureCommand{engine: "docker", path: path, name: "greenboost", runtimePath: "/usr/bin/greenboost-runtime"}
+	if err := c.validate(nil); err != nil {
+		t.Fatal(err)
+	}
+	// a missing file (and directory) is created, mode 0644
+	if err := c.run(nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("daemon.json: %v, mode %v; want 0644", err, fi.Mode())
+	}
+	// an existing file keeps its mode
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.name = "gb2"
+	if err := c.run(nil); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 || !strings.Contains(string(data), `"gb2"`) || !strings.Contains(string(data), `"greenboost"`) {
+		t.Errorf("after a second runtime: mode %v, content %s", fi.Mode(), data)
+	}
+	// a file that is not JSON is left as it was
+	bad := []byte("# not json\n")
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(nil); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("a broken daemon.json: %v, want an error naming %s", err, path)
+	}
+	if data, _ := os.ReadFile(path); string(data) != string(bad) {
+		t.Errorf("a broken daemon.json was changed to %q", data)
+	}
+	// a dry run writes nothing
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	c.dryRun = true
+	if err := c.run(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("--dry-run wrote %s (%v)", path, err)
+	}
+}
+
+func TestConfigureValidate(t *testing.T) {
+	for _, tt := range []struct {
+		c   configureCommand
+		err string
+	}{
+		{configureCommand{engine: "podman", name: "greenboost"}, "cdi generate"},
+		{configureCommand{engine: "containerd", name: "greenboost"}, "containerd-shim-greenboost-v2"},
+		{configureCommand{engine: "cri-o", name: "greenboost"}, "expected docker"},
+		{configureCommand{engine: "docker", name: ""}, "--runtime-name"},
+		{configureCommand{engine: "docker", name: "greenboost", runtimePath: "greenboost-runtime"}, "absolute path"},
+	} {
+		if err := tt.c.validate(nil); err == nil || !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("%+v: %v, want an error containing %q", tt.c, err, tt.err)
+		}
+	}
+	c := configureCommand{engine: "docker", name: "greenboost"}
+	if err := c.validate(nil); err != nil || !filepath.IsAbs(c.runtimePath) {
+		t.Errorf("default runtime path %q (%v), want an absolute one", c.runtimePath, err)
+	}
+}
