@@ -90,6 +90,11 @@ func defaultRuntimePath() string {
 }
 
 func (c *configureCommand) run(*cli.Context) error {
+	// A daemon.json that links elsewhere (config management) is updated
+	// there: the atomic rename must not replace the link.
+	if target, err := filepath.EvalSymlinks(c.path); err == nil {
+		c.path = target
+	}
 	old, mode, err := readFile(c.path)
 	if err != nil {
 		return err

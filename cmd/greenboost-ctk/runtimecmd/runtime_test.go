@@ -104,6 +104,25 @@ func TestConfigureCommand(t *testing.T) {
 	if data, _ := os.ReadFile(path); string(data) != string(bad) {
 		t.Errorf("a broken daemon.json was changed to %q", data)
 	}
+	// a link is followed, not replaced
+	real := filepath.Join(dir, "managed.json")
+	if err := os.WriteFile(real, []byte(`{"debug": true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "daemon-link.json")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	linked := &configureCommand{engine: "docker", path: link, name: "greenboost", runtimePath: "/usr/bin/greenboost-runtime"}
+	if err := linked.run(nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("%s is no longer a symlink (%v)", link, err)
+	}
+	if data, _ := os.ReadFile(real); !strings.Contains(string(data), `"greenboost"`) || !strings.Contains(string(data), `"debug": true`) {
+		t.Errorf("the link's target is %s, want the runtime added and debug kept", data)
+	}
 	// a dry run writes nothing
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
