@@ -105,12 +105,12 @@ func TestConfigureCommand(t *testing.T) {
 		t.Errorf("a broken daemon.json was changed to %q", data)
 	}
 	// a link is followed, not replaced
-	real := filepath.Join(dir, "managed.json")
-	if err := os.WriteFile(real, []byte(`{"debug": true}`), 0o644); err != nil {
+	managed := filepath.Join(dir, "managed.json")
+	if err := os.WriteFile(managed, []byte(`{"debug": true}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	link := filepath.Join(dir, "daemon-link.json")
-	if err := os.Symlink(real, link); err != nil {
+	if err := os.Symlink(managed, link); err != nil {
 		t.Fatal(err)
 	}
 	linked := &configureCommand{engine: "docker", path: link, name: "greenboost", runtimePath: "/usr/bin/greenboost-runtime"}
@@ -120,7 +120,7 @@ func TestConfigureCommand(t *testing.T) {
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("%s is no longer a symlink (%v)", link, err)
 	}
-	if data, _ := os.ReadFile(real); !strings.Contains(string(data), `"greenboost"`) || !strings.Contains(string(data), `"debug": true`) {
+	if data, _ := os.ReadFile(managed); !strings.Contains(string(data), `"greenboost"`) || !strings.Contains(string(data), `"debug": true`) {
 		t.Errorf("the link's target is %s, want the runtime added and debug kept", data)
 	}
 	// a dry run writes nothing
