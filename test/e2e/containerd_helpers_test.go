@@ -20,8 +20,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -209,35 +209,12 @@ func (d *ctrd) stop(t *testing.T) {
 		}
 	}
 	// Shims outlive containerd by design; ours carry our socket's address.
-	for _, pid := range ctrdPidsWithArg(d.sock) {
+	for _, pid := range livePids(func(args []string) bool { return slices.Contains(args, d.sock) }) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	if t.Failed() {
 		t.Logf("containerd log (%s), last lines:\n%s", d.logPath, d.logTail())
 	}
-}
-
-// ctrdPidsWithArg lists processes one of whose arguments is arg.
-func ctrdPidsWithArg(arg string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		for _, a := range strings.Split(string(data), "\x00") {
-			if a == arg {
-				pids = append(pids, pid)
-				break
-			}
-		}
-	}
-	return pids
 }
 
 // logged reports whether one line of containerd's log contains all parts.
@@ -284,18 +261,17 @@ func (d *ctrd) taskStatus(id string) string {
 
 // shimPids lists the shim processes serving container id for this containerd.
 func (d *ctrd) shimPids(id string) []int {
-	var pids []int
-	for _, pid := range ctrdPidsWithArg(d.sock) {
-		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		args := strings.Split(string(data), "\x00")
+	return livePids(func(args []string) bool {
+		if !slices.Contains(args, d.sock) {
+			return false
+		}
 		for i := 0; i+1 < len(args); i++ {
 			if args[i] == "-id" && args[i+1] == id {
-				pids = append(pids, pid)
-				break
+				return true
 			}
 		}
-	}
-	return pids
+		return false
+	})
 }
 
 // ctrdShimSocket is where a shim of this containerd serves container id

@@ -1036,3 +1036,41 @@ func (c gbConfig) records(t *testing.T) []string {
 	}
 	return names
 }
+
+// livePids lists the processes other than this one, zombies left out, whose
+// arguments match.
+func livePids(match func(args []string) bool) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() || isZombie(pid) {
+			continue
+		}
+		if match(procArgs(pid)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// pidsMentioning lists live processes whose command line contains s.
+func pidsMentioning(s string) []int {
+	return livePids(func(args []string) bool { return strings.Contains(strings.Join(args, " "), s) })
+}
+
+func procArgs(pid int) []string {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
+}
+
+func cmdline(pid int) string { return strings.Join(procArgs(pid), " ") }
+
+func isZombie(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i > 0 && i+2 < len(data) && data[i+2] == 'Z'
+}

@@ -72,6 +72,20 @@ func TestBench(t *testing.T) {
 	gbBundle := s.newBundle(t, filepath.Join(dir, "bundle-gb"), trueOpts)
 	plainBundle := s.newBundle(t, filepath.Join(dir, "bundle-plain"), trueOpts)
 
+	// A low-level runtime that does nothing (busybox true), for the create
+	// edit alone.
+	fakeDir := filepath.Join(dir, "fake")
+	if err := os.MkdirAll(fakeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(fakeDir, "true")
+	if err := os.Symlink("/bin/busybox", fake); err != nil {
+		t.Fatal(err)
+	}
+	fakeCfg := s.writeConfig(t, filepath.Join(dir, "gb-fake"), fake)
+	setLogLevel(t, fakeCfg.path, "info")
+	fakeEnv := append(os.Environ(), "GREENBOOST_CONFIG="+fakeCfg.path)
+
 	// The Go floor: what any Go wrapper and Go hooks cost on this host. A
 	// static Go program that only execs its target stands in for the wrapper,
 	// one that only exits for each hook, on a spec with our edits (device,
@@ -80,7 +94,7 @@ func TestBench(t *testing.T) {
 	goExec := buildGoProgram(t, filepath.Join(dir, "goexec"),
 		"func main() {\n\tt := os.Getenv(\"GB_BENCH_EXEC\")\n\tpanic(syscall.Exec(t, append([]string{t}, os.Args[1:]...), os.Environ()))\n}\n", "syscall")
 	floorBundle := s.newBundle(t, filepath.Join(dir, "bundle-floor"), trueOpts)
-	floorBundle.spec = floorSpec(t, s, cfg.path, gbBundle, goFloor)
+	floorBundle.spec = floorSpec(t, s.runtimeBin, fakeEnv, floorBundle, goFloor)
 	floorEnv := append(slices.Clone(env), "GB_BENCH_EXEC="+s.runc)
 
 	loadBefore := loadAvg()
@@ -153,19 +167,8 @@ func TestBench(t *testing.T) {
 	passFloorDiff := ms(medianWall(passFloor)) - ms(medianWall(passPlain))
 	passCPUDiff := ms(medianCPU(passGB)) - ms(medianCPU(passPlain))
 
-	// 3. The create edit: the wrapper in front of a low-level runtime that
-	// does nothing (busybox true), against that runtime alone.
-	fakeDir := filepath.Join(dir, "fake")
-	if err := os.MkdirAll(fakeDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	fake := filepath.Join(fakeDir, "true")
-	if err := os.Symlink("/bin/busybox", fake); err != nil {
-		t.Fatal(err)
-	}
-	fakeCfg := s.writeConfig(t, filepath.Join(dir, "gb-fake"), fake)
-	setLogLevel(t, fakeCfg.path, "info")
-	fakeEnv := append(os.Environ(), "GREENBOOST_CONFIG="+fakeCfg.path)
+	// 3. The create edit: the wrapper in front of the no-op runtime, against
+	// that runtime alone.
 	editBundle := s.newBundle(t, filepath.Join(dir, "bundle-edit"), trueOpts)
 	var createGB, createFake []sample
 	for i := 0; i < benchCreateRuns; i++ {
@@ -393,18 +396,12 @@ func buildGoProgram(t testing.TB, dir, body string, imports ...string) string {
 	return out
 }
 
-// floorSpec returns the spec of b as greenboost-runtime edits it (through
-// a no-op low-level runtime), with both hooks replaced by noop.
-func floorSpec(t testing.TB, s *suite, cfgPath string, b *bundle, noop string) []byte {
+// floorSpec returns the spec of b as greenboost-runtime edits it (with env
+// naming a no-op low-level runtime), with both hooks replaced by noop.
+func floorSpec(t testing.TB, runtimeBin string, env []string, b *bundle, noop string) []byte {
 	t.Helper()
-	fake, err := exec.LookPath("true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	edit := s.newBundle(t, b.dir+"-edited", bundleOpts{args: []string{"/bin/true"}})
-	fakeCfg := s.writeConfig(t, filepath.Join(filepath.Dir(b.dir), "gb-floor"), fake)
-	timeExec(t, append(os.Environ(), "GREENBOOST_CONFIG="+fakeCfg.path), nil, s.runtimeBin, "create", "--bundle", edit.dir, "floor-edit")
-	spec := edit.readSpec(t)
+	timeExec(t, env, nil, runtimeBin, "create", "--bundle", b.dir, "floor-edit")
+	spec := b.readSpec(t)
 	if spec.Hooks == nil || len(spec.Hooks.Prestart) != 1 || len(spec.Hooks.Poststop) != 1 {
 		t.Fatalf("the edited spec has not one prestart and one poststop hook: %+v", spec.Hooks)
 	}

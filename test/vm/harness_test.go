@@ -168,12 +168,10 @@ sync
 poweroff -f
 `
 
-func buildInitramfs(t *testing.T, work, kver, ko, guest string) string {
+// staticBusybox is the host's busybox, which must be static to run in the
+// initramfs.
+func staticBusybox(t *testing.T) string {
 	t.Helper()
-	r := NewInitramfs()
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "run", "etc", "root"} {
-		r.Dir(d)
-	}
 	busybox, err := exec.LookPath("busybox")
 	if err != nil {
 		t.Fatal("busybox not found: apt-get install busybox-static")
@@ -181,6 +179,16 @@ func buildInitramfs(t *testing.T, work, kver, ko, guest string) string {
 	if out, _ := exec.Command("file", "-L", busybox).Output(); len(out) > 0 && !strings.Contains(string(out), "statically linked") {
 		t.Fatalf("%s is not static: apt-get install busybox-static", busybox)
 	}
+	return busybox
+}
+
+func buildInitramfs(t *testing.T, work, kver, ko, guest string) string {
+	t.Helper()
+	r := NewInitramfs()
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "run", "etc", "root"} {
+		r.Dir(d)
+	}
+	busybox := staticBusybox(t)
 	if err := r.CopyFile("bin/busybox", busybox); err != nil {
 		t.Fatal(err)
 	}

@@ -139,13 +139,7 @@ func buildIntegInitramfs(t *testing.T, work string, a integArtifacts, withPodman
 	for _, d := range []string{"dev", "proc", "sys", "run", "tmp", "newroot", "root", "var/log", "etc/greenboost"} {
 		r.Dir(d)
 	}
-	busybox, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Fatal("busybox not found: apt-get install busybox-static")
-	}
-	if out, _ := exec.Command("file", "-L", busybox).Output(); len(out) > 0 && !strings.Contains(string(out), "statically linked") {
-		t.Fatalf("%s is not static: apt-get install busybox-static", busybox)
-	}
+	busybox := staticBusybox(t)
 	copyTo := func(dst, src string) {
 		t.Helper()
 		if err := r.CopyFile(dst, src); err != nil {
