@@ -107,8 +107,20 @@ func (c *configureCommand) run(*cli.Context) error {
 		_, err := os.Stdout.Write(updated)
 		return err
 	}
+	if old != nil && bytes.Equal(old, updated) {
+		fmt.Printf("%s: runtime %q is already %s; nothing changed\n", c.path, c.name, c.runtimePath)
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
 		return fmt.Errorf("creating the directory of %s: %w", c.path, err)
+	}
+	if old != nil {
+		// The previous content stays one rename away (DESIGN §9: engine
+		// configs are merged, with a backup).
+		if err := atomicfile.Write(backupPath(c.path), old, mode); err != nil {
+			return fmt.Errorf("backing up %s: %w", c.path, err)
+		}
+		fmt.Printf("%s: previous content saved as %s\n", c.path, backupPath(c.path))
 	}
 	if err := atomicfile.Write(c.path, updated, mode); err != nil {
 		return err
@@ -117,7 +129,10 @@ func (c *configureCommand) run(*cli.Context) error {
 	return nil
 }
 
-// readFile returns the file's content and mode; a missing file is empty
+// backupPath is where run keeps the content it replaced.
+func backupPath(path string) string { return path + ".bak" }
+
+// readFile returns the file's content and mode; a missing file is nil
 // with mode 0644.
 func readFile(path string) ([]byte, fs.FileMode, error) {
 	data, err := os.ReadFile(path)

@@ -81,10 +81,14 @@ func TestConfigureCommand(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
 		t.Fatalf("daemon.json: %v, mode %v; want 0644", err, fi.Mode())
 	}
-	// an existing file keeps its mode
+	if _, err := os.Stat(path + ".bak"); !os.IsNotExist(err) {
+		t.Errorf("a backup of a file that did not exist: %v", err)
+	}
+	// an existing file keeps its mode, and its previous content is backed up
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	first, _ := os.ReadFile(path)
 	c.name = "gb2"
 	if err := c.run(nil); err != nil {
 		t.Fatal(err)
@@ -92,6 +96,18 @@ func TestConfigureCommand(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 || !strings.Contains(string(data), `"gb2"`) || !strings.Contains(string(data), `"greenboost"`) {
 		t.Errorf("after a second runtime: mode %v, content %s", fi.Mode(), data)
+	}
+	backup, err := os.ReadFile(path + ".bak")
+	if fi, _ := os.Stat(path + ".bak"); err != nil || string(backup) != string(first) || fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup %q (%v), want the previous content %q with mode 0600", backup, err, first)
+	}
+	// a run that changes nothing writes nothing, so the backup stays the
+	// content before the last change
+	if err := c.run(nil); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(path + ".bak"); string(again) != string(first) {
+		t.Errorf("an idempotent run replaced the backup with %q", again)
 	}
 	// a file that is not JSON is left as it was
 	bad := []byte("# not json\n")
