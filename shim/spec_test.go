@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the golden out.json files")
 // testConfig points the device at /dev/null (char 1:3, always present) and
 // the library at a file in testdata, whose absolute path the golden files
 // spell @LIB@.
-func testConfig(t *testing.T) (*config.Config, string) {
+func testConfig(t testing.TB) (*config.Config, string) {
 	t.Helper()
 	lib, err := filepath.Abs("testdata/libgreenboost_cuda.so")
 	if err != nil {
