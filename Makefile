@@ -12,7 +12,7 @@ KDIRS_GLOB ?= /usr/src/linux-headers-6.1.*-cloud-amd64 /usr/src/linux-headers-6.
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build deps lint module module-matrix test test-unit test-e2e test-vm demo bench fuzz clean
+.PHONY: all build deps lint module module-matrix module-dkms test test-unit test-e2e test-vm demo bench fuzz clean
 
 all: build
 
@@ -41,7 +41,30 @@ module-matrix:
 		$(MAKE) -s -C kmod/module KDIR=$$k clean >/dev/null; \
 	done
 
-test: deps build lint test-unit module-matrix test-e2e test-vm
+# Builds the module the way the package's DKMS install does (kmod/module/dkms.conf),
+# for every header tree in KDIRS, in throwaway DKMS trees and unsigned (no MOK key
+# is made on this machine), and checks the vermagic of each (6.12 compresses it: .ko.xz).
+module-dkms:
+	@set -e; kdirs=$$(ls -d $(KDIRS_GLOB) 2>/dev/null || true); \
+	test -n "$$kdirs" || { echo "module-dkms: no kernel headers in $(KDIRS_GLOB); run make deps"; exit 1; }; \
+	command -v dkms >/dev/null || { echo "module-dkms: dkms not found; run make deps"; exit 1; }; \
+	grep -qx 'PACKAGE_VERSION="$(VERSION)"' kmod/module/dkms.conf || \
+		{ echo "module-dkms: kmod/module/dkms.conf's PACKAGE_VERSION is not $(VERSION); the package installs the source as /usr/src/greenboost-$(VERSION)"; exit 1; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	for k in $$kdirs; do \
+		rel=$${k#/usr/src/linux-headers-}; \
+		echo "== dkms build against $$rel"; \
+		mkdir -p "$$tmp/$$rel/tree" "$$tmp/$$rel/src" "$$tmp/$$rel/inst"; \
+		sign_file=/nonexistent dkms --dkmstree "$$tmp/$$rel/tree" --sourcetree "$$tmp/$$rel/src" \
+			--installtree "$$tmp/$$rel/inst" build $(CURDIR)/kmod/module -k "$$rel" >"$$tmp/log" 2>&1 || \
+			{ cat "$$tmp/log"; exit 1; }; \
+		ko=$$(ls "$$tmp/$$rel"/tree/greenboost/*/"$$rel"/x86_64/module/greenboost.ko*); \
+		magic=$$(modinfo -F vermagic "$$ko"); \
+		case "$$magic" in "$$rel "*) echo "   $$ko: vermagic $$magic";; \
+		*) echo "module-dkms: $$ko has vermagic '$$magic', want $$rel"; exit 1;; esac; \
+	done
+
+test: deps build lint test-unit module-matrix module-dkms test-e2e test-vm
 
 test-unit:
 	$(GO) test -race -count=1 ./...
