@@ -9,10 +9,12 @@ KDIR     ?= /lib/modules/$(shell uname -r)/build
 # The compile targets of the module's build matrix (Debian 12's 6.1 and 6.12 cloud
 # headers), globbed when the target runs: `make test` installs them first.
 KDIRS_GLOB ?= /usr/src/linux-headers-6.1.*-cloud-amd64 /usr/src/linux-headers-6.12.*-cloud-amd64
+DIST     ?= dist
+NFPM     ?= github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build deps lint module module-matrix module-dkms test test-unit test-e2e test-vm demo bench fuzz clean
+.PHONY: all build deps lint module module-matrix module-dkms package test test-unit test-e2e test-vm demo bench fuzz clean
 
 all: build
 
@@ -64,6 +66,16 @@ module-dkms:
 		*) echo "module-dkms: $$ko has vermagic '$$magic', want $$rel"; exit 1;; esac; \
 	done
 
+# The deb and rpm (packaging/nfpm.yaml) in DIST. nfpm expands no variables in
+# file paths, so the version goes into a copy of its config and scripts.
+package: build
+	@mkdir -p $(DIST)
+	bin/greenboost-ctk config default > $(DIST)/config.toml
+	@for f in packaging/nfpm.yaml packaging/scripts/postinst packaging/scripts/prerm; do \
+		sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@DIST@|$(DIST)|g' $$f > $(DIST)/$$(basename $$f) || exit 1; \
+	done
+	@for p in deb rpm; do $(GO) run $(NFPM) package -f $(DIST)/nfpm.yaml -p $$p -t $(DIST)/ || exit 1; done
+
 test: deps build lint test-unit module-matrix module-dkms test-e2e test-vm
 
 test-unit:
@@ -91,5 +103,5 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadRecord -fuzztime 30s ./hook/
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)
 	-$(MAKE) -s -C kmod/module clean

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-	gcc make libc6-dev cpio kmod zstd xz-utils e2fsprogs dkms
+	gcc make libc6-dev cpio kmod zstd xz-utils e2fsprogs dkms rpm
 	runc crun docker.io podman containerd busybox-static
 	qemu-system-x86 linux-image-cloud-amd64 linux-headers-cloud-amd64 linux-headers-6.12-cloud-amd64
 )

@@ -2,8 +2,10 @@
 // Toolkit (DESIGN.md §6): real runc, crun, dockerd, podman (CDI), containerd
 // with ctr and nerdctl (the shim) driven through bin/greenboost-runtime,
 // bin/greenboost-hook and bin/containerd-shim-greenboost-v2, with a stand-in
-// device node and a fixture preload library, plus the security regressions
-// and the wrapper benchmark (TestBench, DESIGN.md §8).
+// device node and a fixture preload library, plus the security regressions,
+// the wrapper benchmark (TestBench, DESIGN.md §8) and the deb/rpm packages
+// (TestPackage: built with `make package`, installed and purged with dpkg
+// and dkms in a mount namespace with overlays on /etc, /usr and /var).
 //
 // The tests carry the build tag e2e and need root, runc, crun, dockerd,
 // podman, containerd, busybox-static and gcc (Debian 12: `make deps`); nerdctl
