@@ -92,9 +92,10 @@ func TestPackage(t *testing.T) {
 	})
 }
 
-// installAndPurge runs dpkg -i, a DKMS build for the kernel the VM tests
-// boot, and dpkg --purge, in a mount namespace with overlays on /etc, /usr
-// and /var, and checks what each step left.
+// installAndPurge runs dpkg -i, systemd-analyze verify on the installed
+// units, a DKMS build for the kernel the VM tests boot, and dpkg --purge, in
+// a mount namespace with overlays on /etc, /usr and /var, and checks what
+// each step left.
 func installAndPurge(t *testing.T, deb, version string) {
 	headers, _ := filepath.Glob("/usr/src/linux-headers-6.1.*-cloud-amd64")
 	if len(headers) == 0 {
@@ -115,6 +116,7 @@ echo "== dkms after install"; dkms status -m greenboost
 echo "== dkms install"; sign_file=/nonexistent dkms install -m greenboost -v "$version" -k "$kernel" 2>&1
 echo "== vermagic"; modinfo -F vermagic /lib/modules/"$kernel"/updates/dkms/greenboost.ko*
 echo "== config"; env -u GREENBOOST_CONFIG greenboost-ctk config show >/dev/null && echo loads
+echo "== units"; (cd /usr/lib/systemd/system && systemd-analyze verify greenboost-*.service greenboost-*.timer greenboost-*.path 2>&1) || echo "verify failed"
 echo "== purge"; dpkg --purge ` + packageName + ` 2>&1
 echo "== dkms after purge"; dkms status -m greenboost
 echo "== left"; ls -d /usr/src/greenboost-"$version" /etc/greenboost /usr/bin/greenboost-* /lib/modules/"$kernel"/updates/dkms/greenboost.ko* 2>/dev/null || true
@@ -136,6 +138,7 @@ echo "== end"
 	vermagic := strings.Join(sections["vermagic"], "")
 	check("vermagic", strings.HasPrefix(vermagic, kernel+" "), "a module built for "+kernel)
 	check("config", slices.Contains(sections["config"], "loads"), "/etc/greenboost/config.toml to load")
+	check("units", len(sections["units"]) == 0, "systemd-analyze verify to find nothing in the installed units")
 	check("dkms after purge", len(sections["dkms after purge"]) == 0, "the prerm to remove the module from DKMS")
 	check("left", len(sections["left"]) == 0, "nothing of the package left after purge")
 }
