@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 const (
@@ -83,8 +85,8 @@ func ctrdRequire(t *testing.T, s *suite) string {
 }
 
 // startContainerd starts containerd with its own root, state and socket
-// under a test directory and a config that declares the greenboost runtime
-// as docs/containerd.md says. Its environment carries GREENBOOST_CONFIG
+// under a test directory and a config whose runtime entries
+// `greenboost-ctk runtime configure --runtime containerd` added. Its environment carries GREENBOOST_CONFIG
 // (cfg) and a PATH where bin/ comes first, so containerd finds the shim and
 // the shim finds greenboost-runtime next to itself. It is stopped by PID
 // when the test ends.
@@ -115,17 +117,20 @@ state = %q
   level = "debug"
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
-# containerd's own runc entry (CRI's default runtime) and, next to it,
-# the snippet of docs/containerd.md
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.greenboost]
-  runtime_type = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.sock, d.sock+".ttrpc", filepath.Join(dir, "opt"), ctrdRuntimeType)
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.sock, d.sock+".ttrpc", filepath.Join(dir, "opt"))
 	confPath := filepath.Join(dir, "containerd.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The runtime entries come from `greenboost-ctk runtime configure`: the
+	// file has no runtimes table (as Debian's), so CRI loads only if it also
+	// added runc's; containerd uses our root, state and sockets only if the
+	// rest was kept.
+	ctk := filepath.Join(s.repo, "bin", "greenboost-ctk")
+	if out, err := exec.Command(ctk, "runtime", "configure", "--runtime", "containerd", "--config", confPath).CombinedOutput(); err != nil {
+		t.Fatalf("greenboost-ctk runtime configure --runtime containerd: %v\n%s", err, out)
+	}
+	checkCRIRuntimes(t, confPath)
 	logf, err := os.Create(d.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +165,7 @@ state = %q
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// The CRI plugin accepted the runtime entry of docs/containerd.md.
+	// The CRI plugin loaded with the runtime entries.
 	plugins := d.mustCtr(t, "plugins", "ls")
 	criOK := false
 	for _, l := range strings.Split(plugins, "\n") {
@@ -172,6 +177,32 @@ state = %q
 		t.Fatalf("containerd's CRI plugin did not load with the greenboost runtime entry:\n%s\n%s", plugins, d.logTail())
 	}
 	return d
+}
+
+// checkCRIRuntimes reads the config as containerd does (config dump) and
+// checks CRI's runtimes: ours on the shim, and runc, CRI's default.
+func checkCRIRuntimes(t *testing.T, confPath string) {
+	t.Helper()
+	dump, err := exec.Command("containerd", "--config", confPath, "config", "dump").Output()
+	if err != nil {
+		t.Fatalf("containerd config dump: %v", err)
+	}
+	var cfg struct {
+		Plugins map[string]struct {
+			Containerd struct {
+				Runtimes map[string]struct {
+					RuntimeType string `toml:"runtime_type"`
+				} `toml:"runtimes"`
+			} `toml:"containerd"`
+		} `toml:"plugins"`
+	}
+	if err := toml.Unmarshal(dump, &cfg); err != nil {
+		t.Fatalf("containerd config dump: %v\n%s", err, dump)
+	}
+	runtimes := cfg.Plugins["io.containerd.grpc.v1.cri"].Containerd.Runtimes
+	if runtimes["greenboost"].RuntimeType != ctrdRuntimeType || runtimes["runc"].RuntimeType != "io.containerd.runc.v2" {
+		t.Fatalf("CRI runtimes as containerd reads them: %+v; want greenboost on %s and runc", runtimes, ctrdRuntimeType)
+	}
 }
 
 // ctrdCleanEnv is the test process's environment without what the tests set.

@@ -1,5 +1,5 @@
 // Package runtimecmd is `greenboost-ctk runtime configure`: it registers
-// greenboost-runtime with Docker.
+// greenboost-runtime with Docker and the GreenBoost shim with containerd's CRI.
 package runtimecmd
 
 import (
@@ -30,18 +30,19 @@ func New() *cli.Command {
 	c := &configureCommand{}
 	return &cli.Command{
 		Name:  "runtime",
-		Usage: "register greenboost-runtime with a container engine",
+		Usage: "register GreenBoost with a container engine",
 		Subcommands: []*cli.Command{{
 			Name:  "configure",
-			Usage: "add the runtime to dockerd's daemon.json, keeping everything else in it",
-			Description: "Podman and nerdctl ≥ 2 need no runtime: they use the CDI spec (greenboost-ctk cdi generate).\n" +
-				"containerd and Kubernetes use containerd-shim-greenboost-v2: see docs/containerd.md.",
+			Usage: "add the GreenBoost runtime to dockerd's daemon.json or containerd's config.toml, keeping everything else in it",
+			Description: "docker: a runtime entry for greenboost-runtime (docker run --runtime=greenboost).\n" +
+				"containerd: a CRI runtime entry for the shim containerd-shim-greenboost-v2 (Kubernetes RuntimeClass handler greenboost).\n" +
+				"The previous file is kept as FILE.bak. Podman and nerdctl ≥ 2 need no runtime: they use the CDI spec (greenboost-ctk cdi generate).",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "runtime", Value: "docker", Usage: "the engine to configure (docker)", Destination: &c.engine},
-				&cli.StringFlag{Name: "config", Value: DefaultDockerConfig, Usage: "the engine's config file", Destination: &c.path},
-				&cli.StringFlag{Name: "runtime-name", Value: "greenboost", Usage: "the name to register (docker run --runtime=NAME)", Destination: &c.name},
-				&cli.StringFlag{Name: "runtime-path", Usage: "greenboost-runtime to register (default: the one beside greenboost-ctk, else " + installedRuntime + ")", Destination: &c.runtimePath},
-				&cli.BoolFlag{Name: "set-as-default", Usage: "also make it dockerd's default-runtime", Destination: &c.setDefault},
+				&cli.StringFlag{Name: "runtime", Value: "docker", Usage: "the engine to configure: docker or containerd", Destination: &c.engine},
+				&cli.StringFlag{Name: "config", Usage: "the engine's config file (default: " + DefaultDockerConfig + ", " + DefaultContainerdConfig + ")", Destination: &c.path},
+				&cli.StringFlag{Name: "runtime-name", Value: "greenboost", Usage: "the name to register (docker run --runtime=NAME, RuntimeClass handler NAME)", Destination: &c.name},
+				&cli.StringFlag{Name: "runtime-path", Usage: "docker: greenboost-runtime to register (default: the one beside greenboost-ctk, else " + installedRuntime + ")", Destination: &c.runtimePath},
+				&cli.BoolFlag{Name: "set-as-default", Usage: "also make it the engine's default runtime", Destination: &c.setDefault},
 				&cli.BoolFlag{Name: "dry-run", Usage: "print the new config instead of writing it", Destination: &c.dryRun},
 			},
 			Before: c.validate,
@@ -58,21 +59,29 @@ type configureCommand struct {
 func (c *configureCommand) validate(*cli.Context) error {
 	switch c.engine {
 	case "docker":
+		if c.path == "" {
+			c.path = DefaultDockerConfig
+		}
+		if c.runtimePath == "" {
+			c.runtimePath = defaultRuntimePath()
+		}
+		if !filepath.IsAbs(c.runtimePath) {
+			return fmt.Errorf("--runtime-path %q: want an absolute path (dockerd resolves relative ones against its own PATH)", c.runtimePath)
+		}
+	case "containerd":
+		if c.path == "" {
+			c.path = DefaultContainerdConfig
+		}
+		if c.runtimePath != "" {
+			return errors.New("--runtime-path is for docker: containerd runs containerd-shim-greenboost-v2 from its PATH, and the shim runs the greenboost-runtime beside it")
+		}
 	case "podman":
 		return errors.New("--runtime podman: Podman needs no runtime entry; generate the CDI spec (greenboost-ctk cdi generate) and use --device greenboost.io/vram=ext")
-	case "containerd":
-		return errors.New("--runtime containerd: containerd runs the shim containerd-shim-greenboost-v2; add its runtime entry as docs/containerd.md shows")
 	default:
-		return fmt.Errorf("--runtime %q: expected docker", c.engine)
+		return fmt.Errorf("--runtime %q: expected docker or containerd", c.engine)
 	}
 	if c.name == "" {
 		return errors.New("--runtime-name must not be empty")
-	}
-	if c.runtimePath == "" {
-		c.runtimePath = defaultRuntimePath()
-	}
-	if !filepath.IsAbs(c.runtimePath) {
-		return fmt.Errorf("--runtime-path %q: want an absolute path (dockerd resolves relative ones against its own PATH)", c.runtimePath)
 	}
 	return nil
 }
@@ -99,7 +108,7 @@ func (c *configureCommand) run(*cli.Context) error {
 	if err != nil {
 		return err
 	}
-	updated, err := AddDockerRuntime(old, c.name, c.runtimePath, c.setDefault)
+	updated, err := c.merge(old)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.path, err)
 	}
@@ -108,7 +117,7 @@ func (c *configureCommand) run(*cli.Context) error {
 		return err
 	}
 	if old != nil && bytes.Equal(old, updated) {
-		fmt.Printf("%s: runtime %q is already %s; nothing changed\n", c.path, c.name, c.runtimePath)
+		fmt.Printf("%s: runtime %q is already %s; nothing changed\n", c.path, c.name, c.target())
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
@@ -125,8 +134,24 @@ func (c *configureCommand) run(*cli.Context) error {
 	if err := atomicfile.Write(c.path, updated, mode); err != nil {
 		return err
 	}
-	fmt.Printf("%s: runtime %q is %s; restart dockerd to use it (systemctl restart docker)\n", c.path, c.name, c.runtimePath)
+	fmt.Printf("%s: runtime %q is %s; restart %s to use it (systemctl restart %s)\n", c.path, c.name, c.target(), c.engine, c.engine)
 	return nil
+}
+
+// merge returns the engine's config with the runtime added.
+func (c *configureCommand) merge(old []byte) ([]byte, error) {
+	if c.engine == "containerd" {
+		return AddContainerdRuntime(old, c.name, c.setDefault)
+	}
+	return AddDockerRuntime(old, c.name, c.runtimePath, c.setDefault)
+}
+
+// target is what the runtime entry runs, for messages.
+func (c *configureCommand) target() string {
+	if c.engine == "containerd" {
+		return "runtime_type " + shimRuntimeType
+	}
+	return c.runtimePath
 }
 
 // backupPath is where run keeps the content it replaced.

@@ -158,8 +158,8 @@ func TestConfigureValidate(t *testing.T) {
 		err string
 	}{
 		{configureCommand{engine: "podman", name: "greenboost"}, "cdi generate"},
-		{configureCommand{engine: "containerd", name: "greenboost"}, "containerd-shim-greenboost-v2"},
-		{configureCommand{engine: "cri-o", name: "greenboost"}, "expected docker"},
+		{configureCommand{engine: "containerd", name: "greenboost", runtimePath: "/usr/bin/greenboost-runtime"}, "containerd-shim-greenboost-v2 from its PATH"},
+		{configureCommand{engine: "cri-o", name: "greenboost"}, "expected docker or containerd"},
 		{configureCommand{engine: "docker", name: ""}, "--runtime-name"},
 		{configureCommand{engine: "docker", name: "greenboost", runtimePath: "greenboost-runtime"}, "absolute path"},
 	} {
@@ -168,7 +168,11 @@ func TestConfigureValidate(t *testing.T) {
 		}
 	}
 	c := configureCommand{engine: "docker", name: "greenboost"}
-	if err := c.validate(nil); err != nil || !filepath.IsAbs(c.runtimePath) {
-		t.Errorf("default runtime path %q (%v), want an absolute one", c.runtimePath, err)
+	if err := c.validate(nil); err != nil || !filepath.IsAbs(c.runtimePath) || c.path != DefaultDockerConfig {
+		t.Errorf("docker defaults: runtime path %q, config %q (%v), want an absolute path and %s", c.runtimePath, c.path, err, DefaultDockerConfig)
+	}
+	c = configureCommand{engine: "containerd", name: "greenboost"}
+	if err := c.validate(nil); err != nil || c.path != DefaultContainerdConfig {
+		t.Errorf("containerd defaults: config %q (%v), want %s", c.path, err, DefaultContainerdConfig)
 	}
 }

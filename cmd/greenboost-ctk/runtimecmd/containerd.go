@@ -1,0 +1,112 @@
+package runtimecmd
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+const (
+	// DefaultContainerdConfig is containerd's config file.
+	DefaultContainerdConfig = "/etc/containerd/config.toml"
+	// shimRuntimeType makes containerd run containerd-shim-greenboost-v2.
+	shimRuntimeType = "io.containerd.greenboost.v2"
+	// runcRuntimeType is containerd's own runc shim, CRI's default runtime.
+	runcRuntimeType = "io.containerd.runc.v2"
+)
+
+// criRuntimePlugin is the plugin that holds CRI's runtimes, per config
+// version: 2 for containerd 1.x, 3 for containerd 2.x.
+var criRuntimePlugin = map[int64]string{
+	2: "io.containerd.grpc.v1.cri",
+	3: "io.containerd.cri.v1.runtime",
+}
+
+// AddContainerdRuntime returns containerd's config.toml (empty: none yet, written
+// as version 2) with CRI runtime name running the GreenBoost shim, and with it as
+// default_runtime_name if setDefault. Every other key is kept, as are other keys
+// of an existing entry of that name (options such as ConfigPath); comments are
+// not (the caller keeps a backup). When the file has no entry for CRI's default
+// runtime runc, one is added: a runtimes table in the file replaces containerd's
+// built-in one, and CRI fails to load without its default runtime.
+func AddContainerdRuntime(configTOML []byte, name string, setDefault bool) ([]byte, error) {
+	top := map[string]any{}
+	if err := toml.Unmarshal(configTOML, &top); err != nil {
+		return nil, fmt.Errorf("not TOML, left untouched: %w", err)
+	}
+	version := int64(2)
+	if len(top) == 0 {
+		top["version"] = version
+	} else {
+		v, ok := top["version"].(int64)
+		if !ok {
+			return nil, errors.New(`no "version" key (a version 1 config), left untouched: convert it to version = 2, as containerd's docs/PLUGINS.md shows`)
+		}
+		version = v
+	}
+	plugin, ok := criRuntimePlugin[version]
+	if !ok {
+		return nil, fmt.Errorf("config version %d, left untouched: want version 2 (containerd 1.x) or 3 (containerd 2.x)", version)
+	}
+	criPath := []string{"plugins", plugin, "containerd"}
+	cri, err := subTable(top, criPath...)
+	if err != nil {
+		return nil, err
+	}
+	runtimes, err := subTable(top, append(criPath, "runtimes")...)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := runtimes["runc"]; !ok && defaultRuntime(cri) == "runc" {
+		runtimes["runc"] = map[string]any{"runtime_type": runcRuntimeType}
+	}
+	entry, err := subTable(top, append(criPath, "runtimes", name)...)
+	if err != nil {
+		return nil, err
+	}
+	entry["runtime_type"] = shimRuntimeType
+	if setDefault {
+		cri["default_runtime_name"] = name
+	}
+	return toml.Marshal(top)
+}
+
+// defaultRuntime is CRI's default_runtime_name, runc when unset.
+func defaultRuntime(cri map[string]any) string {
+	if name, ok := cri["default_runtime_name"].(string); ok && name != "" {
+		return name
+	}
+	return "runc"
+}
+
+// subTable walks (creating what is missing) the tables at keys under t.
+func subTable(t map[string]any, keys ...string) (map[string]any, error) {
+	for i, k := range keys {
+		switch v := t[k].(type) {
+		case nil:
+			next := map[string]any{}
+			t[k] = next
+			t = next
+		case map[string]any:
+			t = v
+		default:
+			return nil, fmt.Errorf("%s is not a table, left untouched", tomlPath(keys[:i+1]))
+		}
+	}
+	return t, nil
+}
+
+// tomlPath spells keys as a dotted TOML key, quoting keys that have dots.
+func tomlPath(keys []string) string {
+	quoted := make([]string, len(keys))
+	for i, k := range keys {
+		quoted[i] = k
+		if strings.Contains(k, ".") {
+			quoted[i] = strconv.Quote(k)
+		}
+	}
+	return strings.Join(quoted, ".")
+}
