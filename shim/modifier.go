@@ -39,7 +39,24 @@ func (m greenboostEdits) Modify(s *specs.Spec) error {
 			return slices.ContainsFunc(edits.Env, func(e string) bool { return strings.HasPrefix(e, key+"=") })
 		})
 	}
-	return (&cdiapi.ContainerEdits{ContainerEdits: &edits}).Apply(s)
+	before := slices.Clone(s.Mounts)
+	if err := (&cdiapi.ContainerEdits{ContainerEdits: &edits}).Apply(s); err != nil {
+		return err
+	}
+	s.Mounts = keepMountOrder(before, s.Mounts, edits.Mounts)
+	return nil
+}
+
+// keepMountOrder returns the spec's mounts in the order the engine gave them,
+// followed by ours: the CDI library sorts all mounts by depth, but a runtime
+// mounts in spec order, and a transparent wrapper leaves that order alone.
+// A mount the edits replaced (same destination) is dropped, as Apply did.
+func keepMountOrder(before, applied []specs.Mount, ours []*cdispec.Mount) []specs.Mount {
+	isOurs := func(m specs.Mount) bool {
+		return slices.ContainsFunc(ours, func(o *cdispec.Mount) bool { return o.ContainerPath == m.Destination })
+	}
+	kept := slices.DeleteFunc(before, isOurs)
+	return append(kept, slices.DeleteFunc(applied, func(m specs.Mount) bool { return !isOurs(m) })...)
 }
 
 // alreadyApplied reports whether our prestart hook is in the spec: the edits

@@ -86,3 +86,34 @@ func FuzzEdits(f *testing.F) {
 		}
 	})
 }
+
+// TestEditsKeepTheEnginesMountOrder: runtimes mount in spec order, so the
+// edits leave the engine's order alone (the CDI library alone would sort by
+// depth, moving /sys before /dev/pts), add ours last, and replace an engine
+// mount at our library's path.
+func TestEditsKeepTheEnginesMountOrder(t *testing.T) {
+	cfg, _ := testConfig(t)
+	edits, err := cdi.Edits(cfg, "ext")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := cfg.Library.ContainerPath
+	s := &specs.Spec{Process: &specs.Process{}, Mounts: []specs.Mount{
+		{Destination: "/proc"}, {Destination: "/dev"}, {Destination: "/dev/pts"}, {Destination: ours, Source: "/elsewhere.so"},
+		{Destination: "/sys"}, {Destination: "/data/a/b"}, {Destination: "/data"},
+	}}
+	if err := (greenboostEdits{edits: edits}).Modify(s); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range s.Mounts {
+		got = append(got, m.Destination)
+	}
+	want := []string{"/proc", "/dev", "/dev/pts", "/sys", "/data/a/b", "/data", ours}
+	if !slices.Equal(got, want) {
+		t.Fatalf("mounts %q, want %q", got, want)
+	}
+	if last := s.Mounts[len(s.Mounts)-1]; last.Source == "/elsewhere.so" || !slices.Contains(last.Options, "ro") {
+		t.Errorf("the mount at %s is %+v, want our read-only library", ours, last)
+	}
+}

@@ -41,9 +41,10 @@ const (
 	ctrdImageShort = "gb-busybox:e2e"
 
 	nerdctlVersion = "v1.7.7"
-	// nerdctlCache keeps the nerdctl build between runs (the build takes
-	// minutes on a small machine).
-	nerdctlCache = "/var/cache/greenboost-test"
+	// testBuildCache keeps what the tests build from the Go module proxy
+	// (nerdctl, runtime-tools' validation suite) between runs: the builds
+	// take minutes on a small machine.
+	testBuildCache = "/var/cache/greenboost-test"
 )
 
 // ctrdWaitScript is appended to the probe: the container then waits until
@@ -527,12 +528,12 @@ func (b *lockedBuffer) String() string {
 }
 
 // nerdctlBinary returns nerdctl v1.7.7, built from the Go module proxy into
-// nerdctlCache on first use. `go install ...@v1.7.7` fails here (the proxy
+// testBuildCache on first use. `go install ...@v1.7.7` fails here (the proxy
 // does not serve the module's version list, which go install reads for
 // deprecations), so it is built from a throw-away module that requires it.
 func nerdctlBinary(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(nerdctlCache, "nerdctl-"+nerdctlVersion)
+	dir := filepath.Join(testBuildCache, "nerdctl-"+nerdctlVersion)
 	bin := filepath.Join(dir, "nerdctl")
 	if fi, err := os.Stat(bin); err == nil && fi.Mode()&0o111 != 0 {
 		return bin

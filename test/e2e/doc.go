@@ -3,7 +3,10 @@
 // with ctr and nerdctl (the shim) driven through bin/greenboost-runtime,
 // bin/greenboost-hook and bin/containerd-shim-greenboost-v2, with a stand-in
 // device node and a fixture preload library, plus the security regressions,
-// the wrapper benchmark (TestBench, DESIGN.md §8) and the deb/rpm packages
+// runtime-tools' OCI validation suite against runc and through the wrapper
+// (TestOCIConformance; built once from the Go module proxy into
+// /var/cache/greenboost-test), the wrapper benchmark (TestBench, DESIGN.md
+// §8) and the deb/rpm packages
 // (TestPackage: built with `make package`, installed and purged with dpkg
 // and dkms in a mount namespace with overlays on /etc, /usr and /var).
 //
