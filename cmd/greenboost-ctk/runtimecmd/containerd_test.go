@@ -1,8 +1,6 @@
 package runtimecmd
 
 import (
-	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
@@ -13,12 +11,7 @@ func TestAddContainerdRuntime(t *testing.T) {
 		gb   = `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.greenboost]` + "\nruntime_type = \"io.containerd.greenboost.v2\"\n"
 		runc = `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]` + "\nruntime_type = \"io.containerd.runc.v2\"\n"
 	)
-	tests := []struct {
-		name, in   string
-		setDefault bool
-		want       string // TOML, compared as values
-		err        string
-	}{
+	tests := []mergeCase{
 		{name: "no file", want: "version = 2\n" + runc + gb},
 		{
 			name: "Debian's config: CRI's runc entry is added with ours",
@@ -55,32 +48,7 @@ func TestAddContainerdRuntime(t *testing.T) {
 		{name: "plugins not a table", in: "version = 2\nplugins = 1\n", err: "plugins is not a table"},
 		{name: "runtimes not a table", in: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nruntimes = \"runc\"\n", err: `plugins."io.containerd.grpc.v1.cri".containerd.runtimes is not a table`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out, err := AddContainerdRuntime([]byte(tt.in), "greenboost", tt.setDefault)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want one containing %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got, want map[string]any
-			if err := toml.Unmarshal(out, &got); err != nil {
-				t.Fatalf("output is not TOML: %v\n%s", err, out)
-			}
-			if err := toml.Unmarshal([]byte(tt.want), &want); err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("got\n%s\nwant\n%s", out, tt.want)
-			}
-			again, err := AddContainerdRuntime(out, "greenboost", tt.setDefault)
-			if err != nil || string(again) != string(out) {
-				t.Errorf("a second run changed the file:\n%s\nthen\n%s (%v)", out, again, err)
-			}
-		})
-	}
+	runMergeCases(t, tests, func(in []byte, setDefault bool) ([]byte, error) {
+		return AddContainerdRuntime(in, "greenboost", setDefault)
+	}, toml.Unmarshal)
 }

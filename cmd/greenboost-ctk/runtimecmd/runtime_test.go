@@ -11,12 +11,7 @@ import (
 
 func TestAddDockerRuntime(t *testing.T) {
 	const gb = "/usr/bin/greenboost-runtime"
-	tests := []struct {
-		name, in   string
-		setDefault bool
-		want       string // JSON, compared as values
-		err        string
-	}{
+	tests := []mergeCase{
 		{name: "no file", want: `{"runtimes":{"greenboost":{"path":"` + gb + `"}}}`},
 		{name: "empty object", in: "{}\n", want: `{"runtimes":{"greenboost":{"path":"` + gb + `"}}}`},
 		{
@@ -37,9 +32,25 @@ func TestAddDockerRuntime(t *testing.T) {
 		{name: "an array", in: `[]`, err: "not a JSON object"},
 		{name: "runtimes not an object", in: `{"runtimes":["runc"]}`, err: `"runtimes" is not an object`},
 	}
-	for _, tt := range tests {
+	runMergeCases(t, tests, func(in []byte, setDefault bool) ([]byte, error) {
+		return AddDockerRuntime(in, "greenboost", gb, setDefault)
+	}, json.Unmarshal)
+}
+
+// mergeCase is a row of a config-merge table: in (empty: no file yet), then
+// want (compared as values) or err (part of the error).
+type mergeCase struct {
+	name, in   string
+	setDefault bool
+	want, err  string
+}
+
+// runMergeCases checks each case, and that merging the result again
+// changes nothing.
+func runMergeCases(t *testing.T, cases []mergeCase, merge func(in []byte, setDefault bool) ([]byte, error), unmarshal func([]byte, any) error) {
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := AddDockerRuntime([]byte(tt.in), "greenboost", gb, tt.setDefault)
+			out, err := merge([]byte(tt.in), tt.setDefault)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error %v, want one containing %q", err, tt.err)
@@ -50,16 +61,16 @@ func TestAddDockerRuntime(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got, want any
-			if err := json.Unmarshal(out, &got); err != nil {
-				t.Fatalf("output is not JSON: %v\n%s", err, out)
+			if err := unmarshal(out, &got); err != nil {
+				t.Fatalf("the output does not parse: %v\n%s", err, out)
 			}
-			if err := json.Unmarshal([]byte(tt.want), &want); err != nil {
+			if err := unmarshal([]byte(tt.want), &want); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, want) {
-				t.Errorf("got %s\nwant %s", out, tt.want)
+				t.Errorf("got\n%s\nwant\n%s", out, tt.want)
 			}
-			again, err := AddDockerRuntime(out, "greenboost", gb, tt.setDefault)
+			again, err := merge(out, tt.setDefault)
 			if err != nil || string(again) != string(out) {
 				t.Errorf("a second run changed the file:\n%s\nthen\n%s (%v)", out, again, err)
 			}
