@@ -65,7 +65,8 @@ func injectExecEnv(runtime string, globalArgs []string, process, id string) erro
 		return fmt.Errorf("reading the exec process %s: %w", process, err)
 	}
 	var p specs.Process
-	if err := json.Unmarshal(data, &p); err != nil {
+	unknown, err := decodeKeepingUnknown(data, &p)
+	if err != nil {
 		return fmt.Errorf("parsing the exec process %s: %w", process, err)
 	}
 	ours, _, _ := strings.Cut(envValue(containerEnv, cdi.PreloadEnv), ":")
@@ -74,7 +75,7 @@ func injectExecEnv(runtime string, globalArgs []string, process, id string) erro
 		return strings.HasPrefix(kv, cdi.PreloadEnv+"=") || strings.HasPrefix(kv, cdi.ActiveEnv+"=")
 	})
 	p.Env = append(p.Env, cdi.PreloadEnv+"="+preload, cdi.ActiveEnv+"=1")
-	edited, err := json.Marshal(&p)
+	edited, err := encodeKeepingUnknown(&p, unknown)
 	if err != nil {
 		return fmt.Errorf("encoding the exec process: %w", err)
 	}

@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -18,9 +17,10 @@ type Modifier interface {
 
 // Spec is a bundle's config.json: loaded once, modified, flushed once.
 type Spec struct {
-	path string
-	mode os.FileMode
-	spec *specs.Spec
+	path    string
+	mode    os.FileMode
+	spec    *specs.Spec
+	unknown []byte // the file as read, when it has members specs.Spec lacks
 }
 
 // LoadSpec reads BUNDLE/config.json.
@@ -30,11 +30,15 @@ func LoadSpec(bundle string) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading OCI spec: %w", err)
 	}
-	s, err := ocispec.Read(bundle)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading OCI spec: %w", err)
 	}
-	return &Spec{path: path, mode: fi.Mode().Perm(), spec: s}, nil
+	s := &Spec{path: path, mode: fi.Mode().Perm(), spec: &specs.Spec{}}
+	if s.unknown, err = decodeKeepingUnknown(data, s.spec); err != nil {
+		return nil, fmt.Errorf("parsing OCI spec %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // Raw returns the loaded spec.
@@ -47,7 +51,7 @@ func (s *Spec) Modify(m Modifier) error {
 
 // Flush writes the spec back atomically, keeping the file's mode.
 func (s *Spec) Flush() error {
-	data, err := json.Marshal(s.spec)
+	data, err := encodeKeepingUnknown(s.spec, s.unknown)
 	if err != nil {
 		return fmt.Errorf("encoding OCI spec: %w", err)
 	}

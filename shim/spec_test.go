@@ -49,7 +49,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func TestEditBundleGolden(t *testing.T) {
 	cfg, lib := testConfig(t)
-	for _, name := range []string{"plain", "image-ld-preload", "preload-already-ours"} {
+	for _, name := range []string{"plain", "image-ld-preload", "preload-already-ours", "unknown-fields"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", name)
 			bundle := bundleWith(t, filepath.Join(dir, "in.json"))
@@ -96,7 +96,7 @@ func readPretty(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
+	if err := decodeNumbers(data, &v); err != nil {
 		t.Fatal(err)
 	}
 	out, _ := json.MarshalIndent(v, "", "\t")

@@ -1,5 +1,5 @@
-// Package ocispec reads a bundle's config.json, for the wrapper (which edits
-// it) and the hook (which reads the container's requests from it).
+// Package ocispec locates a bundle's config.json and reads what a container
+// asks for from it, for the hook and the wrapper's exec path.
 package ocispec
 
 import (
@@ -7,22 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Path is the spec file of a bundle.
 func Path(bundle string) string {
 	return filepath.Join(bundle, "config.json")
-}
-
-// Read loads and parses BUNDLE/config.json.
-func Read(bundle string) (*specs.Spec, error) {
-	var s specs.Spec
-	if err := decode(bundle, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
 }
 
 // ReadAnnotationsAndEnv reads only the annotations and the process

@@ -1,0 +1,43 @@
+package shim
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// TestUnknownMembersSurvive: what a newer engine writes and specs.Process
+// does not know comes back after an edit, numbers exactly, in objects and in
+// array elements the edit kept; an element the edit changed is the edit's.
+func TestUnknownMembersSurvive(t *testing.T) {
+	in := `{"env":["A=1"],"args":["sh"],"cwd":"/","futureHint":{"x":18446744073709551615},` +
+		`"rlimits":[{"type":"RLIMIT_NOFILE","hard":1024,"soft":1024,"futureRlimitField":true},{"type":"RLIMIT_NPROC","hard":1,"soft":1,"gone":1}]}`
+	var p specs.Process
+	unknown, err := decodeKeepingUnknown([]byte(in), &p)
+	if err != nil || unknown == nil {
+		t.Fatalf("unknown members not noticed: %v", err)
+	}
+	p.Env = append(p.Env, "B=2")
+	p.Rlimits[1].Soft = 2
+	out, err := encodeKeepingUnknown(&p, unknown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"B=2"`, `"futureHint":{"x":18446744073709551615}`, `"futureRlimitField":true`, `"soft":2`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("%s lacks %s", out, want)
+		}
+	}
+	if strings.Contains(string(out), `"gone"`) {
+		t.Errorf("%s merged a member into an element the edit changed", out)
+	}
+
+	known := `{"env":["A=1"],"cwd":"/"}`
+	if unknown, err := decodeKeepingUnknown([]byte(known), &specs.Process{}); err != nil || unknown != nil {
+		t.Errorf("a process with only known members: %q, %v; want nothing kept aside", unknown, err)
+	}
+	if _, err := decodeKeepingUnknown([]byte(`{"env":"A=1"}`), &specs.Process{}); err == nil {
+		t.Error("a malformed process decoded")
+	}
+}
