@@ -39,6 +39,10 @@ const (
 	// RepoTag "gb-busybox:e2e"; nerdctl accepts the short form.
 	ctrdImage      = "docker.io/library/gb-busybox:e2e"
 	ctrdImageShort = "gb-busybox:e2e"
+	// ctrdPauseImage is CRI's sandbox_image in the config startContainerd
+	// writes.
+	ctrdPauseImage      = "docker.io/library/gb-pause:e2e"
+	ctrdPauseImageShort = "gb-pause:e2e"
 
 	nerdctlVersion = "v1.7.7"
 	// testBuildCache keeps what the tests build from the Go module proxy
@@ -118,7 +122,12 @@ state = %q
   level = "debug"
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.sock, d.sock+".ttrpc", filepath.Join(dir, "opt"))
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %q
+  # A pod sandbox asks oom_score_adj -998, which needs CAP_SYS_RESOURCE that
+  # root lacks on these machines: keep it at containerd's own.
+  restrict_oom_score_adj = true
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.sock, d.sock+".ttrpc", filepath.Join(dir, "opt"), ctrdPauseImage)
 	confPath := filepath.Join(dir, "containerd.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -354,13 +363,27 @@ func (d *ctrd) run(timeout time.Duration, name string, args ...string) (string, 
 	}
 }
 
-// importImage imports the suite's busybox image into this containerd.
+// importImage imports the suite's busybox image into this containerd's
+// test namespace.
 func (d *ctrd) importImage(t *testing.T) {
 	t.Helper()
-	tarPath := ctrdImageTar(t, d.s)
-	d.mustCtr(t, "images", "import", tarPath)
-	if out := d.mustCtr(t, "images", "ls", "-q"); !strings.Contains(out, ctrdImage) {
-		t.Fatalf("imported %s but `ctr images ls` shows:\n%s", tarPath, out)
+	d.importImageTo(t, ctrdNamespace, busyboxTar.get(t, d.s), ctrdImage)
+}
+
+// importImageTo imports the image tarball tarPath, named image, into
+// containerd namespace ns.
+func (d *ctrd) importImageTo(t *testing.T, ns, tarPath, image string) {
+	t.Helper()
+	ctr := func(args ...string) string {
+		out, errOut, err := d.run(cmdTimeout, "ctr", append([]string{"--address", d.sock, "--namespace", ns}, args...)...)
+		if err != nil {
+			t.Fatalf("ctr -n %s %s: %v\n%s%s", ns, strings.Join(args, " "), err, out, errOut)
+		}
+		return out
+	}
+	ctr("images", "import", tarPath)
+	if out := ctr("images", "ls", "-q"); !strings.Contains(out, image) {
+		t.Fatalf("imported %s into namespace %s but `ctr images ls` shows:\n%s", tarPath, ns, out)
 	}
 }
 
@@ -374,26 +397,34 @@ func (d *ctrd) ctlDir(t *testing.T, name string) string {
 	return dir
 }
 
-var (
-	ctrdImageOnce sync.Once
-	ctrdImagePath string
-	ctrdImageErr  error
-)
-
-// ctrdImageTar writes (once) a docker-archive of the suite's base rootfs
-// (busybox-static, a dynamic program and its libraries) tagged gb-busybox:e2e.
-func ctrdImageTar(t *testing.T, s *suite) string {
-	t.Helper()
-	ctrdImageOnce.Do(func() {
-		ctrdImagePath, ctrdImageErr = writeDockerArchive(s.baseRootfs, filepath.Join(s.tmp, "gb-busybox-e2e.tar"))
-	})
-	if ctrdImageErr != nil {
-		t.Fatalf("building the busybox image tarball: %v", ctrdImageErr)
-	}
-	return ctrdImagePath
+// imageTarball is a docker-archive of the suite's base rootfs (busybox-static,
+// a dynamic program and its libraries), written once.
+type imageTarball struct {
+	tag  string   // the short name the archive carries
+	cmd  []string // the image's Cmd
+	once sync.Once
+	path string
+	err  error
 }
 
-func writeDockerArchive(rootfs, out string) (string, error) {
+var (
+	busyboxTar = &imageTarball{tag: ctrdImageShort, cmd: []string{"/bin/sh"}}
+	// pauseTar is the CRI sandbox image: a pod's first process must stay.
+	pauseTar = &imageTarball{tag: ctrdPauseImageShort, cmd: []string{"/bin/sleep", "3600"}}
+)
+
+func (it *imageTarball) get(t *testing.T, s *suite) string {
+	t.Helper()
+	it.once.Do(func() {
+		it.path, it.err = writeDockerArchive(s.baseRootfs, filepath.Join(s.tmp, strings.ReplaceAll(it.tag, ":", "-")+".tar"), it.tag, it.cmd)
+	})
+	if it.err != nil {
+		t.Fatalf("building the image tarball %s: %v", it.tag, it.err)
+	}
+	return it.path
+}
+
+func writeDockerArchive(rootfs, out, tag string, cmd []string) (string, error) {
 	var layer bytes.Buffer
 	if err := tarTree(rootfs, &layer); err != nil {
 		return "", err
@@ -406,7 +437,7 @@ func writeDockerArchive(rootfs, out string) (string, error) {
 		"created":      "2024-01-01T00:00:00Z",
 		"config": map[string]any{
 			"Env": []string{"PATH=/bin:/dyn"},
-			"Cmd": []string{"/bin/sh"},
+			"Cmd": cmd,
 		},
 		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + layerHex}},
 		"history": []map[string]string{{"created": "2024-01-01T00:00:00Z", "created_by": "greenboost test/e2e"}},
@@ -418,7 +449,7 @@ func writeDockerArchive(rootfs, out string) (string, error) {
 	cfgName := hex.EncodeToString(cfgSum[:]) + ".json"
 	manifest, err := json.Marshal([]map[string]any{{
 		"Config":   cfgName,
-		"RepoTags": []string{ctrdImageShort},
+		"RepoTags": []string{tag},
 		"Layers":   []string{layerHex + "/layer.tar"},
 	}})
 	if err != nil {

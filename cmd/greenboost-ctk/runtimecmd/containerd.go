@@ -16,6 +16,10 @@ const (
 	shimRuntimeType = "io.containerd.greenboost.v2"
 	// runcRuntimeType is containerd's own runc shim, CRI's default runtime.
 	runcRuntimeType = "io.containerd.runc.v2"
+	// annotationPattern matches the annotations a container asks with. CRI
+	// passes a pod's (or a container's) annotations into the OCI spec only
+	// where the runtime entry's pod_annotations (container_annotations) match.
+	annotationPattern = "greenboost.io/*"
 )
 
 // criRuntimePlugin is the plugin that holds CRI's runtimes, per config
@@ -26,7 +30,8 @@ var criRuntimePlugin = map[int64]string{
 }
 
 // AddContainerdRuntime returns containerd's config.toml (empty: none yet, written
-// as version 2) with CRI runtime name running the GreenBoost shim, and with it as
+// as version 2) with CRI runtime name running the GreenBoost shim and passing
+// greenboost.io/* pod and container annotations through, and with it as
 // default_runtime_name if setDefault. Every other key is kept, as are other keys
 // of an existing entry of that name (options such as ConfigPath); comments are
 // not (the caller keeps a backup). When the file has no entry for CRI's default
@@ -68,10 +73,34 @@ func AddContainerdRuntime(configTOML []byte, name string, setDefault bool) ([]by
 		return nil, err
 	}
 	entry["runtime_type"] = shimRuntimeType
+	for _, key := range []string{"pod_annotations", "container_annotations"} {
+		if err := addPattern(entry, key, annotationPattern); err != nil {
+			return nil, fmt.Errorf("%s: %w", tomlPath(append(criPath, "runtimes", name, key)), err)
+		}
+	}
 	if setDefault {
 		cri["default_runtime_name"] = name
 	}
 	return toml.Marshal(top)
+}
+
+// addPattern adds pattern to the list at t[key] unless it is there.
+func addPattern(t map[string]any, key, pattern string) error {
+	var list []any
+	switch v := t[key].(type) {
+	case nil:
+	case []any:
+		list = v
+	default:
+		return errors.New("not a list, left untouched")
+	}
+	for _, p := range list {
+		if p == pattern {
+			return nil
+		}
+	}
+	t[key] = append(list, pattern)
+	return nil
 }
 
 // defaultRuntime is CRI's default_runtime_name, runc when unset.

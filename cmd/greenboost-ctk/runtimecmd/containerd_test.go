@@ -8,7 +8,8 @@ import (
 
 func TestAddContainerdRuntime(t *testing.T) {
 	const (
-		gb   = `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.greenboost]` + "\nruntime_type = \"io.containerd.greenboost.v2\"\n"
+		gb = `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.greenboost]` + "\nruntime_type = \"io.containerd.greenboost.v2\"\n" +
+			"pod_annotations = [\"greenboost.io/*\"]\ncontainer_annotations = [\"greenboost.io/*\"]\n"
 		runc = `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]` + "\nruntime_type = \"io.containerd.runc.v2\"\n"
 	)
 	tests := []mergeCase{
@@ -29,6 +30,16 @@ func TestAddContainerdRuntime(t *testing.T) {
 			want: "version = 2\n" + runc + gb + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.greenboost.options]\nConfigPath = \"/etc/greenboost/small.toml\"\n",
 		},
 		{
+			name: "annotation patterns of an existing entry kept, ours added once",
+			in:   "version = 2\n" + runc + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.greenboost]\npod_annotations = [\"example.com/*\"]\ncontainer_annotations = [\"greenboost.io/*\"]\n",
+			want: "version = 2\n" + runc + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.greenboost]\nruntime_type = \"io.containerd.greenboost.v2\"\npod_annotations = [\"example.com/*\", \"greenboost.io/*\"]\ncontainer_annotations = [\"greenboost.io/*\"]\n",
+		},
+		{
+			name: "pod_annotations not a list",
+			in:   "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.greenboost]\npod_annotations = \"greenboost.io/*\"\n",
+			err:  `runtimes.greenboost.pod_annotations: not a list`,
+		},
+		{
 			name: "another default runtime: no runc added",
 			in:   "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"crun\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun]\nruntime_type = \"io.containerd.runc.v2\"\n",
 			want: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"crun\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun]\nruntime_type = \"io.containerd.runc.v2\"\n" + gb,
@@ -40,7 +51,7 @@ func TestAddContainerdRuntime(t *testing.T) {
 		{
 			name: "containerd 2.x: version 3",
 			in:   "version = 3\n",
-			want: "version = 3\n[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.greenboost]\nruntime_type = \"io.containerd.greenboost.v2\"\n",
+			want: "version = 3\n[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.greenboost]\nruntime_type = \"io.containerd.greenboost.v2\"\npod_annotations = [\"greenboost.io/*\"]\ncontainer_annotations = [\"greenboost.io/*\"]\n",
 		},
 		{name: "not TOML", in: "version = [", err: "not TOML, left untouched"},
 		{name: "version 1", in: "root = \"/srv\"\n", err: `no "version" key`},
