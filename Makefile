@@ -66,15 +66,14 @@ module-dkms:
 		*) echo "module-dkms: $$ko has vermagic '$$magic', want $$rel"; exit 1;; esac; \
 	done
 
-# The deb and rpm (packaging/nfpm.yaml) in DIST. nfpm expands no variables in
-# file paths, so the version goes into a copy of its config and scripts.
+# The deb and rpm (packaging/nfpm.yaml) in DIST. The version is written out in
+# nfpm.yaml, its scripts and dkms.conf (nfpm expands no variables in paths).
 package: build
+	@grep -qx 'version: "$(VERSION)"' packaging/nfpm.yaml && \
+		grep -qx 'version=$(VERSION) .*' packaging/scripts/postinst && grep -qx 'version=$(VERSION) .*' packaging/scripts/prerm || \
+		{ echo "package: VERSION $(VERSION) differs from packaging/nfpm.yaml or packaging/scripts/*: change them (and kmod/module/dkms.conf) together"; exit 1; }
 	@mkdir -p $(DIST)
-	bin/greenboost-ctk config default > $(DIST)/config.toml
-	@for f in packaging/nfpm.yaml packaging/scripts/postinst packaging/scripts/prerm; do \
-		sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@DIST@|$(DIST)|g' $$f > $(DIST)/$$(basename $$f) || exit 1; \
-	done
-	@for p in deb rpm; do $(GO) run $(NFPM) package -f $(DIST)/nfpm.yaml -p $$p -t $(DIST)/ || exit 1; done
+	@for p in deb rpm; do $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p $$p -t $(DIST)/ || exit 1; done
 
 test: deps build lint test-unit module-matrix module-dkms test-e2e test-vm
 

@@ -133,3 +133,19 @@ func TestRuntimesIsLenient(t *testing.T) {
 		t.Fatalf("Runtimes on a missing file = %v", got)
 	}
 }
+
+// TestPackagedConfigIsTheDefault: the packages install packaging/config.toml
+// as /etc/greenboost/config.toml, which must say what the code defaults to.
+func TestPackagedConfigIsTheDefault(t *testing.T) {
+	packaged, err := os.ReadFile("../../packaging/config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Default().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(packaged) != string(want) {
+		t.Errorf("packaging/config.toml is not the defaults; regenerate it: bin/greenboost-ctk config default > packaging/config.toml")
+	}
+}
