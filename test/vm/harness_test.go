@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -266,7 +267,13 @@ type bootResult struct {
 	logPath string
 	err     error // qemu failure or timeout
 	elapsed time.Duration
+	silent  bool // killed after silentBoot without a single console line
 }
+
+// silentBoot is how long a VM may print nothing at all. Every guest prints
+// within seconds; total silence (not even a kernel error) is a boot stuck in
+// qemu before any of our code ran, seen once in CI, so run boots once more.
+const silentBoot = 2 * time.Minute
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -310,6 +317,10 @@ func (b vmBoot) run(t *testing.T, work string) bootResult {
 		args = append(args, "-drive", "file="+b.disk+",if=virtio,format=raw")
 	}
 	res := runQemu(t, work, qemu, args, timeout, b.onLine)
+	if res.silent {
+		t.Logf("qemu printed nothing in %v: a boot stuck before the guest ran; booting once more", silentBoot)
+		res = runQemu(t, work, qemu, args, timeout, b.onLine)
+	}
 	t.Logf("VM run took %v", res.elapsed.Round(time.Second))
 	if keep := os.Getenv("GB_VM_KEEP"); keep != "" {
 		os.MkdirAll(keep, 0o755)
@@ -350,10 +361,19 @@ func runQemu(t *testing.T, work, qemu string, args []string, timeout time.Durati
 		pw.Close()
 		waitErr <- err
 	}()
+	var printed, silent atomic.Bool
+	watchdog := time.AfterFunc(silentBoot, func() {
+		if !printed.Load() {
+			silent.Store(true)
+			cancel()
+		}
+	})
+	defer watchdog.Stop()
 	c := &Console{Cases: map[string]*CaseResult{}}
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
+		printed.Store(true)
 		line := sc.Text()
 		fmt.Fprintln(logf, line)
 		r := c.Line(line)
@@ -371,10 +391,13 @@ func runQemu(t *testing.T, work, qemu string, args []string, timeout time.Durati
 		}
 	}
 	err = <-waitErr
-	if ctx.Err() != nil {
+	switch {
+	case silent.Load():
+		err = fmt.Errorf("qemu killed after %v without a console line", silentBoot)
+	case ctx.Err() != nil:
 		err = fmt.Errorf("qemu killed after %v: %w", timeout, ctx.Err())
 	}
-	return bootResult{console: c, logPath: logPath, err: err, elapsed: time.Since(start)}
+	return bootResult{console: c, logPath: logPath, err: err, elapsed: time.Since(start), silent: silent.Load()}
 }
 
 // runSuite builds everything, boots the VM in mode and turns the guest's

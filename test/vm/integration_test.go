@@ -29,6 +29,7 @@ import (
 const integStage1 = `#!/bin/busybox sh
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
+echo GB-STAGE1
 /bin/busybox mount -t tmpfs -o mode=0755 tmpfs /newroot
 for e in /*; do
 	case "$e" in
