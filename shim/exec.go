@@ -71,10 +71,8 @@ func injectExecEnv(runtime string, globalArgs []string, process, id string) erro
 	}
 	ours, _, _ := strings.Cut(envValue(containerEnv, cdi.PreloadEnv), ":")
 	preload := mergePreload(ours, envValue(p.Env, cdi.PreloadEnv))
-	p.Env = slices.DeleteFunc(p.Env, func(kv string) bool {
-		return strings.HasPrefix(kv, cdi.PreloadEnv+"=") || strings.HasPrefix(kv, cdi.ActiveEnv+"=")
-	})
-	p.Env = append(p.Env, cdi.PreloadEnv+"="+preload, cdi.ActiveEnv+"=1")
+	ourEnv := []string{cdi.PreloadEnv + "=" + preload, cdi.ActiveEnv + "=1"}
+	p.Env = append(withoutVars(p.Env, ourEnv), ourEnv...)
 	edited, err := encodeKeepingUnknown(&p, unknown)
 	if err != nil {
 		return fmt.Errorf("encoding the exec process: %w", err)

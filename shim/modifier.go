@@ -34,10 +34,7 @@ func (m greenboostEdits) Modify(s *specs.Spec) error {
 	// The CDI library appends an env entry whose key already exists (its
 	// cache is keyed by whole entries), so drop the ones we replace first.
 	if s.Process != nil {
-		s.Process.Env = slices.DeleteFunc(s.Process.Env, func(kv string) bool {
-			key, _, _ := strings.Cut(kv, "=")
-			return slices.ContainsFunc(edits.Env, func(e string) bool { return strings.HasPrefix(e, key+"=") })
-		})
+		s.Process.Env = withoutVars(s.Process.Env, edits.Env)
 	}
 	before := slices.Clone(s.Mounts)
 	if err := (&cdiapi.ContainerEdits{ContainerEdits: &edits}).Apply(s); err != nil {
@@ -83,6 +80,15 @@ func processEnv(s *specs.Spec, name string) string {
 		return ""
 	}
 	return envValue(s.Process.Env, name)
+}
+
+// withoutVars returns env without the variables that entries (KEY=VALUE)
+// set, an entry without "=" counting as its key.
+func withoutVars(env, entries []string) []string {
+	return slices.DeleteFunc(env, func(kv string) bool {
+		key, _, _ := strings.Cut(kv, "=")
+		return slices.ContainsFunc(entries, func(e string) bool { return strings.HasPrefix(e, key+"=") })
+	})
 }
 
 // envValue returns the value of variable name in env, "" when unset; the

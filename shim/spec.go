@@ -2,6 +2,7 @@ package shim
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -26,11 +27,16 @@ type Spec struct {
 // LoadSpec reads BUNDLE/config.json.
 func LoadSpec(bundle string) (*Spec, error) {
 	path := ocispec.Path(bundle)
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading OCI spec: %w", err)
 	}
-	data, err := os.ReadFile(path)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading OCI spec: %w", err)
+	}
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("reading OCI spec: %w", err)
 	}

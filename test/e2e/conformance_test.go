@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -98,19 +99,13 @@ type tapResult struct {
 // suite's directory (it reads runtimetest and the rootfs tarball from there).
 func runValidation(t *testing.T, dir, exe, runtime string, env []string) tapResult {
 	t.Helper()
-	cmd := exec.Command(exe)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe)
 	cmd.Dir = dir
 	cmd.Env = append(append(ctrdCleanEnv(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "RUNTIME="+runtime), env...)
-	done := make(chan struct{})
-	timer := time.AfterFunc(2*cmdTimeout, func() {
-		if cmd.Process != nil {
-			cmd.Process.Kill()
-		}
-		close(done)
-	})
 	out, err := cmd.CombinedOutput()
-	if !timer.Stop() {
-		<-done
+	if ctx.Err() != nil {
 		t.Fatalf("%s with RUNTIME=%s did not finish in %v", filepath.Base(exe), runtime, 2*cmdTimeout)
 	}
 	code := 0

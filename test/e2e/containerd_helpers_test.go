@@ -331,7 +331,12 @@ func (d *ctrd) track(id string) {
 
 // ctr runs ctr against this containerd in the test namespace.
 func (d *ctrd) ctr(args ...string) (stdout, stderr string, err error) {
-	return d.run(cmdTimeout, "ctr", append([]string{"--address", d.sock, "--namespace", ctrdNamespace}, args...)...)
+	return d.ctrIn(ctrdNamespace, args...)
+}
+
+// ctrIn runs ctr against this containerd in namespace ns.
+func (d *ctrd) ctrIn(ns string, args ...string) (stdout, stderr string, err error) {
+	return d.run(cmdTimeout, "ctr", append([]string{"--address", d.sock, "--namespace", ns}, args...)...)
 }
 
 func (d *ctrd) mustCtr(t *testing.T, args ...string) string {
@@ -375,7 +380,7 @@ func (d *ctrd) importImage(t *testing.T) {
 func (d *ctrd) importImageTo(t *testing.T, ns, tarPath, image string) {
 	t.Helper()
 	ctr := func(args ...string) string {
-		out, errOut, err := d.run(cmdTimeout, "ctr", append([]string{"--address", d.sock, "--namespace", ns}, args...)...)
+		out, errOut, err := d.ctrIn(ns, args...)
 		if err != nil {
 			t.Fatalf("ctr -n %s %s: %v\n%s%s", ns, strings.Join(args, " "), err, out, errOut)
 		}
