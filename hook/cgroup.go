@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,10 +32,11 @@ func ResolveCgroup(pid int, hierarchy uint32) (Cgroup, error) {
 	if err != nil {
 		return Cgroup{}, fmt.Errorf("reading the container's cgroup: %w", err)
 	}
-	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
+	mountinfo, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return Cgroup{}, fmt.Errorf("reading mountinfo: %w", err)
 	}
+	defer mountinfo.Close()
 	hier, dir, err := locateCgroup(procCgroup, mountinfo, hierarchy)
 	if err != nil {
 		return Cgroup{}, fmt.Errorf("process %d: %w", pid, err)
@@ -48,7 +50,7 @@ func ResolveCgroup(pid int, hierarchy uint32) (Cgroup, error) {
 
 // locateCgroup returns the hierarchy and host directory of the cgroup named
 // in procCgroup (the content of /proc/PID/cgroup), given mountinfo.
-func locateCgroup(procCgroup, mountinfo []byte, hierarchy uint32) (uint32, string, error) {
+func locateCgroup(procCgroup []byte, mountinfo io.Reader, hierarchy uint32) (uint32, string, error) {
 	var v2Path, memPath string
 	haveV2, haveMem := false, false
 	for _, line := range strings.Split(strings.TrimSpace(string(procCgroup)), "\n") {
@@ -68,7 +70,10 @@ func locateCgroup(procCgroup, mountinfo []byte, hierarchy uint32) (uint32, strin
 			hierarchy = kmod.HierarchyV1Memory
 		}
 	}
-	mounts := parseMountinfo(mountinfo)
+	mounts, err := cgroupMounts(mountinfo)
+	if err != nil {
+		return 0, "", err
+	}
 	switch hierarchy {
 	case kmod.HierarchyV2:
 		if !haveV2 {
@@ -92,24 +97,42 @@ type mount struct {
 	root, point, fstype, superOptions string
 }
 
-// parseMountinfo reads the fields of proc(5) mountinfo that matter here.
-func parseMountinfo(data []byte) []mount {
+// maxMountinfoLine bounds one mountinfo line (an overlay mount with many
+// layers can take tens of KiB); a longer one is an error, not a skipped line.
+const maxMountinfoLine = 1 << 20
+
+// cgroupMounts reads the cgroup and cgroup2 mounts from proc(5) mountinfo,
+// line by line: a Kubernetes node has thousands of mounts, few of them
+// cgroups, and a hook must not allocate for the others.
+func cgroupMounts(mountinfo io.Reader) ([]mount, error) {
 	var mounts []mount
-	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc := bufio.NewScanner(mountinfo)
+	sc.Buffer(make([]byte, 0, 4096), maxMountinfoLine)
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := slices.Index(fields, "-")
-		if sep < 5 || len(fields) < sep+4 {
+		// The optional fields end at a lone "-"; no field holds a space.
+		pre, post, ok := bytes.Cut(sc.Bytes(), []byte(" - "))
+		if !ok {
+			continue
+		}
+		fstype, post, _ := bytes.Cut(post, []byte(" "))
+		if string(fstype) != "cgroup" && string(fstype) != "cgroup2" {
+			continue
+		}
+		fields, after := bytes.Fields(pre), bytes.Fields(post)
+		if len(fields) < 5 || len(after) < 2 {
 			continue
 		}
 		mounts = append(mounts, mount{
-			root:         unescapeMountinfo(fields[3]),
-			point:        unescapeMountinfo(fields[4]),
-			fstype:       fields[sep+1],
-			superOptions: fields[sep+3],
+			root:         unescapeMountinfo(string(fields[3])),
+			point:        unescapeMountinfo(string(fields[4])),
+			fstype:       string(fstype),
+			superOptions: string(after[1]),
 		})
 	}
-	return mounts
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading mountinfo: %w", err)
+	}
+	return mounts, nil
 }
 
 // unescapeMountinfo undoes the octal escapes (\040 for space and so on).

@@ -1,6 +1,8 @@
 package hook
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/greenboost/greenboost-container-toolkit/kmod"
@@ -46,7 +48,7 @@ func TestLocateCgroup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hier, dir, err := locateCgroup([]byte(tt.procCgroup), []byte(tt.mountinfo), tt.hierarchy)
+			hier, dir, err := locateCgroup([]byte(tt.procCgroup), strings.NewReader(tt.mountinfo), tt.hierarchy)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,9 +72,49 @@ func TestLocateCgroupErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, dir, err := locateCgroup([]byte(tt.procCgroup), []byte(tt.mountinfo), tt.hierarchy); err == nil {
+			if _, dir, err := locateCgroup([]byte(tt.procCgroup), strings.NewReader(tt.mountinfo), tt.hierarchy); err == nil {
 				t.Fatalf("no error, got %s", dir)
 			}
 		})
+	}
+}
+
+// A Kubernetes node's mountinfo: thousands of overlay and bind mounts, one
+// of them with a line longer than bufio.Scanner's default limit.
+func nodeMountinfo(mounts int) string {
+	var b strings.Builder
+	for i := range mounts {
+		fmt.Fprintf(&b, "%d 30 0:%d / /var/lib/kubelet/pods/p%d/volumes rw,relatime shared:%d - tmpfs tmpfs rw,size=1024k\n", 100+i, 50+i, i, i)
+	}
+	b.WriteString("99 30 0:40 / /var/lib/docker/overlay2/x/merged rw - overlay overlay rw,lowerdir=" + strings.Repeat("/var/lib/docker/overlay2/l/ABCDEFGH:", 3000) + "\n")
+	b.WriteString(mountinfoHybrid)
+	return b.String()
+}
+
+func TestLocateCgroupOnABusyNode(t *testing.T) {
+	mountinfo := nodeMountinfo(5000)
+	hier, dir, err := locateCgroup([]byte("4:memory:/kubepods/pod1/c1\n"), strings.NewReader(mountinfo), HierarchyAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hier != kmod.HierarchyV1Memory || dir != "/sys/fs/cgroup/memory/kubepods/pod1/c1" {
+		t.Fatalf("got (%d, %s)", hier, dir)
+	}
+	// Lines that are not cgroup mounts cost no allocation: the hook runs on
+	// every container start.
+	allocs := testing.AllocsPerRun(5, func() {
+		if _, err := cgroupMounts(strings.NewReader(mountinfo)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 40 {
+		t.Fatalf("reading a mountinfo of 5,000 mounts allocated %.0f times, want a count independent of the mounts", allocs)
+	}
+}
+
+func TestCgroupMountsRejectsAnOverlongLine(t *testing.T) {
+	line := "1 0 0:1 / /x rw - overlay overlay rw,lowerdir=" + strings.Repeat("a", maxMountinfoLine) + "\n"
+	if _, err := cgroupMounts(strings.NewReader(line + mountinfoV2)); err == nil {
+		t.Fatal("a line over the limit was skipped silently")
 	}
 }
