@@ -23,10 +23,13 @@ const (
 )
 
 // criRuntimePlugin is the plugin that holds CRI's runtimes, per config
-// version: 2 for containerd 1.x, 3 for containerd 2.x.
+// version: 2 for containerd 1.x, 3 for containerd 2.0 to 2.2, 4 (what
+// `containerd config default` writes since 2.3; it moved the server
+// settings, not CRI's) for later 2.x.
 var criRuntimePlugin = map[int64]string{
 	2: "io.containerd.grpc.v1.cri",
 	3: "io.containerd.cri.v1.runtime",
+	4: "io.containerd.cri.v1.runtime",
 }
 
 // AddContainerdRuntime returns containerd's config.toml (empty: none yet, written
@@ -54,7 +57,7 @@ func AddContainerdRuntime(configTOML []byte, name string, setDefault bool) ([]by
 	}
 	plugin, ok := criRuntimePlugin[version]
 	if !ok {
-		return nil, fmt.Errorf("config version %d, left untouched: want version 2 (containerd 1.x) or 3 (containerd 2.x)", version)
+		return nil, fmt.Errorf("config version %d, left untouched: want version 2 (containerd 1.x), 3 or 4 (containerd 2.x)", version)
 	}
 	criPath := []string{"plugins", plugin, "containerd"}
 	cri, err := subTable(top, criPath...)

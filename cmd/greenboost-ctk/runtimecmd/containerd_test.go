@@ -55,7 +55,19 @@ func TestAddContainerdRuntime(t *testing.T) {
 		},
 		{name: "not TOML", in: "version = [", err: "not TOML, left untouched"},
 		{name: "version 1", in: "root = \"/srv\"\n", err: `no "version" key`},
-		{name: "unknown version", in: "version = 4\n", err: "config version 4"},
+		{
+			// containerd 2.3+'s `config default`, abridged: server settings
+			// are plugins, CRI's runtimes stay where version 3 has them.
+			name: "containerd 2.3+: version 4, runc's entry and options kept",
+			in: "version = 4\n[plugins]\n  [plugins.'io.containerd.server.v1.grpc']\n    address = '/run/containerd/containerd.sock'\n" +
+				"  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n    runtime_type = 'io.containerd.runc.v2'\n    sandboxer = 'podsandbox'\n" +
+				"    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n      SystemdCgroup = false\n",
+			want: "version = 4\n[plugins.\"io.containerd.server.v1.grpc\"]\naddress = \"/run/containerd/containerd.sock\"\n" +
+				"[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\nsandboxer = \"podsandbox\"\n" +
+				"[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc.options]\nSystemdCgroup = false\n" +
+				"[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.greenboost]\nruntime_type = \"io.containerd.greenboost.v2\"\npod_annotations = [\"greenboost.io/*\"]\ncontainer_annotations = [\"greenboost.io/*\"]\n",
+		},
+		{name: "unknown version", in: "version = 5\n", err: "config version 5"},
 		{name: "plugins not a table", in: "version = 2\nplugins = 1\n", err: "plugins is not a table"},
 		{name: "runtimes not a table", in: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nruntimes = \"runc\"\n", err: `plugins."io.containerd.grpc.v1.cri".containerd.runtimes is not a table`},
 	}
