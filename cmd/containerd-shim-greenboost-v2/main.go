@@ -18,5 +18,12 @@ func main() {
 		fmt.Println(gbshim.Version())
 		return
 	}
+	if gbshim.IsInfoRequest(os.Args[1:]) {
+		if err := gbshim.WriteInfo(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "%s -info: %v\n", gbshim.BinaryName, err)
+			os.Exit(1)
+		}
+		return
+	}
 	gbshim.Run(context.Background())
 }

@@ -75,33 +75,9 @@ type runcOptionsTOML struct {
 // containers of this runtime entry; without one, its ConfigBody (1.7+)
 // carries the options table as TOML.
 func runcOptions(in *anypb.Any, bundle string, find runtimeFinder) (*options.Options, string, error) {
-	opts := &options.Options{}
-	configPath := ""
-	explicit := false // runc options as such, where SystemdCgroup is meant
-	if in != nil && len(in.GetValue()) > 0 {
-		v, err := typeurl.UnmarshalAny(in)
-		if err != nil {
-			return nil, "", fmt.Errorf("decoding the runtime options (%s): %w", in.GetTypeUrl(), err)
-		}
-		switch o := v.(type) {
-		case *options.Options:
-			opts, explicit = o, true
-		case *runtimeoptions.Options:
-			configPath = o.ConfigPath
-			if len(o.ConfigBody) > 0 {
-				var t runcOptionsTOML
-				if err := toml.Unmarshal(o.ConfigBody, &t); err != nil {
-					return nil, "", fmt.Errorf("decoding the runtime options table: %w", err)
-				}
-				opts = &options.Options{
-					NoPivotRoot: t.NoPivotRoot, NoNewKeyring: t.NoNewKeyring, ShimCgroup: t.ShimCgroup,
-					IoUid: t.IoUid, IoGid: t.IoGid, BinaryName: t.BinaryName, Root: t.Root,
-					SystemdCgroup: t.SystemdCgroup, CriuImagePath: t.CriuImagePath, CriuWorkPath: t.CriuWorkPath,
-				}
-			}
-		default:
-			return nil, "", fmt.Errorf("unsupported runtime options type %s: %s accepts runc options (containerd.runc.v1.Options) and runtimeoptions.v1.Options", in.GetTypeUrl(), BinaryName)
-		}
+	opts, configPath, explicit, err := decodeOptions(in)
+	if err != nil {
+		return nil, "", err
 	}
 	if !explicit && !opts.SystemdCgroup {
 		// containerd's CRI passes no runc options to a runtime type it does
@@ -113,14 +89,50 @@ func runcOptions(in *anypb.Any, bundle string, find runtimeFinder) (*options.Opt
 		}
 		opts.SystemdCgroup = sd
 	}
-	if opts.BinaryName == "" {
-		bin, err := find()
-		if err != nil {
-			return nil, "", err
-		}
-		opts.BinaryName = bin
+	if opts.BinaryName, err = runtimeBinary(opts, find); err != nil {
+		return nil, "", err
 	}
 	return opts, configPath, nil
+}
+
+// decodeOptions reads the runtime options containerd sends (see
+// runcOptions); explicit says they were runc options as such.
+func decodeOptions(in *anypb.Any) (opts *options.Options, configPath string, explicit bool, err error) {
+	opts = &options.Options{}
+	if in == nil || len(in.GetValue()) == 0 {
+		return opts, "", false, nil
+	}
+	v, err := typeurl.UnmarshalAny(in)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("decoding the runtime options (%s): %w", in.GetTypeUrl(), err)
+	}
+	switch o := v.(type) {
+	case *options.Options:
+		return o, "", true, nil
+	case *runtimeoptions.Options:
+		if len(o.ConfigBody) > 0 {
+			var t runcOptionsTOML
+			if err := toml.Unmarshal(o.ConfigBody, &t); err != nil {
+				return nil, "", false, fmt.Errorf("decoding the runtime options table: %w", err)
+			}
+			opts = &options.Options{
+				NoPivotRoot: t.NoPivotRoot, NoNewKeyring: t.NoNewKeyring, ShimCgroup: t.ShimCgroup,
+				IoUid: t.IoUid, IoGid: t.IoGid, BinaryName: t.BinaryName, Root: t.Root,
+				SystemdCgroup: t.SystemdCgroup, CriuImagePath: t.CriuImagePath, CriuWorkPath: t.CriuWorkPath,
+			}
+		}
+		return opts, o.ConfigPath, false, nil
+	}
+	return nil, "", false, fmt.Errorf("unsupported runtime options type %s: %s accepts runc options (containerd.runc.v1.Options) and runtimeoptions.v1.Options", in.GetTypeUrl(), BinaryName)
+}
+
+// runtimeBinary is the OCI runtime the options name, greenboost-runtime
+// (found by find) when they name none.
+func runtimeBinary(opts *options.Options, find runtimeFinder) (string, error) {
+	if opts.BinaryName != "" {
+		return opts.BinaryName, nil
+	}
+	return find()
 }
 
 // bundleConfigFile, in a bundle, names the GreenBoost config its container
