@@ -30,7 +30,12 @@ const criNamespace = "k8s.io"
 func TestContainerdCRIPod(t *testing.T) {
 	s := getSuite(t)
 	cfg := s.writeConfig(t, s.testDir(t), s.runc)
-	d := startContainerd(t, s, cfg)
+	runCRIPod(t, s, startContainerd(t, s, cfg), cfg)
+}
+
+// runCRIPod runs TestContainerdCRIPod's pod on containerd d.
+func runCRIPod(t *testing.T, s *suite, d *ctrd, cfg gbConfig) {
+	t.Helper()
 	d.importImageTo(t, criNamespace, busyboxTar.get(t, s), ctrdImage)
 	d.importImageTo(t, criNamespace, pauseTar.get(t, s), ctrdPauseImage)
 

@@ -62,6 +62,7 @@ echo GB:STOPPED=1
 // ctrd is one containerd daemon started by a test.
 type ctrd struct {
 	s       *suite
+	rel     ctrdRelease
 	dir     string
 	sock    string
 	logPath string
@@ -75,11 +76,11 @@ type ctrd struct {
 }
 
 // ctrdRequire checks the binaries the containerd tests need.
-func ctrdRequire(t *testing.T, s *suite) string {
+func ctrdRequire(t *testing.T, s *suite, rel ctrdRelease) string {
 	t.Helper()
-	for _, tool := range []string{"containerd", "ctr"} {
+	for _, tool := range []string{rel.containerd, rel.ctr} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found on PATH: install Debian's containerd package (1.6)", tool)
+			t.Fatalf("%s not found: install Debian's containerd package (1.6), see test/deps.sh", tool)
 		}
 	}
 	shimBin := filepath.Join(s.repo, "bin", ctrdShimBinary)
@@ -89,28 +90,25 @@ func ctrdRequire(t *testing.T, s *suite) string {
 	return shimBin
 }
 
-// startContainerd starts containerd with its own root, state and socket
-// under a test directory and a config whose runtime entries
-// `greenboost-ctk runtime configure --runtime containerd` added. Its environment carries GREENBOOST_CONFIG
-// (cfg) and a PATH where bin/ comes first, so containerd finds the shim and
-// the shim finds greenboost-runtime next to itself. It is stopped by PID
-// when the test ends.
-func startContainerd(t *testing.T, s *suite, cfg gbConfig) *ctrd {
-	t.Helper()
-	ctrdRequire(t, s)
-	dir := s.testDir(t)
-	d := &ctrd{
-		s:       s,
-		dir:     dir,
-		sock:    filepath.Join(dir, "c.sock"),
-		logPath: filepath.Join(dir, "containerd.log"),
-		cfg:     cfg,
-		exited:  make(chan struct{}),
-	}
-	d.env = append(ctrdCleanEnv(),
-		"PATH="+filepath.Join(s.repo, "bin")+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"GREENBOOST_CONFIG="+cfg.path)
-	conf := fmt.Sprintf(`# written by test/e2e (containerd_helpers_test.go)
+// ctrdRelease is a containerd the tests start: Debian's 1.6 from PATH, or a
+// 2.x built from the Go module proxy (containerd2_test.go).
+type ctrdRelease struct {
+	containerd, ctr string
+	// baseConfig returns the config.toml, before `greenboost-ctk runtime
+	// configure`, of a daemon with its root and state under dir, serving
+	// gRPC on sock.
+	baseConfig func(t *testing.T, dir, sock string) string
+	// criPlugin holds CRI's runtimes in that config.
+	criPlugin string
+}
+
+// debianContainerd is Debian 12's containerd 1.6, config version 2.
+var debianContainerd = ctrdRelease{
+	containerd: "containerd",
+	ctr:        "ctr",
+	criPlugin:  "io.containerd.grpc.v1.cri",
+	baseConfig: func(t *testing.T, dir, sock string) string {
+		return fmt.Sprintf(`# written by test/e2e (containerd_helpers_test.go)
 version = 2
 root = %q
 state = %q
@@ -127,9 +125,39 @@ state = %q
   # A pod sandbox asks oom_score_adj -998, which needs CAP_SYS_RESOURCE that
   # root lacks on these machines: keep it at containerd's own.
   restrict_oom_score_adj = true
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.sock, d.sock+".ttrpc", filepath.Join(dir, "opt"), ctrdPauseImage)
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, sock+".ttrpc", filepath.Join(dir, "opt"), ctrdPauseImage)
+	},
+}
+
+// startContainerd starts Debian's containerd; see startContainerdRelease.
+func startContainerd(t *testing.T, s *suite, cfg gbConfig) *ctrd {
+	return startContainerdRelease(t, s, cfg, debianContainerd)
+}
+
+// startContainerdRelease starts containerd rel with its own root, state and
+// socket under a test directory and a config whose runtime entries
+// `greenboost-ctk runtime configure --runtime containerd` added. Its
+// environment carries GREENBOOST_CONFIG (cfg) and a PATH where bin/ comes
+// first, so containerd finds the shim and the shim finds greenboost-runtime
+// next to itself. It is stopped by PID when the test ends.
+func startContainerdRelease(t *testing.T, s *suite, cfg gbConfig, rel ctrdRelease) *ctrd {
+	t.Helper()
+	ctrdRequire(t, s, rel)
+	dir := s.testDir(t)
+	d := &ctrd{
+		s:       s,
+		rel:     rel,
+		dir:     dir,
+		sock:    filepath.Join(dir, "c.sock"),
+		logPath: filepath.Join(dir, "containerd.log"),
+		cfg:     cfg,
+		exited:  make(chan struct{}),
+	}
+	d.env = append(ctrdCleanEnv(),
+		"PATH="+filepath.Join(s.repo, "bin")+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"GREENBOOST_CONFIG="+cfg.path)
 	confPath := filepath.Join(dir, "containerd.toml")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(confPath, []byte(rel.baseConfig(t, dir, d.sock)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// The runtime entries come from `greenboost-ctk runtime configure`: the
@@ -140,12 +168,12 @@ state = %q
 	if out, err := exec.Command(ctk, "runtime", "configure", "--runtime", "containerd", "--config", confPath).CombinedOutput(); err != nil {
 		t.Fatalf("greenboost-ctk runtime configure --runtime containerd: %v\n%s", err, out)
 	}
-	checkCRIRuntimes(t, confPath)
+	checkCRIRuntimes(t, rel, confPath)
 	logf, err := os.Create(d.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command("containerd", "--config", confPath)
+	d.cmd = exec.Command(rel.containerd, "--config", confPath)
 	d.cmd.Env = d.env
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -191,9 +219,9 @@ state = %q
 
 // checkCRIRuntimes reads the config as containerd does (config dump) and
 // checks CRI's runtimes: ours on the shim, and runc, CRI's default.
-func checkCRIRuntimes(t *testing.T, confPath string) {
+func checkCRIRuntimes(t *testing.T, rel ctrdRelease, confPath string) {
 	t.Helper()
-	dump, err := exec.Command("containerd", "--config", confPath, "config", "dump").Output()
+	dump, err := exec.Command(rel.containerd, "--config", confPath, "config", "dump").Output()
 	if err != nil {
 		t.Fatalf("containerd config dump: %v", err)
 	}
@@ -209,7 +237,7 @@ func checkCRIRuntimes(t *testing.T, confPath string) {
 	if err := toml.Unmarshal(dump, &cfg); err != nil {
 		t.Fatalf("containerd config dump: %v\n%s", err, dump)
 	}
-	runtimes := cfg.Plugins["io.containerd.grpc.v1.cri"].Containerd.Runtimes
+	runtimes := cfg.Plugins[rel.criPlugin].Containerd.Runtimes
 	if runtimes["greenboost"].RuntimeType != ctrdRuntimeType || runtimes["runc"].RuntimeType != "io.containerd.runc.v2" {
 		t.Fatalf("CRI runtimes as containerd reads them: %+v; want greenboost on %s and runc", runtimes, ctrdRuntimeType)
 	}
@@ -336,7 +364,7 @@ func (d *ctrd) ctr(args ...string) (stdout, stderr string, err error) {
 
 // ctrIn runs ctr against this containerd in namespace ns.
 func (d *ctrd) ctrIn(ns string, args ...string) (stdout, stderr string, err error) {
-	return d.run(cmdTimeout, "ctr", append([]string{"--address", d.sock, "--namespace", ns}, args...)...)
+	return d.run(cmdTimeout, d.rel.ctr, append([]string{"--address", d.sock, "--namespace", ns}, args...)...)
 }
 
 func (d *ctrd) mustCtr(t *testing.T, args ...string) string {
@@ -564,38 +592,57 @@ func (b *lockedBuffer) String() string {
 }
 
 // nerdctlBinary returns nerdctl v1.7.7, built from the Go module proxy into
-// testBuildCache on first use. `go install ...@v1.7.7` fails here (the proxy
-// does not serve the module's version list, which go install reads for
-// deprecations), so it is built from a throw-away module that requires it.
+// testBuildCache on first use.
 func nerdctlBinary(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(testBuildCache, "nerdctl-"+nerdctlVersion)
-	bin := filepath.Join(dir, "nerdctl")
-	if fi, err := os.Stat(bin); err == nil && fi.Mode()&0o111 != 0 {
-		return bin
+	dir := proxyBinaries(t, "nerdctl", "github.com/containerd/nerdctl", nerdctlVersion, "cmd/nerdctl")
+	return filepath.Join(dir, "nerdctl")
+}
+
+// proxyBinaries builds the commands pkgs (paths in module) of module at
+// version from the Go module proxy, statically, into
+// testBuildCache/NAME-VERSION (each renamed into place when built) on first
+// use, and returns that directory.
+// `go install ...@version` fails for some modules here (the proxy does not
+// serve their version list, which go install reads for deprecations), so
+// they are built from a throw-away module that requires them.
+func proxyBinaries(t *testing.T, name, module, version string, pkgs ...string) string {
+	t.Helper()
+	dir := filepath.Join(testBuildCache, name+"-"+version)
+	built := func(pkg string) bool {
+		fi, err := os.Stat(filepath.Join(dir, filepath.Base(pkg)))
+		return err == nil && fi.Mode()&0o111 != 0
+	}
+	if !slices.ContainsFunc(pkgs, func(p string) bool { return !built(p) }) {
+		return dir
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("nerdctl cache: %v", err)
+		t.Fatalf("%s cache: %v", name, err)
 	}
 	mod := t.TempDir()
-	gomod := "module gbtest/nerdctl\n\ngo 1.21\n\nrequire github.com/containerd/nerdctl " + nerdctlVersion + "\n"
+	gomod := "module gbtest/" + name + "\n\ngo 1.21\n\nrequire " + module + " " + version + "\n"
 	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte(gomod), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	t.Logf("building nerdctl %s from the Go module proxy into %s (once; takes minutes)", nerdctlVersion, dir)
-	tmpBin := bin + ".tmp"
-	cmd := exec.Command("go", "build", "-mod=mod", "-trimpath", "-o", tmpBin, "github.com/containerd/nerdctl/cmd/nerdctl")
-	cmd.Dir = mod
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building nerdctl %s (needs the Go module proxy): %v\n%s", nerdctlVersion, err, ctrdTail(string(out), 40))
+	t.Logf("building %s %s from the Go module proxy into %s (once; takes minutes)", name, version, dir)
+	for _, pkg := range pkgs {
+		if built(pkg) {
+			continue
+		}
+		bin := filepath.Join(dir, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-mod=mod", "-trimpath", "-o", bin+".tmp", module+"/"+pkg)
+		cmd.Dir = mod
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s %s (needs the Go module proxy): %v\n%s", module+"/"+pkg, version, err, ctrdTail(string(out), 40))
+		}
+		if err := os.Rename(bin+".tmp", bin); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.Rename(tmpBin, bin); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("built nerdctl in %v", time.Since(start).Round(time.Second))
-	return bin
+	t.Logf("built %s in %v", name, time.Since(start).Round(time.Second))
+	return dir
 }
 
 // nerdctl runs nerdctl against this containerd.

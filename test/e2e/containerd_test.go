@@ -34,7 +34,7 @@ import (
 // -v) with our version, not containerd's, and exits 0.
 func TestContainerdShimVersion(t *testing.T) {
 	s := getSuite(t)
-	shimBin := ctrdRequire(t, s)
+	shimBin := ctrdRequire(t, s, debianContainerd)
 	for _, flag := range []string{"--version", "-v"} {
 		out, err := exec.Command(shimBin, flag).CombinedOutput()
 		if err != nil {
@@ -62,7 +62,7 @@ func TestContainerdCtrRun(t *testing.T) {
 	ctl := d.ctlDir(t, id)
 	d.track(id)
 	var out lockedBuffer
-	cmd := exec.Command("ctr", "--address", d.sock, "--namespace", ctrdNamespace,
+	cmd := exec.Command(d.rel.ctr, "--address", d.sock, "--namespace", ctrdNamespace,
 		"run", "--rm", "--runtime", ctrdRuntimeType,
 		"--annotation", "greenboost.io/ram-limit=1G",
 		"--mount", "type=bind,src="+ctl+",dst=/gbctl,options=rbind:rw",
@@ -87,7 +87,7 @@ func TestContainerdCtrRun(t *testing.T) {
 	ctl2 := d.ctlDir(t, id2)
 	d.track(id2)
 	var out2 lockedBuffer
-	cmd = exec.Command("ctr", "--address", d.sock, "--namespace", ctrdNamespace,
+	cmd = exec.Command(d.rel.ctr, "--address", d.sock, "--namespace", ctrdNamespace,
 		"run", "--rm", "--runtime", ctrdRuntimeType, "--runtime-config-path", other.path,
 		"--mount", "type=bind,src="+ctl2+",dst=/gbctl,options=rbind:rw",
 		ctrdImage, id2, "/bin/sh", "-c", probeScript+ctrdWaitScript)

@@ -1,0 +1,138 @@
+//go:build e2e
+
+package e2e
+
+// containerd 2.x, what Kubernetes nodes run now (Debian 12 ships 1.6): built
+// from the Go module proxy once, started from its own default config.
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	introspection "github.com/containerd/containerd/api/services/introspection/v1"
+	apitypes "github.com/containerd/containerd/api/types"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+	"github.com/pelletier/go-toml/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+const containerd2Version = "v2.4.2"
+
+// containerd2 returns containerd 2.x, built on first use.
+func containerd2(t *testing.T) ctrdRelease {
+	t.Helper()
+	dir := proxyBinaries(t, "containerd", "github.com/containerd/containerd/v2", containerd2Version, "cmd/containerd", "cmd/ctr")
+	bin := filepath.Join(dir, "containerd")
+	return ctrdRelease{
+		containerd: bin,
+		ctr:        filepath.Join(dir, "ctr"),
+		criPlugin:  "io.containerd.cri.v1.runtime",
+		baseConfig: func(t *testing.T, dir, sock string) string { return containerd2Config(t, bin, dir, sock) },
+	}
+}
+
+// containerd2Config is what `containerd config default` prints (config
+// version 4, where a user starts from), with root, state, sockets and the
+// sandbox image of this test.
+func containerd2Config(t *testing.T, bin, dir, sock string) string {
+	t.Helper()
+	out, err := exec.Command(bin, "config", "default").Output()
+	if err != nil {
+		t.Fatalf("%s config default: %v", bin, err)
+	}
+	cfg := map[string]any{}
+	if err := toml.Unmarshal(out, &cfg); err != nil {
+		t.Fatalf("%s config default: %v", bin, err)
+	}
+	if cfg["version"] != int64(4) {
+		t.Fatalf("%s config default has version %v; this test knows version 4", bin, cfg["version"])
+	}
+	set := func(value any, keys ...string) {
+		t.Helper()
+		table := cfg
+		for i, k := range keys[:len(keys)-1] {
+			next, ok := table[k].(map[string]any)
+			if !ok {
+				t.Fatalf("containerd's default config has no table %s", strings.Join(keys[:i+1], "."))
+			}
+			table = next
+		}
+		if _, ok := table[keys[len(keys)-1]]; !ok {
+			t.Fatalf("containerd's default config has no key %s", strings.Join(keys, "."))
+		}
+		table[keys[len(keys)-1]] = value
+	}
+	set(filepath.Join(dir, "root"), "root")
+	set(filepath.Join(dir, "state"), "state")
+	set([]any{}, "imports") // nothing from the host's /etc/containerd/conf.d
+	set("debug", "debug", "level")
+	set(sock, "plugins", "io.containerd.server.v1.grpc", "address")
+	set(sock+".ttrpc", "plugins", "io.containerd.server.v1.ttrpc", "address")
+	set(filepath.Join(dir, "opt"), "plugins", "io.containerd.internal.v1.opt", "path")
+	set(filepath.Join(dir, "nri.sock"), "plugins", "io.containerd.nri.v1.nri", "socket_path")
+	set(ctrdPauseImage, "plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox")
+	// As for Debian's containerd: root here may not lower oom_score_adj.
+	set(true, "plugins", "io.containerd.cri.v1.runtime", "restrict_oom_score_adj")
+	data, err := toml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// TestContainerd2CRIPod runs TestContainerdCRIPod's pod on containerd 2.x,
+// whose config (version 4) got our runtime entry from `greenboost-ctk
+// runtime configure`. containerd 2 asks each shim for its runtime info
+// (`SHIM -info`) and fails a container with idmap mounts when it cannot
+// answer: its introspection API must get ours, with the OCI runtime's
+// features, and its log must hold no error about our shim.
+func TestContainerd2CRIPod(t *testing.T) {
+	s := getSuite(t)
+	cfg := s.writeConfig(t, s.testDir(t), s.runc)
+	d := startContainerdRelease(t, s, cfg, containerd2(t))
+	runCRIPod(t, s, d, cfg)
+
+	conn, err := grpc.Dial("unix://"+d.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "containerd-namespace", ctrdNamespace)
+	req, err := anypb.New(&apitypes.RuntimeRequest{RuntimePath: ctrdRuntimeType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := introspection.NewIntrospectionClient(conn).PluginInfo(ctx, &introspection.PluginInfoRequest{
+		Type:    "io.containerd.runtime.v2",
+		ID:      "task",
+		Options: req,
+	})
+	if err != nil {
+		t.Fatalf("containerd's runtime info of %s: %v", ctrdRuntimeType, err)
+	}
+	var info apitypes.RuntimeInfo
+	if err := proto.Unmarshal(resp.GetExtra().GetValue(), &info); err != nil {
+		t.Fatalf("runtime info %s: %v", resp.GetExtra().GetTypeUrl(), err)
+	}
+	var feat features.Features
+	if err := json.Unmarshal(info.GetFeatures().GetValue(), &feat); err != nil || feat.OCIVersionMax == "" {
+		t.Errorf("runtime info features %s %q: %v; want runc's features", info.GetFeatures().GetTypeUrl(), info.GetFeatures().GetValue(), err)
+	}
+	if info.Name != ctrdRuntimeType {
+		t.Errorf("runtime info names %q, want %s", info.Name, ctrdRuntimeType)
+	}
+	if d.logged("level=error", ctrdShimBinary) {
+		t.Errorf("containerd logged an error about %s:\n%s", ctrdShimBinary, d.logTail())
+	}
+}
