@@ -31,6 +31,20 @@ var conformanceKnownFailures = map[string][]string{
 	"linux_ns_nopath":    userNSMountPoint,
 }
 
+// conformanceRetries are tests that fail now and then on this host for a
+// reason that is runc's, and the message that shows it: process_rlimits
+// gives the container RLIMIT_AS 1 GiB, and runc 1.1's init, a Go program
+// with cgo, sometimes exhausts that address space (each thread's malloc
+// arena reserves 64 MiB) before it loads seccomp: in 2 to 6 runs out of 30
+// here, plain or wrapped (a shell script that only execs runc fails as
+// often as greenboost-runtime). Such a run is repeated.
+var conformanceRetries = map[string]string{
+	"process_rlimits": "error adding seccomp filter rule for syscall geteuid: cannot allocate memory",
+}
+
+// conformanceAttempts bounds the runs of a test in conformanceRetries.
+const conformanceAttempts = 5
+
 // TestOCIConformance runs runtime-tools' validation suite, the OCI runtime
 // conformance tests, against plain runc and crun and against
 // greenboost-runtime wrapping each (with the GreenBoost edits and hooks), and
@@ -56,8 +70,16 @@ func TestOCIConformance(t *testing.T) {
 			for _, exe := range tests {
 				name := strings.TrimSuffix(filepath.Base(exe), ".t")
 				t.Run(name, func(t *testing.T) {
-					plain := runValidation(t, suiteDir, exe, ll.path, nil)
-					gb := runValidation(t, suiteDir, exe, s.runtimeBin, []string{"GREENBOOST_CONFIG=" + cfg.path})
+					run := func(runtime string, env []string) tapResult {
+						r := runValidation(t, suiteDir, exe, runtime, env)
+						for i := 1; i < conformanceAttempts && conformanceRetries[name] != "" && strings.Contains(r.output, conformanceRetries[name]); i++ {
+							t.Logf("%s with %s failed with runc's %q: run %d of %d", name, filepath.Base(runtime), conformanceRetries[name], i+1, conformanceAttempts)
+							r = runValidation(t, suiteDir, exe, runtime, env)
+						}
+						return r
+					}
+					plain := run(ll.path, nil)
+					gb := run(s.runtimeBin, []string{"GREENBOOST_CONFIG=" + cfg.path})
 					compareConformance(t, name, ll.name, plain, gb)
 				})
 			}

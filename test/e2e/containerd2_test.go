@@ -33,6 +33,7 @@ func containerd2(t *testing.T) ctrdRelease {
 	dir := proxyBinaries(t, "containerd", "github.com/containerd/containerd/v2", containerd2Version, "cmd/containerd", "cmd/ctr")
 	bin := filepath.Join(dir, "containerd")
 	return ctrdRelease{
+		name:       "containerd-" + strings.TrimPrefix(containerd2Version, "v"),
 		containerd: bin,
 		ctr:        filepath.Join(dir, "ctr"),
 		criPlugin:  "io.containerd.cri.v1.runtime",
@@ -89,17 +90,14 @@ func containerd2Config(t *testing.T, bin, dir, sock string) string {
 	return string(data)
 }
 
-// TestContainerd2CRIPod runs TestContainerdCRIPod's pod on containerd 2.x,
-// whose config (version 4) got our runtime entry from `greenboost-ctk
-// runtime configure`. containerd 2 asks each shim for its runtime info
-// (`SHIM -info`) and fails a container with idmap mounts when it cannot
-// answer: its introspection API must get ours, with the OCI runtime's
-// features, and its log must hold no error about our shim.
-func TestContainerd2CRIPod(t *testing.T) {
+// TestContainerd2RuntimeInfo: containerd 2.x asks a shim for its runtime
+// info (`SHIM -info`) and fails a container with idmap mounts when it cannot
+// answer (it also asks on every create, and logs an error when the shim
+// cannot answer: TestContainerdCRIPod checks the log). Its introspection API
+// must get ours, with the OCI runtime's features.
+func TestContainerd2RuntimeInfo(t *testing.T) {
 	s := getSuite(t)
-	cfg := s.writeConfig(t, s.testDir(t), s.runc)
-	d := startContainerdRelease(t, s, cfg, containerd2(t))
-	runCRIPod(t, s, d, cfg)
+	d := startContainerdRelease(t, s, s.writeConfig(t, s.testDir(t), s.runc), containerd2(t))
 
 	conn, err := grpc.Dial("unix://"+d.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -131,8 +129,5 @@ func TestContainerd2CRIPod(t *testing.T) {
 	}
 	if info.Name != ctrdRuntimeType {
 		t.Errorf("runtime info names %q, want %s", info.Name, ctrdRuntimeType)
-	}
-	if d.logged("level=error", ctrdShimBinary) {
-		t.Errorf("containerd logged an error about %s:\n%s", ctrdShimBinary, d.logTail())
 	}
 }

@@ -27,10 +27,16 @@ const criNamespace = "k8s.io"
 // its containers (CRI passes a pod annotation into the OCI spec only where
 // the entry's pod_annotations allow it), the container sees the device, the
 // read-only library and LD_PRELOAD, and removing the pod removes the records.
+// It runs on containerd 1.6 (config version 2) and 2.x (its own default
+// config, version 4).
 func TestContainerdCRIPod(t *testing.T) {
 	s := getSuite(t)
-	cfg := s.writeConfig(t, s.testDir(t), s.runc)
-	runCRIPod(t, s, startContainerd(t, s, cfg), cfg)
+	for _, rel := range ctrdReleases(t) {
+		t.Run(rel.name, func(t *testing.T) {
+			cfg := s.writeConfig(t, s.testDir(t), s.runc)
+			runCRIPod(t, s, startContainerdRelease(t, s, cfg, rel), cfg)
+		})
+	}
 }
 
 // runCRIPod runs TestContainerdCRIPod's pod on containerd d.
@@ -128,6 +134,10 @@ func runCRIPod(t *testing.T, s *suite, d *ctrd, cfg gbConfig) {
 		if _, err := cfg.readRecord(cid); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("the %s's record after the pod was removed: %v, want none", what, err)
 		}
+	}
+	// containerd 2.x asks the shim for its runtime info on each create.
+	if d.logged("level=error", ctrdShimBinary) {
+		t.Errorf("containerd logged an error about %s:\n%s", ctrdShimBinary, d.logTail())
 	}
 }
 

@@ -93,6 +93,7 @@ func ctrdRequire(t *testing.T, s *suite, rel ctrdRelease) string {
 // ctrdRelease is a containerd the tests start: Debian's 1.6 from PATH, or a
 // 2.x built from the Go module proxy (containerd2_test.go).
 type ctrdRelease struct {
+	name            string // the subtest's name
 	containerd, ctr string
 	// baseConfig returns the config.toml, before `greenboost-ctk runtime
 	// configure`, of a daemon with its root and state under dir, serving
@@ -104,6 +105,7 @@ type ctrdRelease struct {
 
 // debianContainerd is Debian 12's containerd 1.6, config version 2.
 var debianContainerd = ctrdRelease{
+	name:       "containerd-1.6",
 	containerd: "containerd",
 	ctr:        "ctr",
 	criPlugin:  "io.containerd.grpc.v1.cri",
@@ -127,6 +129,11 @@ state = %q
   restrict_oom_score_adj = true
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, sock+".ttrpc", filepath.Join(dir, "opt"), ctrdPauseImage)
 	},
+}
+
+// ctrdReleases are the containerd releases a test runs on.
+func ctrdReleases(t *testing.T) []ctrdRelease {
+	return []ctrdRelease{debianContainerd, containerd2(t)}
 }
 
 // startContainerd starts Debian's containerd; see startContainerdRelease.

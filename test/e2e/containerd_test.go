@@ -54,8 +54,17 @@ func TestContainerdShimVersion(t *testing.T) {
 // gone after.
 func TestContainerdCtrRun(t *testing.T) {
 	s := getSuite(t)
-	cfg := s.writeConfig(t, s.testDir(t), s.runc)
-	d := startContainerd(t, s, cfg)
+	for _, rel := range ctrdReleases(t) {
+		t.Run(rel.name, func(t *testing.T) {
+			cfg := s.writeConfig(t, s.testDir(t), s.runc)
+			d := startContainerdRelease(t, s, cfg, rel)
+			ctrRun(t, s, d)
+		})
+	}
+}
+
+// ctrRun is TestContainerdCtrRun on containerd d.
+func ctrRun(t *testing.T, s *suite, d *ctrd) {
 	d.importImage(t)
 
 	const id = "gb-ctr-run"
@@ -208,9 +217,18 @@ exec %q "$@"
 		t.Fatal(err)
 	}
 
-	d := startContainerd(t, s, cfg)
-	d.importImage(t)
+	for _, rel := range ctrdReleases(t) {
+		t.Run(rel.name, func(t *testing.T) {
+			d := startContainerdRelease(t, s, cfg, rel)
+			d.importImage(t)
+			deleteAfterFailedPoststop(t, s, d, cfg, failMarker)
+		})
+	}
+}
 
+// deleteAfterFailedPoststop is TestContainerdDeleteAfterFailedPoststop on
+// containerd d.
+func deleteAfterFailedPoststop(t *testing.T, s *suite, d *ctrd, cfg gbConfig, failMarker string) {
 	type shimCase struct {
 		name       string
 		runtime    []string
