@@ -30,10 +30,12 @@ const containerd2Version = "v2.4.2"
 // containerd2 returns containerd 2.x, built on first use.
 func containerd2(t *testing.T) ctrdRelease {
 	t.Helper()
-	dir := proxyBinaries(t, "containerd", "github.com/containerd/containerd/v2", containerd2Version, "cmd/containerd", "cmd/ctr")
+	dir := proxyBinaries(t, "containerd", "github.com/containerd/containerd/v2", containerd2Version,
+		"cmd/containerd", "cmd/ctr", "cmd/containerd-shim-runc-v2")
 	bin := filepath.Join(dir, "containerd")
 	return ctrdRelease{
 		name:       "containerd-" + strings.TrimPrefix(containerd2Version, "v"),
+		binDir:     dir, // its runc shim, not Debian's 1.6 one
 		containerd: bin,
 		ctr:        filepath.Join(dir, "ctr"),
 		criPlugin:  "io.containerd.cri.v1.runtime",

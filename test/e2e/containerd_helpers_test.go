@@ -95,6 +95,9 @@ func ctrdRequire(t *testing.T, s *suite, rel ctrdRelease) string {
 type ctrdRelease struct {
 	name            string // the subtest's name
 	containerd, ctr string
+	// binDir, when set, comes before the system's directories on
+	// containerd's PATH: it holds the release's own runc shim.
+	binDir string
 	// baseConfig returns the config.toml, before `greenboost-ctk runtime
 	// configure`, of a daemon with its root and state under dir, serving
 	// gRPC on sock.
@@ -146,7 +149,8 @@ func startContainerd(t *testing.T, s *suite, cfg gbConfig) *ctrd {
 // `greenboost-ctk runtime configure --runtime containerd` added. Its
 // environment carries GREENBOOST_CONFIG (cfg) and a PATH where bin/ comes
 // first, so containerd finds the shim and the shim finds greenboost-runtime
-// next to itself. It is stopped by PID when the test ends.
+// next to itself, then the release's binDir. It is stopped by PID when the
+// test ends.
 func startContainerdRelease(t *testing.T, s *suite, cfg gbConfig, rel ctrdRelease) *ctrd {
 	t.Helper()
 	ctrdRequire(t, s, rel)
@@ -160,8 +164,12 @@ func startContainerdRelease(t *testing.T, s *suite, cfg gbConfig, rel ctrdReleas
 		cfg:     cfg,
 		exited:  make(chan struct{}),
 	}
+	path := filepath.Join(s.repo, "bin") + ":"
+	if rel.binDir != "" {
+		path += rel.binDir + ":"
+	}
 	d.env = append(ctrdCleanEnv(),
-		"PATH="+filepath.Join(s.repo, "bin")+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"PATH="+path+"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"GREENBOOST_CONFIG="+cfg.path)
 	confPath := filepath.Join(dir, "containerd.toml")
 	if err := os.WriteFile(confPath, []byte(rel.baseConfig(t, dir, d.sock)), 0o644); err != nil {
