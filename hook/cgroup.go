@@ -109,7 +109,9 @@ func cgroupMounts(mountinfo io.Reader) ([]mount, error) {
 	sc := bufio.NewScanner(mountinfo)
 	sc.Buffer(make([]byte, 0, 4096), maxMountinfoLine)
 	for sc.Scan() {
-		// The optional fields end at a lone "-"; no field holds a space.
+		// Fields are separated by one space and hold none (escaped as
+		// \040); the optional ones end at a lone "-", followed by the
+		// type, the source (which may be empty) and the super options.
 		pre, post, ok := bytes.Cut(sc.Bytes(), []byte(" - "))
 		if !ok {
 			continue
@@ -118,15 +120,16 @@ func cgroupMounts(mountinfo io.Reader) ([]mount, error) {
 		if string(fstype) != "cgroup" && string(fstype) != "cgroup2" {
 			continue
 		}
-		fields, after := bytes.Fields(pre), bytes.Fields(post)
-		if len(fields) < 5 || len(after) < 2 {
+		_, superOptions, ok := bytes.Cut(post, []byte(" "))
+		fields := bytes.Fields(pre)
+		if !ok || len(fields) < 5 {
 			continue
 		}
 		mounts = append(mounts, mount{
 			root:         unescapeMountinfo(string(fields[3])),
 			point:        unescapeMountinfo(string(fields[4])),
 			fstype:       string(fstype),
-			superOptions: string(after[1]),
+			superOptions: string(superOptions),
 		})
 	}
 	if err := sc.Err(); err != nil {

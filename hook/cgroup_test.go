@@ -24,6 +24,9 @@ const (
 `
 	mountinfoEscaped = `50 1 0:21 / /mnt/cgroup\040v2 rw - cgroup2 cgroup2 rw
 `
+	// A mount whose source is empty: two spaces after the type.
+	mountinfoEmptySource = `60 30 0:29 / /sys/fs/cgroup/memory rw - cgroup  rw,memory
+`
 )
 
 func TestLocateCgroup(t *testing.T) {
@@ -45,6 +48,7 @@ func TestLocateCgroup(t *testing.T) {
 			"/sys/fs/cgroup/memory/system.slice/docker-abc.scope"},
 		{"v1 sub-root mount", "4:memory:/outer/inner/c1\n", mountinfoV1SubRoot, HierarchyAuto, kmod.HierarchyV1Memory, "/sys/fs/cgroup/memory/inner/c1"},
 		{"escaped mount point", "0::/a\n", mountinfoEscaped, HierarchyAuto, kmod.HierarchyV2, "/mnt/cgroup v2/a"},
+		{"empty mount source", "4:memory:/a\n", mountinfoEmptySource, HierarchyAuto, kmod.HierarchyV1Memory, "/sys/fs/cgroup/memory/a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

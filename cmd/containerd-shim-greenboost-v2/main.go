@@ -19,7 +19,7 @@ func main() {
 		return
 	}
 	if gbshim.IsInfoRequest(os.Args[1:]) {
-		if err := gbshim.WriteInfo(context.Background(), os.Stdin, os.Stdout); err != nil {
+		if err := gbshim.WriteInfo(context.Background(), os.Stdin, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintf(os.Stderr, "%s -info: %v\n", gbshim.BinaryName, err)
 			os.Exit(1)
 		}

@@ -5,6 +5,7 @@ package containerd
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
 )
 
@@ -37,8 +39,8 @@ func TestIsInfoRequest(t *testing.T) {
 	}
 }
 
-// fakeRuntime writes an OCI runtime whose `features` prints out (and exits
-// 1 when out is "").
+// fakeRuntime writes an OCI runtime whose `features` prints out, with the
+// shell's $VARIABLES expanded (and exits 1 when out is "").
 func fakeRuntime(t *testing.T, out string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "runtime")
@@ -46,7 +48,7 @@ func fakeRuntime(t *testing.T, out string) string {
 	if out == "" {
 		script += "echo 'unknown command' >&2; exit 1\n"
 	} else {
-		script += "cat <<'EOF'\n" + out + "\nEOF\n"
+		script += "cat <<EOF\n" + out + "\nEOF\n"
 	}
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -59,7 +61,10 @@ func TestRuntimeInfo(t *testing.T) {
 	// decoding through it checks our type URL and value.
 	typeurl.Register(&features.Features{}, "types.containerd.io", "opencontainers/runtime-spec", "1", "features", "Features")
 
-	ours := fakeRuntime(t, `{"ociVersionMin":"1.0.0","ociVersionMax":"1.2.1","hooks":["prestart","poststop"]}`)
+	// greenboost-runtime picks runc or crun from the GreenBoost config: ours
+	// shows in the features which config it was given.
+	t.Setenv(config.PathEnv, "")
+	ours := fakeRuntime(t, `{"ociVersionMin":"1.0.0","ociVersionMax":"1.2.1${GREENBOOST_CONFIG}","hooks":["prestart","poststop"]}`)
 	named := fakeRuntime(t, `{"ociVersionMin":"1.0.0","ociVersionMax":"1.1.0","mountExtensions":{"idmap":{"enabled":true}}}`)
 	find := func() (string, error) { return ours, nil }
 	encode := func(t *testing.T, v any) []byte {
@@ -81,19 +86,19 @@ func TestRuntimeInfo(t *testing.T) {
 		wantOptions bool
 	}{
 		{"no options: greenboost-runtime", nil, "1.2.1", false},
-		{"CRI's options: greenboost-runtime", &runtimeoptions.Options{ConfigPath: "/etc/greenboost/small.toml"}, "1.2.1", true},
+		{"CRI's options: greenboost-runtime with their config", &runtimeoptions.Options{ConfigPath: "/etc/greenboost/small.toml"}, "1.2.1/etc/greenboost/small.toml", true},
 		{"runc options naming a runtime", &options.Options{BinaryName: named}, "1.1.0", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			info, err := runtimeInfo(context.Background(), bytes.NewReader(encode(t, tc.options)), find)
+			info, err := runtimeInfo(context.Background(), bytes.NewReader(encode(t, tc.options)), find, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if info.Name != RuntimeType || info.Version.GetVersion() != version.Version || info.Version.GetRevision() != version.Commit {
 				t.Errorf("name %q version %v, want %s %s %s", info.Name, info.Version, RuntimeType, version.Version, version.Commit)
 			}
-			if (info.Options != nil) != tc.wantOptions {
-				t.Errorf("options %v, want them echoed: %v", info.Options, tc.wantOptions)
+			if tc.wantOptions && !proto.Equal(info.Options, anyOf(t, tc.options)) || !tc.wantOptions && info.Options != nil {
+				t.Errorf("options %v, want the request's (%v) echoed", info.Options, tc.options)
 			}
 			v, err := typeurl.UnmarshalAny(info.Features)
 			if err != nil {
@@ -108,21 +113,25 @@ func TestRuntimeInfo(t *testing.T) {
 
 	t.Run("a runtime without features", func(t *testing.T) {
 		old := func() (string, error) { return fakeRuntime(t, ""), nil }
-		info, err := runtimeInfo(context.Background(), strings.NewReader(""), old)
+		var warn bytes.Buffer
+		info, err := runtimeInfo(context.Background(), strings.NewReader(""), old, &warn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if info.Name != RuntimeType || info.Features != nil {
 			t.Fatalf("got %v, want our name and no features", info)
 		}
+		if !strings.Contains(warn.String(), "unknown command") {
+			t.Errorf("stderr %q, want why there are no features", warn.String())
+		}
 	})
 
 	t.Run("errors", func(t *testing.T) {
-		if _, err := runtimeInfo(context.Background(), strings.NewReader("\xff\xff"), find); err == nil {
+		if _, err := runtimeInfo(context.Background(), strings.NewReader("\xff\xff"), find, io.Discard); err == nil {
 			t.Error("options that are not a protobuf Any were accepted")
 		}
 		wrongType := encode(t, &apitypes.RuntimeVersion{Version: "1"})
-		if _, err := runtimeInfo(context.Background(), bytes.NewReader(wrongType), find); err == nil || !strings.Contains(err.Error(), "unsupported runtime options") {
+		if _, err := runtimeInfo(context.Background(), bytes.NewReader(wrongType), find, io.Discard); err == nil || !strings.Contains(err.Error(), "unsupported runtime options") {
 			t.Errorf("options of another type: %v, want an error naming them", err)
 		}
 	})
@@ -137,7 +146,7 @@ func TestWriteInfoWritesTheProtobuf(t *testing.T) {
 	}
 	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
 	var out bytes.Buffer
-	if err := WriteInfo(context.Background(), strings.NewReader(""), &out); err != nil {
+	if err := WriteInfo(context.Background(), strings.NewReader(""), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var info apitypes.RuntimeInfo

@@ -12,6 +12,7 @@ package containerd
 import (
 	"context"
 	"runtime/debug"
+	"slices"
 
 	"github.com/containerd/containerd/plugin"
 	"github.com/containerd/containerd/runtime/v2/runc/manager"
@@ -36,12 +37,17 @@ const (
 // the version. containerd's shim parses -v itself and prints containerd's
 // version; ours answers --version, -version and -v before it sees them.
 func IsVersionRequest(args []string) bool {
+	return hasFlag(args, "--version", "-version", "-v", "--v")
+}
+
+// hasFlag says whether one of names is among args before a "--".
+func hasFlag(args []string, names ...string) bool {
 	for _, a := range args {
-		switch a {
-		case "--version", "-version", "-v", "--v":
-			return true
-		case "--":
+		if a == "--" {
 			return false
+		}
+		if slices.Contains(names, a) {
+			return true
 		}
 	}
 	return false

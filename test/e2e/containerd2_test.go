@@ -34,7 +34,6 @@ func containerd2(t *testing.T) ctrdRelease {
 		"cmd/containerd", "cmd/ctr", "cmd/containerd-shim-runc-v2")
 	bin := filepath.Join(dir, "containerd")
 	return ctrdRelease{
-		name:       "containerd-" + strings.TrimPrefix(containerd2Version, "v"),
 		binDir:     dir, // its runc shim, not Debian's 1.6 one
 		containerd: bin,
 		ctr:        filepath.Join(dir, "ctr"),
@@ -93,10 +92,12 @@ func containerd2Config(t *testing.T, bin, dir, sock string) string {
 }
 
 // TestContainerd2RuntimeInfo: containerd 2.x asks a shim for its runtime
-// info (`SHIM -info`) and fails a container with idmap mounts when it cannot
-// answer (it also asks on every create, and logs an error when the shim
-// cannot answer: TestContainerdCRIPod checks the log). Its introspection API
-// must get ours, with the OCI runtime's features.
+// info (`SHIM -info`): before it creates a container with idmap mounts
+// (which it refuses when the answer has no features), for CRI's runtime
+// handler features, and on every create until it gets an answer (logging an
+// error each time: TestContainerdCRIPod looks for it). Its introspection API
+// must return ours: our name and version, and runc's OCI features under the
+// type containerd decodes them by.
 func TestContainerd2RuntimeInfo(t *testing.T) {
 	s := getSuite(t)
 	d := startContainerdRelease(t, s, s.writeConfig(t, s.testDir(t), s.runc), containerd2(t))
@@ -127,9 +128,19 @@ func TestContainerd2RuntimeInfo(t *testing.T) {
 	}
 	var feat features.Features
 	if err := json.Unmarshal(info.GetFeatures().GetValue(), &feat); err != nil || feat.OCIVersionMax == "" {
-		t.Errorf("runtime info features %s %q: %v; want runc's features", info.GetFeatures().GetTypeUrl(), info.GetFeatures().GetValue(), err)
+		t.Errorf("runtime info features %q: %v; want runc's features", info.GetFeatures().GetValue(), err)
 	}
-	if info.Name != ctrdRuntimeType {
-		t.Errorf("runtime info names %q, want %s", info.Name, ctrdRuntimeType)
+	// containerd registers runtime-spec's Features under this type
+	// (core/runtime/typeurl.go) and decodes nothing else as features.
+	const featuresType = "types.containerd.io/opencontainers/runtime-spec/1/features/Features"
+	if got := info.GetFeatures().GetTypeUrl(); got != featuresType {
+		t.Errorf("runtime info features have type %q, want %s", got, featuresType)
+	}
+	version, err := exec.Command(filepath.Join(s.repo, "bin", ctrdShimBinary), "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != ctrdRuntimeType || !strings.HasPrefix(string(version), ctrdShimBinary+" version "+info.GetVersion().GetVersion()+"\n") {
+		t.Errorf("runtime info names %q version %v; want %s and the version of:\n%s", info.Name, info.GetVersion(), ctrdRuntimeType, version)
 	}
 }

@@ -80,7 +80,7 @@ func ctrdRequire(t *testing.T, s *suite, rel ctrdRelease) string {
 	t.Helper()
 	for _, tool := range []string{rel.containerd, rel.ctr} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: install Debian's containerd package (1.6), see test/deps.sh", tool)
+			t.Fatalf("%s not found: Debian's containerd (1.6) comes from its package (test/deps.sh installs it), 2.x from proxyBinaries", tool)
 		}
 	}
 	shimBin := filepath.Join(s.repo, "bin", ctrdShimBinary)
@@ -93,7 +93,6 @@ func ctrdRequire(t *testing.T, s *suite, rel ctrdRelease) string {
 // ctrdRelease is a containerd the tests start: Debian's 1.6 from PATH, or a
 // 2.x built from the Go module proxy (containerd2_test.go).
 type ctrdRelease struct {
-	name            string // the subtest's name
 	containerd, ctr string
 	// binDir, when set, comes before the system's directories on
 	// containerd's PATH: it holds the release's own runc shim.
@@ -108,7 +107,6 @@ type ctrdRelease struct {
 
 // debianContainerd is Debian 12's containerd 1.6, config version 2.
 var debianContainerd = ctrdRelease{
-	name:       "containerd-1.6",
 	containerd: "containerd",
 	ctr:        "ctr",
 	criPlugin:  "io.containerd.grpc.v1.cri",
@@ -134,9 +132,20 @@ state = %q
 	},
 }
 
-// ctrdReleases are the containerd releases a test runs on.
-func ctrdReleases(t *testing.T) []ctrdRelease {
-	return []ctrdRelease{debianContainerd, containerd2(t)}
+// forEachContainerd runs test as a subtest on each containerd release,
+// readied inside its subtest (containerd 2.x is built on first use, so a
+// failing build fails only its own subtests).
+func forEachContainerd(t *testing.T, test func(t *testing.T, rel ctrdRelease)) {
+	releases := []struct {
+		name  string
+		ready func(*testing.T) ctrdRelease
+	}{
+		{"containerd-1.6", func(*testing.T) ctrdRelease { return debianContainerd }},
+		{"containerd-" + strings.TrimPrefix(containerd2Version, "v"), containerd2},
+	}
+	for _, r := range releases {
+		t.Run(r.name, func(t *testing.T) { test(t, r.ready(t)) })
+	}
 }
 
 // startContainerd starts Debian's containerd; see startContainerdRelease.

@@ -54,13 +54,10 @@ func TestContainerdShimVersion(t *testing.T) {
 // gone after.
 func TestContainerdCtrRun(t *testing.T) {
 	s := getSuite(t)
-	for _, rel := range ctrdReleases(t) {
-		t.Run(rel.name, func(t *testing.T) {
-			cfg := s.writeConfig(t, s.testDir(t), s.runc)
-			d := startContainerdRelease(t, s, cfg, rel)
-			ctrRun(t, s, d)
-		})
-	}
+	forEachContainerd(t, func(t *testing.T, rel ctrdRelease) {
+		cfg := s.writeConfig(t, s.testDir(t), s.runc)
+		ctrRun(t, s, startContainerdRelease(t, s, cfg, rel))
+	})
 }
 
 // ctrRun is TestContainerdCtrRun on containerd d.
@@ -217,13 +214,11 @@ exec %q "$@"
 		t.Fatal(err)
 	}
 
-	for _, rel := range ctrdReleases(t) {
-		t.Run(rel.name, func(t *testing.T) {
-			d := startContainerdRelease(t, s, cfg, rel)
-			d.importImage(t)
-			deleteAfterFailedPoststop(t, s, d, cfg, failMarker)
-		})
-	}
+	forEachContainerd(t, func(t *testing.T, rel ctrdRelease) {
+		d := startContainerdRelease(t, s, cfg, rel)
+		d.importImage(t)
+		deleteAfterFailedPoststop(t, s, d, cfg, failMarker)
+	})
 }
 
 // deleteAfterFailedPoststop is TestContainerdDeleteAfterFailedPoststop on
