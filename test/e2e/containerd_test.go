@@ -339,8 +339,14 @@ func ctrdCheckFailedPoststop(t *testing.T, failMarker string) {
 func TestContainerdNerdctlRun(t *testing.T) {
 	s := getSuite(t)
 	bin := nerdctlBinary(t)
-	cfg := s.writeConfig(t, s.testDir(t), s.runc)
-	d := startContainerd(t, s, cfg)
+	forEachContainerd(t, func(t *testing.T, rel ctrdRelease) {
+		cfg := s.writeConfig(t, s.testDir(t), s.runc)
+		nerdctlRun(t, s, startContainerdRelease(t, s, cfg, rel), cfg, bin)
+	})
+}
+
+// nerdctlRun is TestContainerdNerdctlRun on containerd d with nerdctl bin.
+func nerdctlRun(t *testing.T, s *suite, d *ctrd, cfg gbConfig, bin string) {
 	d.importImage(t)
 
 	const id = "gb-nerdctl-run"
@@ -443,8 +449,13 @@ func TestContainerdCDIClient(t *testing.T) {
 	if err := cdi.Configure(cdi.WithSpecDirs(cdiDir), cdi.WithAutoRefresh(false)); err != nil {
 		t.Fatalf("configuring the CDI cache for %s: %v", cdiDir, err)
 	}
+	forEachContainerd(t, func(t *testing.T, rel ctrdRelease) {
+		cdiClient(t, s, startContainerdRelease(t, s, cfg, rel), cfg)
+	})
+}
 
-	d := startContainerd(t, s, cfg)
+// cdiClient is TestContainerdCDIClient on containerd d.
+func cdiClient(t *testing.T, s *suite, d *ctrd, cfg gbConfig) {
 	d.importImage(t)
 	client, err := containerd.New(d.sock, containerd.WithDefaultNamespace(ctrdNamespace), containerd.WithTimeout(10*time.Second))
 	if err != nil {
