@@ -36,9 +36,11 @@ func LoadSpec(bundle string) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading OCI spec: %w", err)
 	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading OCI spec: %w", err)
+	// Sized from the stat: io.ReadAll would grow its buffer from 512 bytes,
+	// copying an engine's 20 KiB spec several times on every create.
+	data := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("reading OCI spec %s: %w", path, err)
 	}
 	s := &Spec{path: path, mode: fi.Mode().Perm(), spec: &specs.Spec{}}
 	if s.unknown, err = decodeKeepingUnknown(data, s.spec); err != nil {
