@@ -80,7 +80,7 @@ func ctrdRequire(t *testing.T, s *suite, rel ctrdRelease) string {
 	t.Helper()
 	for _, tool := range []string{rel.containerd, rel.ctr} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: Debian's containerd (1.6) comes from its package (test/deps.sh installs it), 2.x from proxyBinaries", tool)
+			t.Fatalf("%s not found: Debian's containerd (1.6) comes from its package (test/deps.sh installs it), 1.7 and 2.x from proxyBinaries", tool)
 		}
 	}
 	shimBin := filepath.Join(s.repo, "bin", ctrdShimBinary)
@@ -91,7 +91,7 @@ func ctrdRequire(t *testing.T, s *suite, rel ctrdRelease) string {
 }
 
 // ctrdRelease is a containerd the tests start: Debian's 1.6 from PATH, or a
-// 2.x built from the Go module proxy (containerd2_test.go).
+// 1.7 or 2.x built from the Go module proxy (containerd17, containerd2).
 type ctrdRelease struct {
 	containerd, ctr string
 	// binDir, when set, comes before the system's directories on
@@ -132,8 +132,27 @@ state = %q
 	},
 }
 
+// containerd17Version is the containerd 1.7 the tests build: the release
+// line whose shim library the shim is built on, and what many nodes still
+// run.
+const containerd17Version = "v1.7.35"
+
+// containerd17 returns containerd 1.7, built from the Go module proxy on
+// first use with its own runc shim. It reads the same config (version 2) as
+// Debian's 1.6.
+func containerd17(t *testing.T) ctrdRelease {
+	t.Helper()
+	dir := proxyBinaries(t, "containerd", "github.com/containerd/containerd", containerd17Version,
+		"cmd/containerd", "cmd/ctr", "cmd/containerd-shim-runc-v2")
+	rel := debianContainerd
+	rel.binDir = dir
+	rel.containerd = filepath.Join(dir, "containerd")
+	rel.ctr = filepath.Join(dir, "ctr")
+	return rel
+}
+
 // forEachContainerd runs test as a subtest on each containerd release,
-// readied inside its subtest (containerd 2.x is built on first use, so a
+// readied inside its subtest (1.7 and 2.x are built on first use, so a
 // failing build fails only its own subtests).
 func forEachContainerd(t *testing.T, test func(t *testing.T, rel ctrdRelease)) {
 	releases := []struct {
@@ -141,6 +160,7 @@ func forEachContainerd(t *testing.T, test func(t *testing.T, rel ctrdRelease)) {
 		ready func(*testing.T) ctrdRelease
 	}{
 		{"containerd-1.6", func(*testing.T) ctrdRelease { return debianContainerd }},
+		{"containerd-" + strings.TrimPrefix(containerd17Version, "v"), containerd17},
 		{"containerd-" + strings.TrimPrefix(containerd2Version, "v"), containerd2},
 	}
 	for _, r := range releases {
