@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
@@ -78,15 +79,20 @@ func deviceNode(hostPath string) (*cdispec.DeviceNode, error) {
 	}
 	major, minor := deviceNumbers(fi)
 	mode := os.FileMode(0o666)
-	return &cdispec.DeviceNode{
+	node := &cdispec.DeviceNode{
 		Path:        config.ContainerDevicePath,
-		HostPath:    hostPath,
 		Type:        "c",
 		Major:       major,
 		Minor:       minor,
 		FileMode:    &mode,
 		Permissions: "rw",
-	}, nil
+	}
+	// hostPath only where it differs from the container's path (engines take
+	// path then): it needs cdiVersion 0.5.0, which older engines may refuse.
+	if filepath.Clean(hostPath) != config.ContainerDevicePath {
+		node.HostPath = hostPath
+	}
+	return node, nil
 }
 
 // FindLibrary returns the first configured host path of the preload library

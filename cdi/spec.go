@@ -2,7 +2,9 @@ package cdi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -79,10 +81,17 @@ func validateBytes(data []byte, format string) error {
 }
 
 // WriteSpec writes data to path atomically with mode 0644, creating the
-// directory.
+// directory with mode 0755 whatever the umask: engines that do not run as
+// root must read the spec too.
 func WriteSpec(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("creating the CDI spec dir: %w", err)
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("creating the CDI spec dir: %w", err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return fmt.Errorf("creating the CDI spec dir: %w", err)
+		}
 	}
 	return atomicfile.Write(path, data, 0o644)
 }

@@ -114,6 +114,24 @@ func TestSpecIsValidWithLowestVersion(t *testing.T) {
 	}
 }
 
+func TestWriteSpecIgnoresUmask(t *testing.T) {
+	old := unix.Umask(0o077)
+	defer unix.Umask(old)
+	path := filepath.Join(t.TempDir(), "cdi", "greenboost.io-vram.yaml")
+	if err := WriteSpec(path, []byte("cdiVersion: 0.4.0\n")); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{filepath.Dir(path): 0o755, path: 0o644} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), want)
+		}
+	}
+}
+
 func TestValidateCatchesStaleSpec(t *testing.T) {
 	cfg := testConfig(t)
 	spec, err := Spec(cfg)

@@ -45,17 +45,19 @@ func New(cfg *config.Config, profile string, warn io.Writer) *Hook {
 
 // Run handles stage with the OCI state read from stdin.
 func (h *Hook) Run(stage Stage, stdin io.Reader) error {
+	// Checked before reading stdin, which a mistyped stage run by hand
+	// would otherwise wait on.
+	if stage != Prestart && stage != Poststop {
+		return fmt.Errorf("unknown stage %q: expected prestart or poststop", stage)
+	}
 	state, err := ReadState(stdin)
 	if err != nil {
 		return err
 	}
-	switch stage {
-	case Prestart:
+	if stage == Prestart {
 		return h.prestart(state)
-	case Poststop:
-		return h.poststop(state)
 	}
-	return fmt.Errorf("unknown stage %q: expected prestart or poststop", stage)
+	return h.poststop(state)
 }
 
 func (h *Hook) prestart(state *specs.State) error {

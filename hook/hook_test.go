@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
@@ -142,6 +143,11 @@ func TestBadInput(t *testing.T) {
 	}
 	if err := runStage(t, h, Stage("poststart"), st); err == nil {
 		t.Fatal("unknown stage accepted")
+	}
+	// An unknown stage is named before stdin is read (a reader that fails
+	// stands in for a terminal that would block).
+	if err := h.Run(Stage("version"), iotest.ErrReader(errors.New("stdin read"))); err == nil || !strings.Contains(err.Error(), `unknown stage "version"`) {
+		t.Fatalf("unknown stage with unreadable stdin: %v", err)
 	}
 	if err := runStage(t, New(cfg, "nosuch", &bytes.Buffer{}), Prestart, st); err == nil || !strings.Contains(err.Error(), "nosuch") {
 		t.Fatalf("unknown profile: %v", err)

@@ -124,6 +124,16 @@ func TestVersionShowsBoth(t *testing.T) {
 	if !strings.Contains(stdout, "greenboost-runtime version") || !strings.Contains(stdout, "commit:") || !strings.Contains(stdout, "fake runc version 9") {
 		t.Fatalf("--version printed %q", stdout)
 	}
+	// Without a low-level runtime it still prints ours, then fails naming
+	// the missing runtime.
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfg, []byte("[runtime]\nruntimes = [\"gb-no-such-runtime\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := f.run(t, cfg, "--version")
+	if err == nil || !strings.HasPrefix(stdout, "greenboost-runtime version") || !strings.Contains(stderr, "gb-no-such-runtime") {
+		t.Fatalf("--version without a runtime: err=%v stdout=%q stderr=%q", err, stdout, stderr)
+	}
 }
 
 func TestCreateEditsThenExecs(t *testing.T) {
@@ -182,6 +192,21 @@ func TestCreateFailureIsReported(t *testing.T) {
 	data, _ := os.ReadFile(logFile)
 	if err := json.Unmarshal(data, &entry); err != nil || entry["level"] != "error" || !strings.Contains(entry["msg"], "limits.ram") {
 		t.Fatalf("runc --log entry = %q (%v)", data, err)
+	}
+}
+
+// A create that fails after the config loaded is also in [runtime]
+// log-file: engines may drop the wrapper's stderr.
+func TestCreateFailureIsLogged(t *testing.T) {
+	f := newFakeRuntime(t)
+	cfg := writeTestConfig(t, "")
+	bundle := t.TempDir() // no config.json
+	if _, _, err := f.run(t, cfg, "create", "-b", bundle, "c1"); err == nil {
+		t.Fatal("create succeeded without a config.json")
+	}
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(cfg), "runtime.log"))
+	if err != nil || !strings.Contains(string(data), "level=ERROR") || !strings.Contains(string(data), "config.json") {
+		t.Fatalf("runtime.log = %q (%v), want the error", data, err)
 	}
 }
 

@@ -21,12 +21,14 @@ func Run(argv []string) error {
 	args := ParseArgs(argv[1:])
 	cfgPath := config.PathFromEnv()
 	if !args.ModifiesSpec() {
+		// Our version comes first and also when no runtime is found:
+		// that is when a user asks for it.
+		if args.Verb == "" && hasVersionFlag(argv[1:]) {
+			fmt.Println(version.String("greenboost-runtime"))
+		}
 		runtime, err := findRuntime(config.Runtimes(cfgPath))
 		if err != nil {
 			return err
-		}
-		if args.Verb == "" && hasVersionFlag(argv[1:]) {
-			fmt.Println(version.String("greenboost-runtime"))
 		}
 		if args.Process != "" && args.ID != "" {
 			if err := injectExecEnv(runtime, args.GlobalArgs, args.Process, args.ID); err != nil {
@@ -51,6 +53,7 @@ func Run(argv []string) error {
 		return fmt.Errorf("finding the bundle: %w", err)
 	}
 	if err := editBundle(cfg, bundle, logger); err != nil {
+		logger.Error("create failed", "bundle", bundle, "err", err) // stderr may go nowhere a user looks
 		return err
 	}
 	logger.Debug("exec low-level runtime", "path", runtime, "args", argv[1:])

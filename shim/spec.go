@@ -29,7 +29,7 @@ func LoadSpec(bundle string) (*Spec, error) {
 	path := ocispec.Path(bundle)
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading OCI spec: %w", err)
+		return nil, fmt.Errorf("reading OCI spec: %w (give the bundle directory with --bundle, or run in it)", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -44,7 +44,7 @@ func LoadSpec(bundle string) (*Spec, error) {
 	}
 	s := &Spec{path: path, mode: fi.Mode().Perm(), spec: &specs.Spec{}}
 	if s.unknown, err = decodeKeepingUnknown(data, s.spec); err != nil {
-		return nil, fmt.Errorf("parsing OCI spec %s: %w", path, err)
+		return nil, fmt.Errorf("parsing OCI spec %s: %w (it must be an OCI runtime spec, as `runc spec` writes)", path, err)
 	}
 	return s, nil
 }

@@ -117,10 +117,15 @@ func PathFromEnv() string {
 }
 
 // Load reads the file at path over the defaults. A missing file yields the
-// defaults; any other problem is an error naming the file.
+// defaults; any other problem is an error naming the file. Path becomes
+// absolute: it goes into hook entries, which runc runs in the bundle.
 func Load(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	cfg := Default()
-	cfg.Path = path
+	cfg.Path = abs
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return cfg, nil
@@ -178,6 +183,14 @@ func (c *Config) Validate() error {
 	if len(c.Runtime.Runtimes) == 0 {
 		return errors.New("key runtime.runtimes: empty; expected at least one runtime such as \"runc\"")
 	}
+	for _, r := range c.Runtime.Runtimes {
+		if strings.TrimSpace(r) == "" {
+			return errors.New("key runtime.runtimes: an empty entry; expected names such as \"runc\" or absolute paths")
+		}
+	}
+	if !filepath.IsAbs(c.Runtime.LogFile) {
+		return fmt.Errorf("key runtime.log-file: %q is not an absolute path", c.Runtime.LogFile)
+	}
 	switch c.Runtime.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -216,11 +229,14 @@ func (c *Config) Validate() error {
 		if !validProfileName(name) || name == DefaultDevice {
 			return fmt.Errorf("key limits.profiles.%s: invalid profile name: expected letters, digits, '_', '.', '-' and not %q", name, DefaultDevice)
 		}
-		if err := checkSize("limits.profiles."+name+".ram", p.RAM); err != nil {
-			return err
-		}
-		if err := checkSize("limits.profiles."+name+".nvme", p.NVMe); err != nil {
-			return err
+		// A profile may leave a tier empty: it then has the default budget.
+		for _, tier := range []struct{ key, value string }{{"ram", p.RAM}, {"nvme", p.NVMe}} {
+			if tier.value == "" {
+				continue
+			}
+			if err := checkSize("limits.profiles."+name+"."+tier.key, tier.value); err != nil {
+				return err
+			}
 		}
 	}
 	if !filepath.IsAbs(c.Hook.Path) {
@@ -233,9 +249,6 @@ func (c *Config) Validate() error {
 }
 
 func checkSize(key, value string) error {
-	if value == "" {
-		return nil // a profile may leave a tier to the defaults
-	}
 	if _, err := ParseSize(value); err != nil {
 		return fmt.Errorf("key %s: %w", key, err)
 	}

@@ -93,6 +93,10 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"bad profile name", "[limits.profiles.\"-x\"]\nram = \"1G\"\n", []string{"limits.profiles.-x"}},
 		{"profile named ext", "[limits.profiles.ext]\nram = \"1G\"\n", []string{"limits.profiles.ext"}},
 		{"empty runtimes", "[runtime]\nruntimes = []\n", []string{"runtime.runtimes"}},
+		{"empty runtime", "[runtime]\nruntimes = [\"\", \"runc\"]\n", []string{"runtime.runtimes", "empty entry"}},
+		{"relative log file", "[runtime]\nlog-file = \"runtime.log\"\n", []string{"runtime.log-file", "runtime.log"}},
+		{"empty default size", "[limits]\nnvme = \"\"\n", []string{"limits.nvme", "unlimited"}},
+		{"lone i", "[limits]\nram = \"1i\"\n", []string{"limits.ram", "1i"}},
 		{"syntax", "[limits\n", []string{"line 1"}},
 	}
 	for _, tt := range tests {
@@ -147,5 +151,25 @@ func TestPackagedConfigIsTheDefault(t *testing.T) {
 	}
 	if string(packaged) != string(want) {
 		t.Errorf("packaging/config.toml is not the defaults; regenerate it: bin/greenboost-ctk config default > packaging/config.toml")
+	}
+}
+
+// The path goes into hook entries, and runc runs hooks in the bundle: a
+// relative one would name another file there.
+func TestLoadMakesPathAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	writeAt := filepath.Join(dir, "gb.toml")
+	if err := os.WriteFile(writeAt, []byte("[limits]\nram = \"1G\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	for _, rel := range []string{"gb.toml", "absent.toml"} {
+		cfg, err := Load(rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := filepath.Join(dir, rel); cfg.Path != want {
+			t.Errorf("Load(%q).Path = %q, want %q", rel, cfg.Path, want)
+		}
 	}
 }

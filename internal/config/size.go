@@ -29,24 +29,39 @@ func ParseSize(s string) (uint64, error) {
 	num, unit := splitNumber(v)
 	unit = strings.ToUpper(unit)
 	unit = strings.TrimSuffix(unit, "B")
-	unit = strings.TrimSuffix(unit, "I")
+	if binary, ok := strings.CutSuffix(unit, "I"); ok && binary != "" {
+		unit = binary // "Gi" is "G"; a lone "i" is no unit
+	}
 	mult, ok := sizeUnits[unit]
 	if num == "" || !ok {
-		return 0, fmt.Errorf("invalid size %q: expected %s", s, SizeForm)
+		return 0, sizeError(s, "")
 	}
 	if mult == 1 && strings.Contains(num, ".") {
-		return 0, fmt.Errorf("invalid size %q: a byte count must be an integer", s)
+		return 0, sizeError(s, "a byte count must be an integer")
 	}
 	r, ok := new(big.Rat).SetString(num)
 	if !ok {
-		return 0, fmt.Errorf("invalid size %q: expected %s", s, SizeForm)
+		return 0, sizeError(s, "")
 	}
 	r.Mul(r, new(big.Rat).SetInt64(int64(mult)))
 	bytes := new(big.Int).Quo(r.Num(), r.Denom())
 	if !bytes.IsUint64() || bytes.Uint64() == math.MaxUint64 {
-		return 0, fmt.Errorf("invalid size %q: too large", s)
+		return 0, sizeError(s, "too large")
+	}
+	if bytes.Sign() == 0 && r.Sign() != 0 {
+		// Zero means no limit: a budget that rounds down to it would lift it.
+		return 0, sizeError(s, "less than one byte")
 	}
 	return bytes.Uint64(), nil
+}
+
+// sizeError names the value, why it is wrong (when more than its form) and
+// the expected form.
+func sizeError(s, why string) error {
+	if why != "" {
+		return fmt.Errorf("invalid size %q: %s; expected %s", s, why, SizeForm)
+	}
+	return fmt.Errorf("invalid size %q: expected %s", s, SizeForm)
 }
 
 // splitNumber splits "1.5GiB" into "1.5" and "GiB".

@@ -37,6 +37,13 @@ func TestParseSize(t *testing.T) {
 		{"1 G", 0, true},
 		{"16777216T", 0, true},
 		{"18446744073709551615", 0, true},
+		{"1i", 0, true},
+		{"1I", 0, true},
+		{"1iB", 0, true},
+		{"0.0001K", 0, true},
+		{"0.5", 0, true},
+		{"0.0G", 0, false},
+		{"1.5Ki", 1536, false},
 	}
 	for _, tt := range tests {
 		got, err := ParseSize(tt.in)
@@ -44,8 +51,8 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
 			continue
 		}
-		if err != nil && !strings.Contains(err.Error(), tt.in) {
-			t.Errorf("ParseSize(%q) error %q does not quote the value", tt.in, err)
+		if err != nil && (!strings.Contains(err.Error(), tt.in) || !strings.Contains(err.Error(), SizeForm)) {
+			t.Errorf("ParseSize(%q) error %q does not quote the value and the expected form", tt.in, err)
 		}
 		if got != tt.want {
 			t.Errorf("ParseSize(%q) = %d, want %d", tt.in, got, tt.want)

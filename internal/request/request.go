@@ -37,7 +37,7 @@ type Request struct {
 func Parse(annotations map[string]string, env []string) Request {
 	vars := envMap(env)
 	return Request{
-		Disable: isTrue(annotations[AnnotationDisable]) || isTrue(vars[EnvDisable]),
+		Disable: isTrue(pick(annotations, vars, AnnotationDisable, EnvDisable).Raw),
 		RAM:     pick(annotations, vars, AnnotationRAM, EnvRAM),
 		NVMe:    pick(annotations, vars, AnnotationNVMe, EnvNVMe),
 	}

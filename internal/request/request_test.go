@@ -66,6 +66,9 @@ func TestDisable(t *testing.T) {
 		{nil, []string{"GREENBOOST_DISABLE="}, false},
 		{map[string]string{AnnotationDisable: "true"}, nil, true},
 		{map[string]string{AnnotationDisable: "false"}, nil, false},
+		// The annotation, when present, decides: it comes first, as for budgets.
+		{map[string]string{AnnotationDisable: "false"}, []string{"GREENBOOST_DISABLE=1"}, false},
+		{map[string]string{AnnotationDisable: "true"}, []string{"GREENBOOST_DISABLE=0"}, true},
 	} {
 		if got := Parse(tt.annotations, tt.env).Disable; got != tt.want {
 			t.Errorf("Parse(%v, %v).Disable = %v, want %v", tt.annotations, tt.env, got, tt.want)

@@ -62,6 +62,11 @@ func testPodmanCDI(t *T) {
 		t.Fatalf("no CDI spec at %s: %v", CDISpecPath, err)
 	} else {
 		t.Logf("%s:\n%s", CDISpecPath, spec)
+		// The node is at the same path on the host and in containers: no
+		// hostPath, so the spec needs only cdiVersion 0.4.0 (the mount's type).
+		if !strings.Contains(string(spec), "cdiVersion: 0.4.0\n") || strings.Contains(string(spec), "hostPath: /dev/greenboost") {
+			t.Errorf("the spec for the default node should have cdiVersion 0.4.0 and no hostPath for it")
+		}
 	}
 	type pctr struct {
 		name, limit string
