@@ -7,11 +7,13 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pelletier/go-toml/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -33,12 +35,87 @@ func TestContainerdCRIPod(t *testing.T) {
 	s := getSuite(t)
 	forEachContainerd(t, func(t *testing.T, rel ctrdRelease) {
 		cfg := s.writeConfig(t, s.testDir(t), s.runc)
-		runCRIPod(t, s, startContainerdRelease(t, s, cfg, rel), cfg)
+		runCRIPod(t, s, startContainerdRelease(t, s, cfg, rel), cfg, criPod{
+			handler:        "greenboost",
+			podAnnotations: map[string]string{"greenboost.io/ram-limit": "768M"},
+			ram:            768 << 20,
+			sandboxRecord:  true,
+		})
 	})
 }
 
-// runCRIPod runs TestContainerdCRIPod's pod on containerd d.
-func runCRIPod(t *testing.T, s *suite, d *ctrd, cfg gbConfig) {
+// TestContainerdCRICDI is the Kubernetes path of a device plugin: the pod
+// runs on CRI's default handler (plain runc) and its container asks for the
+// CDI device greenboost.io/vram=ext the way kubelet passes a device plugin's
+// CDI devices (the annotation cdi.k8s.io/*). CRI (enable_cdi, with the spec
+// `greenboost-ctk cdi generate` wrote in cdi_spec_dirs) injects the device,
+// the read-only library, the environment and the hooks, which set the
+// container's budget from its environment and remove the record with the
+// pod. containerd 1.6 has no CDI, so it runs on 1.7 and 2.x.
+func TestContainerdCRICDI(t *testing.T) {
+	s := getSuite(t)
+	for _, r := range ctrdReleases {
+		if !r.criCDI {
+			continue
+		}
+		t.Run(r.name, func(t *testing.T) {
+			dir := s.testDir(t)
+			cfg := s.writeConfig(t, dir, s.runc)
+			specDir := filepath.Join(dir, "cdi")
+			gen := exec.Command(filepath.Join(s.repo, "bin", "greenboost-ctk"), "cdi", "generate", "--output", filepath.Join(specDir, "greenboost.io-vram.yaml"))
+			gen.Env = append(ctrdCleanEnv(), "GREENBOOST_CONFIG="+cfg.path, "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+			if out, err := gen.CombinedOutput(); err != nil {
+				t.Fatalf("greenboost-ctk cdi generate: %v\n%s", err, out)
+			}
+			rel := withCRICDI(r.ready(t), specDir)
+			runCRIPod(t, s, startContainerdRelease(t, s, cfg, rel), cfg, criPod{
+				annotations: map[string]string{"cdi.k8s.io/greenboost-device-plugin_0": "greenboost.io/vram=ext"},
+				envs:        []*cri.KeyValue{{Key: "GREENBOOST_RAM_LIMIT", Value: "384M"}},
+				ram:         384 << 20,
+			})
+		})
+	}
+}
+
+// withCRICDI returns rel with CRI's CDI injection on, reading specs from
+// specDir only.
+func withCRICDI(rel ctrdRelease, specDir string) ctrdRelease {
+	base := rel.baseConfig
+	rel.baseConfig = func(t *testing.T, dir, sock string) string {
+		t.Helper()
+		cfg := map[string]any{}
+		if err := toml.Unmarshal([]byte(base(t, dir, sock)), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		plugins, _ := cfg["plugins"].(map[string]any)
+		criCfg, ok := plugins[rel.criPlugin].(map[string]any)
+		if !ok {
+			t.Fatalf("the base config has no table plugins.%q", rel.criPlugin)
+		}
+		criCfg["enable_cdi"] = true
+		criCfg["cdi_spec_dirs"] = []any{specDir}
+		data, err := toml.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	return rel
+}
+
+// criPod is a pod with one container that runs the probe.
+type criPod struct {
+	handler        string // CRI runtime handler; "" is CRI's default (runc)
+	podAnnotations map[string]string
+	annotations    map[string]string // the container's
+	envs           []*cri.KeyValue   // the container's
+	ram            uint64            // the budget the records must hold
+	sandboxRecord  bool              // the pod sandbox has GreenBoost too (its handler does)
+}
+
+// runCRIPod runs pod p on containerd d and checks the probe, the records
+// while the container runs, and that none is left after the pod is removed.
+func runCRIPod(t *testing.T, s *suite, d *ctrd, cfg gbConfig, p criPod) {
 	t.Helper()
 	d.importImageTo(t, criNamespace, busyboxTar.get(t, s), ctrdImage)
 	d.importImageTo(t, criNamespace, pauseTar.get(t, s), ctrdPauseImage)
@@ -56,15 +133,15 @@ func runCRIPod(t *testing.T, s *suite, d *ctrd, cfg gbConfig) {
 	ctl := d.ctlDir(t, "cri")
 	podConfig := &cri.PodSandboxConfig{
 		Metadata:     &cri.PodSandboxMetadata{Name: "gb-llm", Uid: "gb-llm-uid", Namespace: "default"},
-		Annotations:  map[string]string{"greenboost.io/ram-limit": "768M"},
+		Annotations:  p.podAnnotations,
 		LogDirectory: logDir,
 		Linux: &cri.LinuxPodSandboxConfig{SecurityContext: &cri.LinuxSandboxSecurityContext{
 			NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE}, // no CNI here
 		}},
 	}
-	pod, err := rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podConfig, RuntimeHandler: "greenboost"})
+	pod, err := rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podConfig, RuntimeHandler: p.handler})
 	if err != nil {
-		t.Fatalf("RunPodSandbox with runtime handler greenboost: %v", err)
+		t.Fatalf("RunPodSandbox with runtime handler %q: %v", p.handler, err)
 	}
 	podID := pod.PodSandboxId
 	removed := false
@@ -78,11 +155,13 @@ func runCRIPod(t *testing.T, s *suite, d *ctrd, cfg gbConfig) {
 	created, err := rt.CreateContainer(ctx, &cri.CreateContainerRequest{
 		PodSandboxId: podID,
 		Config: &cri.ContainerConfig{
-			Metadata: &cri.ContainerMetadata{Name: "probe"},
-			Image:    &cri.ImageSpec{Image: ctrdImage},
-			Command:  []string{"/bin/sh", "-c", probeScript + ctrdWaitScript},
-			LogPath:  "probe.log",
-			Mounts:   []*cri.Mount{{ContainerPath: "/gbctl", HostPath: ctl}},
+			Metadata:    &cri.ContainerMetadata{Name: "probe"},
+			Image:       &cri.ImageSpec{Image: ctrdImage},
+			Command:     []string{"/bin/sh", "-c", probeScript + ctrdWaitScript},
+			LogPath:     "probe.log",
+			Mounts:      []*cri.Mount{{ContainerPath: "/gbctl", HostPath: ctl}},
+			Annotations: p.annotations,
+			Envs:        p.envs,
 		},
 		SandboxConfig: podConfig,
 	})
@@ -97,12 +176,18 @@ func runCRIPod(t *testing.T, s *suite, d *ctrd, cfg gbConfig) {
 	if !waitFor(90*time.Second, func() bool { return strings.Contains(criLog(logPath), "GB:DONE=1") }) {
 		t.Fatalf("the container did not run the probe; its log:\n%s", criLog(logPath))
 	}
-	for what, cid := range map[string]string{"container": id, "pod sandbox": podID} {
+	withRecord := map[string]string{"container": id}
+	if p.sandboxRecord {
+		withRecord["pod sandbox"] = podID
+	} else if _, err := cfg.readRecord(podID); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the pod sandbox, without GreenBoost, has a record: %v", err)
+	}
+	for what, cid := range withRecord {
 		rec, err := cfg.readRecord(cid)
 		if err != nil {
 			t.Errorf("no GreenBoost record of the running %s: %v", what, err)
-		} else if rec.Limits.RAM != 768<<20 {
-			t.Errorf("record of the running %s: RAM limit %d, want 768M from the pod annotation", what, rec.Limits.RAM)
+		} else if rec.Limits.RAM != p.ram {
+			t.Errorf("record of the running %s: RAM limit %d, want %d", what, rec.Limits.RAM, p.ram)
 		}
 	}
 

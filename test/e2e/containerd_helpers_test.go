@@ -151,19 +151,24 @@ func containerd17(t *testing.T) ctrdRelease {
 	return rel
 }
 
-// forEachContainerd runs test as a subtest on each containerd release,
-// readied inside its subtest (1.7 and 2.x are built on first use, so a
-// failing build fails only its own subtests).
+// ctrdReleases are the containerd releases the tests run on, each readied
+// inside its subtest (1.7 and 2.x are built on first use, so a failing
+// build fails only its own subtests).
+var ctrdReleases = []struct {
+	name  string
+	ready func(*testing.T) ctrdRelease
+	// criCDI: CRI injects the CDI devices a container asks for
+	// (enable_cdi); containerd 1.6 has no CDI.
+	criCDI bool
+}{
+	{"containerd-1.6", func(*testing.T) ctrdRelease { return debianContainerd }, false},
+	{"containerd-" + strings.TrimPrefix(containerd17Version, "v"), containerd17, true},
+	{"containerd-" + strings.TrimPrefix(containerd2Version, "v"), containerd2, true},
+}
+
+// forEachContainerd runs test as a subtest on each containerd release.
 func forEachContainerd(t *testing.T, test func(t *testing.T, rel ctrdRelease)) {
-	releases := []struct {
-		name  string
-		ready func(*testing.T) ctrdRelease
-	}{
-		{"containerd-1.6", func(*testing.T) ctrdRelease { return debianContainerd }},
-		{"containerd-" + strings.TrimPrefix(containerd17Version, "v"), containerd17},
-		{"containerd-" + strings.TrimPrefix(containerd2Version, "v"), containerd2},
-	}
-	for _, r := range releases {
+	for _, r := range ctrdReleases {
 		t.Run(r.name, func(t *testing.T) { test(t, r.ready(t)) })
 	}
 }
