@@ -30,7 +30,7 @@ const containerd2Version = "v2.4.2"
 // containerd2 returns containerd 2.x, built on first use.
 func containerd2(t *testing.T) ctrdRelease {
 	t.Helper()
-	dir := proxyBinaries(t, "containerd", "github.com/containerd/containerd/v2", containerd2Version,
+	dir := proxyBinaries(t, proxyModule{name: "containerd", path: "github.com/containerd/containerd/v2", version: containerd2Version},
 		"cmd/containerd", "cmd/ctr", "cmd/containerd-shim-runc-v2")
 	bin := filepath.Join(dir, "containerd")
 	return ctrdRelease{

@@ -142,7 +142,7 @@ const containerd17Version = "v1.7.35"
 // Debian's 1.6.
 func containerd17(t *testing.T) ctrdRelease {
 	t.Helper()
-	dir := proxyBinaries(t, "containerd", "github.com/containerd/containerd", containerd17Version,
+	dir := proxyBinaries(t, proxyModule{name: "containerd", path: "github.com/containerd/containerd", version: containerd17Version},
 		"cmd/containerd", "cmd/ctr", "cmd/containerd-shim-runc-v2")
 	rel := debianContainerd
 	rel.binDir = dir
@@ -644,20 +644,29 @@ func (b *lockedBuffer) String() string {
 // testBuildCache on first use.
 func nerdctlBinary(t *testing.T) string {
 	t.Helper()
-	dir := proxyBinaries(t, "nerdctl", "github.com/containerd/nerdctl", nerdctlVersion, "cmd/nerdctl")
+	dir := proxyBinaries(t, proxyModule{name: "nerdctl", path: "github.com/containerd/nerdctl", version: nerdctlVersion}, "cmd/nerdctl")
 	return filepath.Join(dir, "nerdctl")
 }
 
-// proxyBinaries builds the commands pkgs (paths in module) of module at
-// version from the Go module proxy, statically, into
-// testBuildCache/NAME-VERSION (each renamed into place when built) on first
-// use, and returns that directory.
+// proxyModule is a module version whose commands proxyBinaries builds.
+type proxyModule struct {
+	name, path, version string
+	// requires, for a module without a go.mod (moby keeps its requirements
+	// in vendor.mod), returns the requirements of the module that builds it.
+	requires func(t *testing.T) string
+	// flags are extra `go build` flags (-tags, -ldflags).
+	flags []string
+}
+
+// proxyBinaries builds the commands pkgs (paths in module m) from the Go
+// module proxy, statically, into testBuildCache/NAME-VERSION (each renamed
+// into place when built) on first use, and returns that directory.
 // `go install ...@version` fails for some modules here (the proxy does not
 // serve their version list, which go install reads for deprecations), so
 // they are built from a throw-away module that requires them.
-func proxyBinaries(t *testing.T, name, module, version string, pkgs ...string) string {
+func proxyBinaries(t *testing.T, m proxyModule, pkgs ...string) string {
 	t.Helper()
-	dir := filepath.Join(testBuildCache, name+"-"+version)
+	dir := filepath.Join(testBuildCache, m.name+"-"+m.version)
 	built := func(pkg string) bool {
 		fi, err := os.Stat(filepath.Join(dir, filepath.Base(pkg)))
 		return err == nil && fi.Mode()&0o111 != 0
@@ -666,31 +675,35 @@ func proxyBinaries(t *testing.T, name, module, version string, pkgs ...string) s
 		return dir
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("%s cache: %v", name, err)
+		t.Fatalf("%s cache: %v", m.name, err)
 	}
 	mod := t.TempDir()
-	gomod := "module gbtest/" + name + "\n\ngo 1.21\n\nrequire " + module + " " + version + "\n"
+	gomod := "module gbtest/" + m.name + "\n\ngo 1.21\n\nrequire " + m.path + " " + m.version + "\n"
+	if m.requires != nil {
+		gomod += m.requires(t)
+	}
 	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte(gomod), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	t.Logf("building %s %s from the Go module proxy into %s (once; takes minutes)", name, version, dir)
+	t.Logf("building %s %s from the Go module proxy into %s (once; takes minutes)", m.name, m.version, dir)
 	for _, pkg := range pkgs {
 		if built(pkg) {
 			continue
 		}
 		bin := filepath.Join(dir, filepath.Base(pkg))
-		cmd := exec.Command("go", "build", "-mod=mod", "-trimpath", "-o", bin+".tmp", module+"/"+pkg)
+		args := append([]string{"build", "-mod=mod", "-trimpath", "-o", bin + ".tmp"}, m.flags...)
+		cmd := exec.Command("go", append(args, m.path+"/"+pkg)...)
 		cmd.Dir = mod
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s %s (needs the Go module proxy): %v\n%s", module+"/"+pkg, version, err, ctrdTail(string(out), 40))
+			t.Fatalf("building %s %s (needs the Go module proxy): %v\n%s", m.path+"/"+pkg, m.version, err, ctrdTail(string(out), 40))
 		}
 		if err := os.Rename(bin+".tmp", bin); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("built %s in %v", name, time.Since(start).Round(time.Second))
+	t.Logf("built %s in %v", m.name, time.Since(start).Round(time.Second))
 	return dir
 }
 

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,11 +29,40 @@ const (
 	dockerEvilImage    = "gb-e2e/evil:1"
 )
 
-// TestDocker runs a real dockerd (Debian's docker.io) started by the test
-// with greenboost-runtime registered as runtime "greenboost".
+// dockerRelease is a dockerd the tests start.
+type dockerRelease struct {
+	dockerd string
+	// binDir, when set, comes first on dockerd's PATH: the containerd (and
+	// its runc shim) dockerd starts.
+	binDir string
+	// cdi: `docker run --device` takes CDI device names (Docker 25 and
+	// later), from the spec dir the daemon.json names.
+	cdi bool
+}
+
+// debianDocker is Debian 12's docker.io (20.10), from PATH.
+var debianDocker = dockerRelease{dockerd: "dockerd"}
+
+// TestDocker runs a real dockerd started by the test with greenboost-runtime
+// registered as runtime "greenboost": Debian's docker.io (20.10), and
+// Docker 28 (docker28_test.go), where `--device greenboost.io/vram=ext`
+// also reaches us through our CDI spec.
 func TestDocker(t *testing.T) {
 	s := getSuite(t)
-	d := startDockerd(t, s)
+	for _, r := range []struct {
+		name  string
+		ready func(*testing.T) dockerRelease
+	}{
+		{"docker-20.10", func(*testing.T) dockerRelease { return debianDocker }},
+		{"docker-" + strings.TrimSuffix(strings.TrimPrefix(docker28Version, "v"), "+incompatible"), docker28},
+	} {
+		t.Run(r.name, func(t *testing.T) { testDocker(t, s, r.ready(t)) })
+	}
+}
+
+// testDocker is TestDocker on one release.
+func testDocker(t *testing.T, s *suite, rel dockerRelease) {
+	d := startDockerdRelease(t, s, rel)
 	d.importImage(t, s.baseRootfs, dockerBaseImage)
 	d.importImage(t, s.baseRootfs, dockerPreloadImage, "ENV LD_PRELOAD="+imageLibPath)
 
@@ -126,6 +156,10 @@ func TestDocker(t *testing.T) {
 		checkUntouchedProbe(t, out)
 	})
 
+	if rel.cdi {
+		t.Run("cdi-device", func(t *testing.T) { dockerCDI(t, s, d) })
+	}
+
 	t.Run("evil-image", func(t *testing.T) {
 		root := filepath.Join(s.testDir(t), "rootfs")
 		if err := copyTree(s.baseRootfs, root); err != nil {
@@ -158,11 +192,60 @@ type dockerd struct {
 	env  []string
 }
 
+// startDockerd starts Debian's dockerd; see startDockerdRelease.
 func startDockerd(t *testing.T, s *suite) *dockerd {
+	return startDockerdRelease(t, s, debianDocker)
+}
+
+// dockerCDI: Docker's own CDI injection of greenboost.io/vram=ext from the
+// spec `greenboost-ctk cdi generate` wrote into the daemon's CDI spec dir,
+// on plain runc: the probe sees the device, the read-only library and
+// LD_PRELOAD; the spec's hooks record the budget of the container's
+// annotation (over its env) while it runs and drop it after.
+func dockerCDI(t *testing.T, s *suite, d *dockerd) {
+	gen := exec.Command(filepath.Join(s.repo, "bin", "greenboost-ctk"), "cdi", "generate", "--output", filepath.Join(d.cdiDir(), "greenboost.io-vram.yaml"))
+	gen.Env = append(os.Environ(), "GREENBOOST_CONFIG="+d.cfg.path)
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("greenboost-ctk cdi generate: %v\n%s", err, out)
+	}
+	out := d.mustRun(t, "run", "--rm", "--network", "none", "--device", "greenboost.io/vram=ext",
+		dockerBaseImage, "/bin/sh", "-c", probeScript)
+	s.checkGreenBoostProbe(t, out, "")
+	if t.Failed() {
+		t.Logf("container output:\n%s", out)
+	}
+
+	id := strings.TrimSpace(d.mustRun(t, "run", "-d", "--network", "none", "--device", "greenboost.io/vram=ext",
+		"--annotation", "greenboost.io/ram-limit=640M", "-e", "GREENBOOST_RAM_LIMIT=1G", dockerBaseImage, "sleep", "60"))
+	t.Cleanup(func() { _, _, _ = d.docker("rm", "-f", id) })
+	rec, err := d.cfg.readRecord(id)
+	if err != nil {
+		t.Fatalf("record of running container %s: %v", id, err)
+	}
+	if rec.Limits.RAM != 640<<20 {
+		t.Errorf("record ram limit %d, want %d (the annotation, over the env)", rec.Limits.RAM, 640<<20)
+	}
+	if _, stderr, err := d.docker("rm", "-f", id); err != nil {
+		t.Fatalf("docker rm -f: %v: %s", err, stderr)
+	}
+	gone := func() bool { _, err := os.Stat(d.cfg.recordPath(id)); return errors.Is(err, fs.ErrNotExist) }
+	if !waitFor(10*time.Second, gone) {
+		t.Fatalf("record of %s still there 10 s after docker rm -f (poststop not run?)", id)
+	}
+}
+
+// cdiDir is the CDI spec dir of a daemon whose release reads CDI specs.
+func (d *dockerd) cdiDir() string { return filepath.Join(d.dir, "cdi") }
+
+// startDockerdRelease starts dockerd rel with its own data root, exec root
+// and socket under a test directory, greenboost-runtime registered by
+// `greenboost-ctk runtime configure`, and no network. It is stopped by PID
+// when the test ends.
+func startDockerdRelease(t *testing.T, s *suite, rel dockerRelease) *dockerd {
 	t.Helper()
-	for _, b := range []string{"dockerd", "docker", "containerd", "tar"} {
+	for _, b := range []string{rel.dockerd, "docker", "containerd", "tar"} {
 		if _, err := exec.LookPath(b); err != nil {
-			t.Fatalf("%s not found on PATH: install docker.io (make deps)", b)
+			t.Fatalf("%s not found: install docker.io (make deps); Docker 28 is built from the Go module proxy", b)
 		}
 	}
 	dir := filepath.Join(s.tmp, fmt.Sprintf("docker%d", s.counter.next()))
@@ -180,15 +263,26 @@ func startDockerd(t *testing.T, s *suite) *dockerd {
 	// The runtime comes from `greenboost-ctk runtime configure`, merged into
 	// a daemon.json that has settings of its own (which must survive).
 	daemonJSON := filepath.Join(dir, "daemon.json")
-	ulimits := fmt.Sprintf(`{"default-ulimits": {"nofile": {"Name": "nofile", "Hard": 20000, "Soft": %d}, "nproc": {"Name": "nproc", "Hard": 32768, "Soft": 32768}}}`, dockerNofileSoft)
-	if err := os.WriteFile(daemonJSON, []byte(ulimits), 0o644); err != nil {
+	settings := map[string]any{"default-ulimits": map[string]any{
+		"nofile": map[string]any{"Name": "nofile", "Hard": 20000, "Soft": dockerNofileSoft},
+		"nproc":  map[string]any{"Name": "nproc", "Hard": 32768, "Soft": 32768},
+	}}
+	if rel.cdi {
+		settings["features"] = map[string]bool{"cdi": true}
+		settings["cdi-spec-dirs"] = []string{d.cdiDir()}
+	}
+	data, err := json.Marshal(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(daemonJSON, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctk := filepath.Join(s.repo, "bin", "greenboost-ctk")
 	if out, err := exec.Command(ctk, "runtime", "configure", "--config", daemonJSON, "--runtime-path", s.runtimeBin).CombinedOutput(); err != nil {
 		t.Fatalf("greenboost-ctk runtime configure: %v\n%s", err, out)
 	}
-	d.cmd = exec.Command("dockerd",
+	d.cmd = exec.Command(rel.dockerd,
 		"--config-file", daemonJSON,
 		"--iptables=false", "--ip6tables=false", "--bridge=none",
 		"--data-root", filepath.Join(dir, "data"),
@@ -199,6 +293,9 @@ func startDockerd(t *testing.T, s *suite) *dockerd {
 	// The wrapper finds its config through the environment dockerd passes
 	// to containerd, the runc shim and so the runtime.
 	d.cmd.Env = append(os.Environ(), "GREENBOOST_CONFIG="+d.cfg.path)
+	if rel.binDir != "" {
+		d.cmd.Env = append(d.cmd.Env, "PATH="+rel.binDir+":"+os.Getenv("PATH"))
+	}
 	d.cmd.Stdout, d.cmd.Stderr = logF, logF
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
