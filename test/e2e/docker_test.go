@@ -31,7 +31,7 @@ const (
 
 // dockerRelease is a dockerd the tests start.
 type dockerRelease struct {
-	dockerd string
+	dockerd, cli string
 	// binDir, when set, comes first on dockerd's PATH: the containerd (and
 	// its runc shim) dockerd starts.
 	binDir string
@@ -40,8 +40,8 @@ type dockerRelease struct {
 	cdi bool
 }
 
-// debianDocker is Debian 12's docker.io (20.10), from PATH.
-var debianDocker = dockerRelease{dockerd: "dockerd"}
+// debianDocker is Debian 12's docker.io (20.10): its dockerd and CLI.
+var debianDocker = dockerRelease{dockerd: "/usr/sbin/dockerd", cli: "/usr/bin/docker"}
 
 // TestDocker runs a real dockerd started by the test with greenboost-runtime
 // registered as runtime "greenboost": Debian's docker.io (20.10), and
@@ -184,6 +184,7 @@ func testDocker(t *testing.T, s *suite, rel dockerRelease) {
 
 // dockerd is a daemon started by a test, with its own state under dir.
 type dockerd struct {
+	cli  string
 	dir  string
 	sock string
 	cmd  *exec.Cmd
@@ -243,7 +244,7 @@ func (d *dockerd) cdiDir() string { return filepath.Join(d.dir, "cdi") }
 // when the test ends.
 func startDockerdRelease(t *testing.T, s *suite, rel dockerRelease) *dockerd {
 	t.Helper()
-	for _, b := range []string{rel.dockerd, "docker", "containerd", "tar"} {
+	for _, b := range []string{rel.dockerd, rel.cli, "containerd", "tar"} {
 		if _, err := exec.LookPath(b); err != nil {
 			t.Fatalf("%s not found: install docker.io (make deps); Docker 28 is built from the Go module proxy", b)
 		}
@@ -252,7 +253,7 @@ func startDockerdRelease(t *testing.T, s *suite, rel dockerRelease) *dockerd {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d := &dockerd{dir: dir, sock: filepath.Join(dir, "d.sock"), done: make(chan error, 1)}
+	d := &dockerd{cli: rel.cli, dir: dir, sock: filepath.Join(dir, "d.sock"), done: make(chan error, 1)}
 	d.cfg = s.writeConfig(t, filepath.Join(dir, "gb"), "runc")
 	d.env = append(os.Environ(), "DOCKER_HOST=unix://"+d.sock, "DOCKER_CONFIG="+filepath.Join(dir, "cli"))
 	logF, err := os.Create(filepath.Join(dir, "dockerd.log"))
@@ -362,7 +363,7 @@ func tail(s string, n int) string {
 
 // docker runs the docker CLI against this daemon.
 func (d *dockerd) docker(args ...string) (stdout, stderr string, err error) {
-	return runTool(d.env, "docker", args...)
+	return runTool(d.env, d.cli, args...)
 }
 
 func (d *dockerd) mustRun(t *testing.T, args ...string) string {
@@ -385,7 +386,7 @@ func (d *dockerd) importImage(t *testing.T, rootfs, image string, changes ...str
 	ctx, cancel := context.WithTimeout(context.Background(), 2*cmdTimeout)
 	defer cancel()
 	tarCmd := exec.CommandContext(ctx, "tar", "-C", rootfs, "-c", ".")
-	imp := exec.CommandContext(ctx, "docker", args...)
+	imp := exec.CommandContext(ctx, d.cli, args...)
 	imp.Env = d.env
 	pipe, err := tarCmd.StdoutPipe()
 	if err != nil {
