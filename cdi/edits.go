@@ -78,6 +78,11 @@ func deviceNode(hostPath string) (*cdispec.DeviceNode, error) {
 		return nil, fmt.Errorf("GreenBoost device %s is not a character device", hostPath)
 	}
 	major, minor := deviceNumbers(fi)
+	return nodeEdit(hostPath, major, minor), nil
+}
+
+// nodeEdit is the edit of the device node major:minor found at hostPath.
+func nodeEdit(hostPath string, major, minor int64) *cdispec.DeviceNode {
 	mode := os.FileMode(0o666)
 	node := &cdispec.DeviceNode{
 		Path:        config.ContainerDevicePath,
@@ -92,7 +97,7 @@ func deviceNode(hostPath string) (*cdispec.DeviceNode, error) {
 	if filepath.Clean(hostPath) != config.ContainerDevicePath {
 		node.HostPath = hostPath
 	}
-	return node, nil
+	return node
 }
 
 // FindLibrary returns the first configured host path of the preload library

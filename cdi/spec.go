@@ -84,14 +84,24 @@ func validateBytes(data []byte, format string) error {
 // directory with mode 0755 whatever the umask: engines that do not run as
 // root must read the spec too.
 func WriteSpec(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("creating the CDI spec dir: %w", err)
-		}
-		if err := os.Chmod(dir, 0o755); err != nil {
-			return fmt.Errorf("creating the CDI spec dir: %w", err)
-		}
+	if err := mkdirAll0755(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("creating the CDI spec dir: %w", err)
 	}
 	return atomicfile.Write(path, data, 0o644)
+}
+
+// mkdirAll0755 is os.MkdirAll whose new directories get mode 0755, not
+// 0755 less the umask.
+func mkdirAll0755(dir string) error {
+	_, err := os.Stat(dir)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := mkdirAll0755(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }

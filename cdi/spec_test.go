@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+	cdispec "tags.cncf.io/container-device-interface/specs-go"
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 )
@@ -117,11 +118,12 @@ func TestSpecIsValidWithLowestVersion(t *testing.T) {
 func TestWriteSpecIgnoresUmask(t *testing.T) {
 	old := unix.Umask(0o077)
 	defer unix.Umask(old)
-	path := filepath.Join(t.TempDir(), "cdi", "greenboost.io-vram.yaml")
+	etc := filepath.Join(t.TempDir(), "etc")
+	path := filepath.Join(etc, "cdi", "greenboost.io-vram.yaml")
 	if err := WriteSpec(path, []byte("cdiVersion: 0.4.0\n")); err != nil {
 		t.Fatal(err)
 	}
-	for p, want := range map[string]os.FileMode{filepath.Dir(path): 0o755, path: 0o644} {
+	for p, want := range map[string]os.FileMode{etc: 0o755, filepath.Dir(path): 0o755, path: 0o644} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
@@ -167,5 +169,28 @@ func TestEditsNeedsDeviceAndLibrary(t *testing.T) {
 	cfg.Device.HostPath = cfg.Library.HostPaths[1] // a regular file
 	if _, err := Edits(cfg, "ext"); err == nil || !strings.Contains(err.Error(), "not a character device") {
 		t.Fatalf("error = %v", err)
+	}
+}
+
+// The node at the container's own path needs no hostPath, and so no
+// cdiVersion 0.5.0, which older engines refuse; another host path is kept.
+func TestNodeEditHostPath(t *testing.T) {
+	for hostPath, want := range map[string]string{
+		"/dev/greenboost":     "",
+		"/dev//greenboost/":   "",
+		"/run/gb/greenboost0": "/run/gb/greenboost0",
+	} {
+		n := nodeEdit(hostPath, 240, 7)
+		if n.HostPath != want || n.Path != "/dev/greenboost" || n.Major != 240 || n.Minor != 7 {
+			t.Errorf("nodeEdit(%q) = %+v, want hostPath %q", hostPath, n, want)
+		}
+		spec := &cdispec.Spec{Version: "0.3.0", Kind: Kind, Devices: []cdispec.Device{{Name: "ext", ContainerEdits: cdispec.ContainerEdits{
+			DeviceNodes: []*cdispec.DeviceNode{n},
+			Mounts:      []*cdispec.Mount{{HostPath: "/lib.so", ContainerPath: "/lib.so", Type: "bind"}},
+		}}}}
+		version, err := cdispec.MinimumRequiredVersion(spec)
+		if wantVersion := map[bool]string{true: "0.4.0", false: "0.5.0"}[want == ""]; err != nil || version != wantVersion {
+			t.Errorf("nodeEdit(%q): cdiVersion %q (%v), want %s", hostPath, version, err, wantVersion)
+		}
 	}
 }

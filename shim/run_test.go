@@ -2,6 +2,7 @@ package shim
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,14 +200,35 @@ func TestCreateFailureIsReported(t *testing.T) {
 // log-file: engines may drop the wrapper's stderr.
 func TestCreateFailureIsLogged(t *testing.T) {
 	f := newFakeRuntime(t)
-	cfg := writeTestConfig(t, "")
-	bundle := t.TempDir() // no config.json
-	if _, _, err := f.run(t, cfg, "create", "-b", bundle, "c1"); err == nil {
-		t.Fatal("create succeeded without a config.json")
+	for _, tt := range []struct {
+		name, runtime, bundle, want string
+	}{
+		{"no config.json", "runc", t.TempDir(), "config.json"},
+		{"no runtime", "gb-no-such-runtime", bundleWith(t, "testdata/plain/in.json"), "no low-level runtime found"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := writeTestConfig(t, "")
+			editConfigLine(t, cfg, `runtimes = ["runc"]`, fmt.Sprintf("runtimes = [%q]", tt.runtime))
+			if _, _, err := f.run(t, cfg, "create", "-b", tt.bundle, "c1"); err == nil {
+				t.Fatal("create succeeded")
+			}
+			data, err := os.ReadFile(filepath.Join(filepath.Dir(cfg), "runtime.log"))
+			if err != nil || !strings.Contains(string(data), "level=ERROR") || !strings.Contains(string(data), tt.want) {
+				t.Fatalf("runtime.log = %q (%v), want the error naming %q", data, err, tt.want)
+			}
+		})
 	}
-	data, err := os.ReadFile(filepath.Join(filepath.Dir(cfg), "runtime.log"))
-	if err != nil || !strings.Contains(string(data), "level=ERROR") || !strings.Contains(string(data), "config.json") {
-		t.Fatalf("runtime.log = %q (%v), want the error", data, err)
+}
+
+// editConfigLine replaces the line old of the config file at path.
+func editConfigLine(t *testing.T, path, old, new string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(data), old+"\n") {
+		t.Fatalf("config %s lacks the line %q (%v)", path, old, err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(data), old+"\n", new+"\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -44,6 +44,14 @@ func Run(argv []string) error {
 	}
 	logger, closeLog := newLogger(cfg, args)
 	defer closeLog()
+	err = create(cfg, args, argv, logger)
+	logger.Error("create failed", "args", argv[1:], "err", err) // stderr may go nowhere a user looks
+	return err
+}
+
+// create edits the bundle's spec and becomes the low-level runtime; it
+// returns only on failure.
+func create(cfg *config.Config, args Args, argv []string, logger *slog.Logger) error {
 	runtime, err := findRuntime(cfg.Runtime.Runtimes)
 	if err != nil {
 		return err
@@ -53,7 +61,6 @@ func Run(argv []string) error {
 		return fmt.Errorf("finding the bundle: %w", err)
 	}
 	if err := editBundle(cfg, bundle, logger); err != nil {
-		logger.Error("create failed", "bundle", bundle, "err", err) // stderr may go nowhere a user looks
 		return err
 	}
 	logger.Debug("exec low-level runtime", "path", runtime, "args", argv[1:])

@@ -1,8 +1,10 @@
 package shim
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -28,8 +30,11 @@ type Spec struct {
 func LoadSpec(bundle string) (*Spec, error) {
 	path := ocispec.Path(bundle)
 	f, err := os.Open(path)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading OCI spec: %w (give the bundle directory with --bundle, or run in it)", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading OCI spec: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()

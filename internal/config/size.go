@@ -55,13 +55,28 @@ func ParseSize(s string) (uint64, error) {
 	return bytes.Uint64(), nil
 }
 
-// sizeError names the value, why it is wrong (when more than its form) and
-// the expected form.
-func sizeError(s, why string) error {
-	if why != "" {
-		return fmt.Errorf("invalid size %q: %s; expected %s", s, why, SizeForm)
+// SizeError is a size that does not parse. Its message names the value, why
+// it is wrong (when more than its form) and the expected form.
+type SizeError struct {
+	Key   string // what holds the value, such as GREENBOOST_RAM_LIMIT; "size" when empty
+	Value string
+	Why   string
+}
+
+func (e *SizeError) Error() string {
+	key := e.Key
+	if key == "" {
+		key = "size"
 	}
-	return fmt.Errorf("invalid size %q: expected %s", s, SizeForm)
+	msg := fmt.Sprintf("invalid %s %q: ", key, e.Value)
+	if e.Why != "" {
+		msg += e.Why + "; "
+	}
+	return msg + "expected " + SizeForm
+}
+
+func sizeError(s, why string) error {
+	return &SizeError{Value: s, Why: why}
 }
 
 // splitNumber splits "1.5GiB" into "1.5" and "GiB".

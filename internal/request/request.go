@@ -3,7 +3,7 @@
 package request
 
 import (
-	"fmt"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -37,7 +37,7 @@ type Request struct {
 func Parse(annotations map[string]string, env []string) Request {
 	vars := envMap(env)
 	return Request{
-		Disable: isTrue(pick(annotations, vars, AnnotationDisable, EnvDisable).Raw),
+		Disable: disabled(annotations, vars),
 		RAM:     pick(annotations, vars, AnnotationRAM, EnvRAM),
 		NVMe:    pick(annotations, vars, AnnotationNVMe, EnvNVMe),
 	}
@@ -63,9 +63,16 @@ func envMap(env []string) map[string]string {
 	return m
 }
 
-func isTrue(v string) bool {
-	b, err := strconv.ParseBool(strings.TrimSpace(v))
-	return err == nil && b
+// disabled reads the opt-out: the annotation decides where it holds a
+// boolean, else the variable; a value that is neither true nor false does
+// not hide the other.
+func disabled(annotations, vars map[string]string) bool {
+	for _, v := range []string{annotations[AnnotationDisable], vars[EnvDisable]} {
+		if b, err := strconv.ParseBool(strings.TrimSpace(v)); err == nil {
+			return b
+		}
+	}
+	return false
 }
 
 // Limits resolves the budgets in bytes (0 = unlimited): the request where it
@@ -87,10 +94,12 @@ func resolve(asked, fallback Value) (uint64, error) {
 		v = fallback
 	}
 	n, err := config.ParseSize(v.Raw)
-	if err != nil {
-		return 0, fmt.Errorf("invalid %s %q: expected %s", v.Key, v.Raw, config.SizeForm)
+	var sizeErr *config.SizeError
+	if errors.As(err, &sizeErr) {
+		sizeErr.Key = v.Key // the annotation, variable or config key it came from
+		return 0, sizeErr
 	}
-	return n, nil
+	return n, err
 }
 
 // Resolve returns the budgets in bytes (0 = unlimited) for a container using

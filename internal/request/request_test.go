@@ -39,9 +39,12 @@ func TestBadValueNamesKeyValueAndForm(t *testing.T) {
 		annotations map[string]string
 		env         []string
 		key, value  string
+		why         string // the parser's reason, kept
 	}{
-		{nil, []string{"GREENBOOST_RAM_LIMIT=bogus"}, EnvRAM, "bogus"},
-		{map[string]string{AnnotationNVMe: "1Q"}, nil, AnnotationNVMe, "1Q"},
+		{nil, []string{"GREENBOOST_RAM_LIMIT=bogus"}, EnvRAM, "bogus", ""},
+		{map[string]string{AnnotationNVMe: "1Q"}, nil, AnnotationNVMe, "1Q", ""},
+		{nil, []string{"GREENBOOST_RAM_LIMIT=0.0001K"}, EnvRAM, "0.0001K", "less than one byte"},
+		{map[string]string{AnnotationRAM: "16777216T"}, nil, AnnotationRAM, "16777216T", "too large"},
 	} {
 		_, _, err := Parse(tt.annotations, tt.env).Limits(defaults[0], defaults[1])
 		if err == nil {
@@ -50,6 +53,9 @@ func TestBadValueNamesKeyValueAndForm(t *testing.T) {
 		msg := err.Error()
 		if !strings.Contains(msg, tt.key) || !strings.Contains(msg, `"`+tt.value+`"`) || !strings.Contains(msg, "expected") || strings.Contains(msg, "\n") {
 			t.Fatalf("error %q must be one line naming %s, %q and the expected form", msg, tt.key, tt.value)
+		}
+		if !strings.Contains(msg, tt.why) {
+			t.Fatalf("error %q lost the reason %q", msg, tt.why)
 		}
 	}
 }
@@ -69,6 +75,8 @@ func TestDisable(t *testing.T) {
 		// The annotation, when present, decides: it comes first, as for budgets.
 		{map[string]string{AnnotationDisable: "false"}, []string{"GREENBOOST_DISABLE=1"}, false},
 		{map[string]string{AnnotationDisable: "true"}, []string{"GREENBOOST_DISABLE=0"}, true},
+		{map[string]string{AnnotationDisable: "yes"}, []string{"GREENBOOST_DISABLE=1"}, true},
+		{map[string]string{AnnotationDisable: ""}, []string{"GREENBOOST_DISABLE=1"}, true},
 	} {
 		if got := Parse(tt.annotations, tt.env).Disable; got != tt.want {
 			t.Errorf("Parse(%v, %v).Disable = %v, want %v", tt.annotations, tt.env, got, tt.want)

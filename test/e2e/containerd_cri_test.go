@@ -46,35 +46,44 @@ func TestContainerdCRIPod(t *testing.T) {
 
 // TestContainerdCRICDI is the Kubernetes path of a device plugin: the pod
 // runs on CRI's default handler (plain runc) and its container asks for the
-// CDI device greenboost.io/vram=ext the way kubelet passes a device plugin's
-// CDI devices (the annotation cdi.k8s.io/*). CRI (enable_cdi, with the spec
-// `greenboost-ctk cdi generate` wrote in cdi_spec_dirs) injects the device,
-// the read-only library, the environment and the hooks, which set the
-// container's budget from its environment and remove the record with the
-// pod. containerd 1.6 has no CDI, so it runs on 1.7 and 2.x.
+// CDI device greenboost.io/vram=ext the two ways kubelet passes a device
+// plugin's CDI devices: the ContainerConfig's CDI_devices field (kubelet
+// 1.28 and later) and the older annotation cdi.k8s.io/*. CRI (enable_cdi,
+// with the spec `greenboost-ctk cdi generate` wrote in cdi_spec_dirs)
+// injects the device, the read-only library, the environment and the
+// hooks, which set the container's budget from its environment and remove
+// the record with the pod. containerd 1.6 has no CDI, so it runs on 1.7 and
+// 2.x.
 func TestContainerdCRICDI(t *testing.T) {
 	s := getSuite(t)
-	for _, r := range ctrdReleases {
-		if !r.criCDI {
-			continue
-		}
-		t.Run(r.name, func(t *testing.T) {
-			dir := s.testDir(t)
-			cfg := s.writeConfig(t, dir, s.runc)
-			specDir := filepath.Join(dir, "cdi")
-			gen := exec.Command(filepath.Join(s.repo, "bin", "greenboost-ctk"), "cdi", "generate", "--output", filepath.Join(specDir, "greenboost.io-vram.yaml"))
-			gen.Env = append(ctrdCleanEnv(), "GREENBOOST_CONFIG="+cfg.path, "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
-			if out, err := gen.CombinedOutput(); err != nil {
-				t.Fatalf("greenboost-ctk cdi generate: %v\n%s", err, out)
-			}
-			rel := withCRICDI(r.ready(t), specDir)
-			runCRIPod(t, s, startContainerdRelease(t, s, cfg, rel), cfg, criPod{
-				annotations: map[string]string{"cdi.k8s.io/greenboost-device-plugin_0": "greenboost.io/vram=ext"},
-				envs:        []*cri.KeyValue{{Key: "GREENBOOST_RAM_LIMIT", Value: "384M"}},
-				ram:         384 << 20,
+	const device = "greenboost.io/vram=ext"
+	forEachCRICDIContainerd(t, func(t *testing.T, rel ctrdRelease) {
+		for _, ask := range []struct {
+			name        string
+			annotations map[string]string
+			cdiDevices  []*cri.CDIDevice
+		}{
+			{"CDI_devices", nil, []*cri.CDIDevice{{Name: device}}},
+			{"annotation", map[string]string{"cdi.k8s.io/greenboost-device-plugin_0": device}, nil},
+		} {
+			t.Run(ask.name, func(t *testing.T) {
+				dir := s.testDir(t)
+				cfg := s.writeConfig(t, dir, s.runc)
+				specDir := filepath.Join(dir, "cdi")
+				gen := exec.Command(filepath.Join(s.repo, "bin", "greenboost-ctk"), "cdi", "generate", "--output", filepath.Join(specDir, "greenboost.io-vram.yaml"))
+				gen.Env = append(ctrdCleanEnv(), "GREENBOOST_CONFIG="+cfg.path, "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+				if out, err := gen.CombinedOutput(); err != nil {
+					t.Fatalf("greenboost-ctk cdi generate: %v\n%s", err, out)
+				}
+				runCRIPod(t, s, startContainerdRelease(t, s, cfg, withCRICDI(rel, specDir)), cfg, criPod{
+					annotations: ask.annotations,
+					cdiDevices:  ask.cdiDevices,
+					envs:        []*cri.KeyValue{{Key: "GREENBOOST_RAM_LIMIT", Value: "384M"}},
+					ram:         384 << 20,
+				})
 			})
-		})
-	}
+		}
+	})
 }
 
 // withCRICDI returns rel with CRI's CDI injection on, reading specs from
@@ -108,6 +117,7 @@ type criPod struct {
 	handler        string // CRI runtime handler; "" is CRI's default (runc)
 	podAnnotations map[string]string
 	annotations    map[string]string // the container's
+	cdiDevices     []*cri.CDIDevice  // the container's
 	envs           []*cri.KeyValue   // the container's
 	ram            uint64            // the budget the records must hold
 	sandboxRecord  bool              // the pod sandbox has GreenBoost too (its handler does)
@@ -161,6 +171,7 @@ func runCRIPod(t *testing.T, s *suite, d *ctrd, cfg gbConfig, p criPod) {
 			LogPath:     "probe.log",
 			Mounts:      []*cri.Mount{{ContainerPath: "/gbctl", HostPath: ctl}},
 			Annotations: p.annotations,
+			CDIDevices:  p.cdiDevices,
 			Envs:        p.envs,
 		},
 		SandboxConfig: podConfig,
@@ -179,8 +190,8 @@ func runCRIPod(t *testing.T, s *suite, d *ctrd, cfg gbConfig, p criPod) {
 	withRecord := map[string]string{"container": id}
 	if p.sandboxRecord {
 		withRecord["pod sandbox"] = podID
-	} else if _, err := cfg.readRecord(podID); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the pod sandbox, without GreenBoost, has a record: %v", err)
+	} else if rec, err := cfg.readRecord(podID); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the pod sandbox, without GreenBoost, has a record: %+v (%v)", rec, err)
 	}
 	for what, cid := range withRecord {
 		rec, err := cfg.readRecord(cid)

@@ -168,7 +168,20 @@ var ctrdReleases = []struct {
 
 // forEachContainerd runs test as a subtest on each containerd release.
 func forEachContainerd(t *testing.T, test func(t *testing.T, rel ctrdRelease)) {
+	onContainerds(t, false, test)
+}
+
+// forEachCRICDIContainerd runs test as a subtest on each release whose CRI
+// injects CDI devices.
+func forEachCRICDIContainerd(t *testing.T, test func(t *testing.T, rel ctrdRelease)) {
+	onContainerds(t, true, test)
+}
+
+func onContainerds(t *testing.T, criCDIOnly bool, test func(t *testing.T, rel ctrdRelease)) {
 	for _, r := range ctrdReleases {
+		if criCDIOnly && !r.criCDI {
+			continue
+		}
 		t.Run(r.name, func(t *testing.T) { test(t, r.ready(t)) })
 	}
 }
