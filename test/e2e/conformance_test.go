@@ -149,9 +149,17 @@ func runValidation(t *testing.T, dir, exe, runtime string, env []string) tapResu
 // and crun alike) leave their rootfs, proc, dev and sys mounted on the host,
 // where every later mountinfo read, the Go runtime's at start-up included,
 // pays for them.
+// Not t.TempDir: its directories are 0700, which a container whose root is
+// mapped to another user (linux_uid_mappings) cannot enter.
 func validationTmp(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir, err := os.MkdirTemp("", "gb-validation-")
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		mounts, err := mountsBelow(dir)
 		if err != nil {
@@ -161,7 +169,11 @@ func validationTmp(t *testing.T) string {
 		for _, m := range mounts {
 			if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
 				t.Errorf("unmounting %s, left by a validation test: %v", m, err)
+				return // never remove what is still mounted
 			}
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("removing %s: %v", dir, err)
 		}
 	})
 	return dir
