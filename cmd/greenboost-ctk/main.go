@@ -17,10 +17,11 @@ import (
 
 func main() {
 	cli.VersionPrinter = func(*cli.Context) { fmt.Println(version.String("greenboost-ctk")) }
+	ourVersion, _ := version.Get()
 	app := &cli.App{
 		Name:    "greenboost-ctk",
 		Usage:   "manage the GreenBoost Container Toolkit",
-		Version: version.Version,
+		Version: ourVersion,
 		Flags: []cli.Flag{
 			&cli.StringFlag{
 				Name:    "config",

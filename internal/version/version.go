@@ -18,12 +18,18 @@ var (
 	Commit  = unknownCommit
 )
 
+// Get returns the version and commit: those -ldflags set, else what the go
+// command recorded.
+func Get() (version, commit string) {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		return fromBuildInfo(Version, Commit, info)
+	}
+	return Version, Commit
+}
+
 // String is what every binary prints for --version.
 func String(name string) string {
-	version, commit := Version, Commit
-	if info, ok := debug.ReadBuildInfo(); ok {
-		version, commit = fromBuildInfo(version, commit, info)
-	}
+	version, commit := Get()
 	return fmt.Sprintf("%s version %s\ncommit: %s", name, version, commit)
 }
 

@@ -75,9 +75,10 @@ func runtimeInfo(ctx context.Context, stdin io.Reader, find runtimeFinder, warn 
 	if err != nil {
 		return nil, err
 	}
+	ourVersion, commit := version.Get()
 	info := &apitypes.RuntimeInfo{
 		Name:    RuntimeType,
-		Version: &apitypes.RuntimeVersion{Version: version.Version, Revision: version.Commit},
+		Version: &apitypes.RuntimeVersion{Version: ourVersion, Revision: commit},
 	}
 	if len(in.GetValue()) > 0 {
 		info.Options = in
