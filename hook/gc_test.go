@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +51,39 @@ func TestCollectDropsRecordsOfGoneContainers(t *testing.T) {
 	}
 	if !slices.Equal(ids, []string{"alive", "nocgroup-alive"}) {
 		t.Fatalf("left %v", ids)
+	}
+}
+
+// A file whose record names another container is reported and left alone:
+// acting on the id it names would drop that container's record.
+func TestCollectKeepsRecordNamedByAnotherFile(t *testing.T) {
+	cfg := config.Default()
+	cfg.Hook.StateDir = t.TempDir()
+	live := t.TempDir()
+	liveID, err := kmod.CgroupID(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: "ctr-live", Cgroup: Cgroup{ID: liveID, Path: live}}); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(RecordDir(cfg.Hook.StateDir), "stale-other.json")
+	if err := os.WriteFile(stray, []byte(`{"id":"ctr-live","cgroup":{"id":12345,"path":"/nonexistent/cgroup"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Collect(cfg, nil, time.Now().Add(time.Minute), true)
+	if err == nil || !strings.Contains(err.Error(), "stale-other.json") {
+		t.Errorf("error = %v, want one naming stale-other.json", err)
+	}
+	if len(res.RecordsDropped) != 0 {
+		t.Errorf("dropped %v", res.RecordsDropped)
+	}
+	left, err := ReadRecords(cfg.Hook.StateDir)
+	if len(left) != 1 || left[0].ID != "ctr-live" || err == nil {
+		t.Errorf("records left: %v (%v); want ctr-live, and the stray one named in the error", left, err)
+	}
+	if _, err := os.Stat(stray); err != nil {
+		t.Errorf("the stray file was removed: %v", err)
 	}
 }
 

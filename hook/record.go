@@ -79,6 +79,11 @@ func ReadRecord(stateDir, id string) (*Record, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("parsing %s: %w", path, err)
 	}
+	// Everything done with a record (release, removal) goes by its id: one
+	// that names another container must not act on that one's record.
+	if r.ID != id {
+		return nil, fmt.Errorf("%s names container %q, not %q: not a record greenboost-hook wrote; remove it by hand", path, r.ID, id)
+	}
 	return &r, nil
 }
 

@@ -23,7 +23,9 @@ type ContainerUsage struct {
 	Pending  bool   `json:"pending,omitempty"`
 }
 
-// ReadRecords loads every record in the state dir, sorted by id.
+// ReadRecords loads every record in the state dir, sorted by id. Records
+// that cannot be read are left out and named in the error, with the others
+// still returned.
 func ReadRecords(stateDir string) ([]*Record, error) {
 	entries, err := os.ReadDir(RecordDir(stateDir))
 	if errors.Is(err, os.ErrNotExist) {
@@ -33,6 +35,7 @@ func ReadRecords(stateDir string) ([]*Record, error) {
 		return nil, err
 	}
 	var recs []*Record
+	var errs []error
 	for _, e := range entries {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok || strings.HasPrefix(id, ".") {
@@ -43,12 +46,13 @@ func ReadRecords(stateDir string) ([]*Record, error) {
 			continue // removed meanwhile
 		}
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		recs = append(recs, rec)
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
-	return recs, nil
+	return recs, errors.Join(errs...)
 }
 
 // JoinUsage pairs records with the module's nodes (CG_LIST) by cgroup; the

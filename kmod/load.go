@@ -437,7 +437,7 @@ func findModule(module, modulesDir, release string) (string, error) {
 	if walkErr != nil {
 		where += fmt.Sprintf(" (%v)", walkErr)
 	}
-	return "", fmt.Errorf("%w: %s: build it with `make module` and install it (make -C kmod/module install), or install the DKMS package (dkms install %s), or set [kmod] module to the path of %s.ko",
+	return "", fmt.Errorf("%w: %s: build and install it (make module && make -C kmod/module modules_install), or install the deb/rpm package, whose DKMS source builds it for each kernel (dkms status %s), or set [kmod] module to the path of %s.ko",
 		ErrModuleNotFound, where, ModuleName, ModuleName)
 }
 

@@ -83,6 +83,9 @@ func (c *configureCommand) validate(*cli.Context) error {
 	if c.name == "" {
 		return errors.New("--runtime-name must not be empty")
 	}
+	if c.name == "runc" {
+		return errors.New("--runtime-name runc: dockerd reserves that name and CRI's runc entry must stay runc's; choose another, e.g. greenboost")
+	}
 	return nil
 }
 
@@ -185,11 +188,17 @@ func AddDockerRuntime(daemonJSON []byte, name, path string, setDefault bool) ([]
 		if err := json.Unmarshal(daemonJSON, &top); err != nil {
 			return nil, fmt.Errorf("not a JSON object, left untouched: %w", err)
 		}
+		if top == nil {
+			return nil, errors.New("not a JSON object (null), left untouched")
+		}
 	}
 	runtimes := map[string]map[string]json.RawMessage{}
 	if raw, ok := top["runtimes"]; ok {
 		if err := json.Unmarshal(raw, &runtimes); err != nil {
 			return nil, fmt.Errorf(`"runtimes" is not an object of runtime objects, left untouched: %w`, err)
+		}
+		if runtimes == nil { // "runtimes": null, as if absent
+			runtimes = map[string]map[string]json.RawMessage{}
 		}
 	}
 	entry := runtimes[name]

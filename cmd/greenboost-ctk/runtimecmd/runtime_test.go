@@ -31,6 +31,11 @@ func TestAddDockerRuntime(t *testing.T) {
 		{name: "not JSON", in: `{"runtimes": `, err: "not a JSON object, left untouched"},
 		{name: "an array", in: `[]`, err: "not a JSON object"},
 		{name: "runtimes not an object", in: `{"runtimes":["runc"]}`, err: `"runtimes" is not an object`},
+		{name: "null", in: `null`, err: "not a JSON object"},
+		{
+			name: "runtimes null", in: `{"runtimes":null,"debug":true}`,
+			want: `{"debug":true,"runtimes":{"greenboost":{"path":"` + gb + `"}}}`,
+		},
 	}
 	runMergeCases(t, tests, func(in []byte, setDefault bool) ([]byte, error) {
 		return AddDockerRuntime(in, "greenboost", gb, setDefault)
@@ -172,6 +177,8 @@ func TestConfigureValidate(t *testing.T) {
 		{configureCommand{engine: "containerd", name: "greenboost", runtimePath: "/usr/bin/greenboost-runtime"}, "containerd-shim-greenboost-v2 from its PATH"},
 		{configureCommand{engine: "cri-o", name: "greenboost"}, "expected docker or containerd"},
 		{configureCommand{engine: "docker", name: ""}, "--runtime-name"},
+		{configureCommand{engine: "docker", name: "runc"}, "reserves"},
+		{configureCommand{engine: "containerd", name: "runc"}, "reserves"},
 		{configureCommand{engine: "docker", name: "greenboost", runtimePath: "greenboost-runtime"}, "absolute path"},
 	} {
 		if err := tt.c.validate(nil); err == nil || !strings.Contains(err.Error(), tt.err) {

@@ -106,7 +106,8 @@ func openModule(cfg *config.Config) (*kmod.Device, error) {
 func collectStatus(cfg *config.Config) (*Status, error) {
 	recs, err := hook.ReadRecords(cfg.Hook.StateDir)
 	if err != nil {
-		return nil, fmt.Errorf("reading records: %w", err)
+		// One bad record must not hide the module and the other containers.
+		fmt.Fprintf(os.Stderr, "greenboost-ctk: warning: records left out: %v\n", err)
 	}
 	st := &Status{Module: Module{Device: cfg.Device.HostPath}, UnclaimedNodes: []Node{}}
 	dev, err := openModule(cfg)
