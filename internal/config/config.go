@@ -157,6 +157,10 @@ func describeDecodeError(err error) string {
 	if errors.As(err, &de) {
 		row, col := de.Position()
 		key := strings.Join(de.Key(), ".")
+		if strings.HasPrefix(key, "limits.") && (strings.HasSuffix(key, ".ram") || strings.HasSuffix(key, ".nvme")) {
+			// `ram = 1073741824`: sizes are strings, whatever their unit.
+			return fmt.Sprintf("key %s (line %d, column %d): %s; a size is a string: %s, e.g. \"8G\" or \"8589934592\"", key, row, col, de.Error(), SizeForm)
+		}
 		if key != "" {
 			return fmt.Sprintf("key %s (line %d, column %d): %s", key, row, col, de.Error())
 		}

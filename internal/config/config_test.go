@@ -97,6 +97,8 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"relative log file", "[runtime]\nlog-file = \"runtime.log\"\n", []string{"runtime.log-file", "runtime.log"}},
 		{"empty default size", "[limits]\nnvme = \"\"\n", []string{"limits.nvme", "unlimited"}},
 		{"lone i", "[limits]\nram = \"1i\"\n", []string{"limits.ram", "1i"}},
+		{"size as a TOML integer", "[limits]\nram = 1073741824\n", []string{"limits.ram", "a size is a string", "unlimited"}},
+		{"profile size as a TOML integer", "[limits.profiles.small]\nnvme = 1\n", []string{"limits.profiles.small.nvme", "a size is a string"}},
 		{"syntax", "[limits\n", []string{"line 1"}},
 	}
 	for _, tt := range tests {
