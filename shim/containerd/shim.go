@@ -11,6 +11,8 @@ package containerd
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"runtime/debug"
 	"slices"
 
@@ -82,6 +84,15 @@ func containerdVersion() string {
 // start, delete or to serve the task API). containerd's shim library exits
 // the process itself: on failure it prints the error and exits 1.
 func Run(ctx context.Context) {
+	// containerd's shim library parses the flags; its usage does not know
+	// the requests answered before it runs.
+	flag.CommandLine.Usage = func() {
+		out := flag.CommandLine.Output()
+		fmt.Fprintf(out, "Usage of %s (run by containerd, runtime type %s):\n", BinaryName, RuntimeType)
+		flag.PrintDefaults()
+		fmt.Fprint(out, "  -info\n    \tprint the runtime info containerd 2.x asks for (runtime options on stdin) and exit\n"+
+			"  --version\n    \tthe same as -v\n")
+	}
 	plugin.Register(&plugin.Registration{
 		Type: plugin.TTRPCPlugin,
 		ID:   "task",

@@ -31,7 +31,7 @@ import (
 )
 
 // TestContainerdShimVersion: the shim answers --version (and containerd's
-// -v) with our version, not containerd's, and exits 0.
+// -v) with our version, not containerd's, and exits 0; --help lists them.
 func TestContainerdShimVersion(t *testing.T) {
 	s := getSuite(t)
 	shimBin := ctrdRequire(t, s, debianContainerd)
@@ -44,6 +44,11 @@ func TestContainerdShimVersion(t *testing.T) {
 		if !strings.HasPrefix(string(out), ctrdShimBinary+" version ") || !strings.Contains(string(out), "\ncommit: ") {
 			t.Errorf("%s %s printed %q, want %q version ... and commit: ...", ctrdShimBinary, flag, out, ctrdShimBinary)
 		}
+	}
+	// --help lists what the shim answers before containerd's library runs.
+	help, err := exec.Command(shimBin, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(help), "-info") || !strings.Contains(string(help), "--version") || !strings.Contains(string(help), "-address") {
+		t.Errorf("%s --help: %v\n%s\nwant containerd's flags, -info and --version", ctrdShimBinary, err, help)
 	}
 }
 
