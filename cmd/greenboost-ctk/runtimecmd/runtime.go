@@ -103,10 +103,13 @@ func defaultRuntimePath() string {
 
 func (c *configureCommand) run(*cli.Context) error {
 	// A daemon.json that links elsewhere (config management) is updated
-	// there: the atomic rename must not replace the link.
-	if target, err := filepath.EvalSymlinks(c.path); err == nil {
-		c.path = target
+	// there, even where the target does not exist yet: the atomic rename
+	// must not replace the link.
+	path, err := followLinks(c.path)
+	if err != nil {
+		return err
 	}
+	c.path = path
 	old, mode, err := readFile(c.path)
 	if err != nil {
 		return err
@@ -139,6 +142,26 @@ func (c *configureCommand) run(*cli.Context) error {
 	}
 	fmt.Printf("%s: runtime %q is %s; restart %s to use it (systemctl restart %s)\n", c.path, c.name, c.target(), c.engine, c.engine)
 	return nil
+}
+
+// followLinks returns the file path's chain of symlinks ends at, which
+// need not exist.
+func followLinks(path string) (string, error) {
+	for range 40 { // as the kernel's limit
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return path, nil
+		}
+		dest, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(path), dest)
+		}
+		path = dest
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
 }
 
 // merge returns the engine's config with the runtime added.

@@ -155,6 +155,21 @@ func TestConfigureCommand(t *testing.T) {
 	if data, _ := os.ReadFile(managed); !strings.Contains(string(data), `"greenboost"`) || !strings.Contains(string(data), `"debug": true`) {
 		t.Errorf("the link's target is %s, want the runtime added and debug kept", data)
 	}
+	// a link whose target does not exist yet gets the target written
+	dangling := filepath.Join(dir, "dangling-link.json")
+	if err := os.Symlink("managed-new.json", dangling); err != nil {
+		t.Fatal(err)
+	}
+	danglingCmd := &configureCommand{engine: "docker", path: dangling, name: "greenboost", runtimePath: "/usr/bin/greenboost-runtime"}
+	if err := danglingCmd.run(nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(dangling); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("%s is no longer a symlink (%v)", dangling, err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "managed-new.json")); err != nil || !strings.Contains(string(data), `"greenboost"`) {
+		t.Errorf("the dangling link's target: %q (%v), want the runtime", data, err)
+	}
 	// a dry run writes nothing
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
