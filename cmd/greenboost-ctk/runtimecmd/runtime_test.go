@@ -136,39 +136,30 @@ func TestConfigureCommand(t *testing.T) {
 	if data, _ := os.ReadFile(path); string(data) != string(bad) {
 		t.Errorf("a broken daemon.json was changed to %q", data)
 	}
-	// a link is followed, not replaced
+	// a link is followed, not replaced, also where its target does not
+	// exist yet (relative, as config management writes them)
 	managed := filepath.Join(dir, "managed.json")
 	if err := os.WriteFile(managed, []byte(`{"debug": true}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	link := filepath.Join(dir, "daemon-link.json")
-	if err := os.Symlink(managed, link); err != nil {
-		t.Fatal(err)
+	for link, target := range map[string]string{"daemon-link.json": managed, "dangling-link.json": "managed-new.json"} {
+		link = filepath.Join(dir, link)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		linked := &configureCommand{engine: "docker", path: link, name: "greenboost", runtimePath: "/usr/bin/greenboost-runtime"}
+		if err := linked.run(nil); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s is no longer a symlink (%v)", link, err)
+		}
+		if data, err := os.ReadFile(filepath.Join(dir, filepath.Base(target))); err != nil || !strings.Contains(string(data), `"greenboost"`) {
+			t.Errorf("the target of %s: %q (%v), want the runtime added", link, data, err)
+		}
 	}
-	linked := &configureCommand{engine: "docker", path: link, name: "greenboost", runtimePath: "/usr/bin/greenboost-runtime"}
-	if err := linked.run(nil); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
-		t.Errorf("%s is no longer a symlink (%v)", link, err)
-	}
-	if data, _ := os.ReadFile(managed); !strings.Contains(string(data), `"greenboost"`) || !strings.Contains(string(data), `"debug": true`) {
-		t.Errorf("the link's target is %s, want the runtime added and debug kept", data)
-	}
-	// a link whose target does not exist yet gets the target written
-	dangling := filepath.Join(dir, "dangling-link.json")
-	if err := os.Symlink("managed-new.json", dangling); err != nil {
-		t.Fatal(err)
-	}
-	danglingCmd := &configureCommand{engine: "docker", path: dangling, name: "greenboost", runtimePath: "/usr/bin/greenboost-runtime"}
-	if err := danglingCmd.run(nil); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Lstat(dangling); err != nil || fi.Mode()&os.ModeSymlink == 0 {
-		t.Errorf("%s is no longer a symlink (%v)", dangling, err)
-	}
-	if data, err := os.ReadFile(filepath.Join(dir, "managed-new.json")); err != nil || !strings.Contains(string(data), `"greenboost"`) {
-		t.Errorf("the dangling link's target: %q (%v), want the runtime", data, err)
+	if data, _ := os.ReadFile(managed); !strings.Contains(string(data), `"debug": true`) {
+		t.Errorf("the link's target is %s, want debug kept", data)
 	}
 	// a dry run writes nothing
 	if err := os.Remove(path); err != nil {
