@@ -22,23 +22,6 @@ import (
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
 )
 
-func TestIsInfoRequest(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want bool
-	}{
-		{[]string{"-info"}, true},
-		{[]string{"--info"}, true},
-		{nil, false},
-		{[]string{"-namespace", "k8s.io", "-id", "x", "-address", "/run/containerd/containerd.sock", "start"}, false},
-		{[]string{"--", "-info"}, false},
-	} {
-		if got := IsInfoRequest(tc.args); got != tc.want {
-			t.Errorf("IsInfoRequest(%q) = %v, want %v", tc.args, got, tc.want)
-		}
-	}
-}
-
 // fakeRuntime writes an OCI runtime whose `features` prints out, with the
 // shell's $VARIABLES expanded (and exits 1 when out is "").
 func fakeRuntime(t *testing.T, out string) string {

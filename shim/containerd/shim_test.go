@@ -24,22 +24,32 @@ import (
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 )
 
-func TestIsVersionRequest(t *testing.T) {
+// The requests answered before containerd's shim library runs: --version
+// and -info, as flags before any "--".
+func TestFlagRequests(t *testing.T) {
+	requests := map[string]func([]string) bool{"version": IsVersionRequest, "info": IsInfoRequest}
 	for _, tc := range []struct {
+		is   string
 		args []string
 		want bool
 	}{
-		{[]string{"--version"}, true},
-		{[]string{"-version"}, true},
-		{[]string{"-v"}, true},
-		{[]string{"--v"}, true},
-		{nil, false},
-		{[]string{"-namespace", "default", "-id", "x", "-address", "/run/containerd/containerd.sock", "start"}, false},
-		{[]string{"-namespace", "k8s.io", "-id", "x", "delete"}, false},
-		{[]string{"--", "--version"}, false},
+		{"version", []string{"--version"}, true},
+		{"version", []string{"-version"}, true},
+		{"version", []string{"-v"}, true},
+		{"version", []string{"--v"}, true},
+		{"version", nil, false},
+		{"version", []string{"-namespace", "default", "-id", "x", "-address", "/run/containerd/containerd.sock", "start"}, false},
+		{"version", []string{"-namespace", "k8s.io", "-id", "x", "delete"}, false},
+		{"version", []string{"--", "--version"}, false},
+		{"info", []string{"-info"}, true},
+		{"info", []string{"--info"}, true},
+		{"info", nil, false},
+		{"info", []string{"-namespace", "k8s.io", "-id", "x", "-address", "/run/containerd/containerd.sock", "start"}, false},
+		{"info", []string{"--", "-info"}, false},
+		{"info", []string{"--version"}, false},
 	} {
-		if got := IsVersionRequest(tc.args); got != tc.want {
-			t.Errorf("IsVersionRequest(%q) = %v, want %v", tc.args, got, tc.want)
+		if got := requests[tc.is](tc.args); got != tc.want {
+			t.Errorf("is %s request (%q) = %v, want %v", tc.is, tc.args, got, tc.want)
 		}
 	}
 	if v := Version(); !strings.HasPrefix(v, BinaryName+" version ") || !strings.Contains(v, "commit: ") {
