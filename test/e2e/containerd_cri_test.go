@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,11 +69,7 @@ func TestContainerdCRICDI(t *testing.T) {
 				dir := s.testDir(t)
 				cfg := s.writeConfig(t, dir, s.runc)
 				specDir := filepath.Join(dir, "cdi")
-				gen := exec.Command(filepath.Join(s.repo, "bin", "greenboost-ctk"), "cdi", "generate", "--output", filepath.Join(specDir, "greenboost.io-vram.yaml"))
-				gen.Env = append(ctrdCleanEnv(), "GREENBOOST_CONFIG="+cfg.path, "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
-				if out, err := gen.CombinedOutput(); err != nil {
-					t.Fatalf("greenboost-ctk cdi generate: %v\n%s", err, out)
-				}
+				s.generateCDISpec(t, cfg, filepath.Join(specDir, "greenboost.io-vram.yaml"))
 				runCRIPod(t, s, startContainerdRelease(t, s, cfg, withCRICDI(rel, specDir)), cfg, criPod{
 					annotations: ask.annotations,
 					cdiDevices:  ask.cdiDevices,

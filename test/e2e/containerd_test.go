@@ -446,11 +446,7 @@ func TestContainerdCDIClient(t *testing.T) {
 	cfg := s.writeConfig(t, dir, s.runc)
 	cdiDir := filepath.Join(dir, "cdi")
 	specPath := filepath.Join(cdiDir, "greenboost.io-vram.yaml")
-	gen := exec.Command(filepath.Join(s.repo, "bin", "greenboost-ctk"), "cdi", "generate", "--output", specPath)
-	gen.Env = append(ctrdCleanEnv(), "GREENBOOST_CONFIG="+cfg.path, "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
-	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("greenboost-ctk cdi generate --output %s: %v\n%s", specPath, err, out)
-	}
+	s.generateCDISpec(t, cfg, specPath)
 	if err := cdi.Configure(cdi.WithSpecDirs(cdiDir), cdi.WithAutoRefresh(false)); err != nil {
 		t.Fatalf("configuring the CDI cache for %s: %v", cdiDir, err)
 	}

@@ -121,13 +121,7 @@ func testDocker(t *testing.T, s *suite, rel dockerRelease) {
 		if !strings.Contains(env, "LD_PRELOAD="+libContainerPath) || !strings.Contains(env, "GREENBOOST_ACTIVE=1") {
 			t.Errorf("docker exec lacks the GreenBoost env:\n%s", env)
 		}
-		if _, stderr, err := d.docker("rm", "-f", id); err != nil {
-			t.Fatalf("docker rm -f: %v: %s", err, stderr)
-		}
-		gone := func() bool { _, err := os.Stat(d.cfg.recordPath(id)); return errors.Is(err, fs.ErrNotExist) }
-		if !waitFor(10*time.Second, gone) {
-			t.Fatalf("record of %s still there 10 s after docker rm -f (poststop not run?)", id)
-		}
+		d.removeExpectingNoRecord(t, id)
 	})
 
 	t.Run("opt-out-env", func(t *testing.T) {
@@ -204,11 +198,7 @@ func startDockerd(t *testing.T, s *suite) *dockerd {
 // LD_PRELOAD; the spec's hooks record the budget of the container's
 // annotation (over its env) while it runs and drop it after.
 func dockerCDI(t *testing.T, s *suite, d *dockerd) {
-	gen := exec.Command(filepath.Join(s.repo, "bin", "greenboost-ctk"), "cdi", "generate", "--output", filepath.Join(d.cdiDir(), "greenboost.io-vram.yaml"))
-	gen.Env = append(os.Environ(), "GREENBOOST_CONFIG="+d.cfg.path)
-	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("greenboost-ctk cdi generate: %v\n%s", err, out)
-	}
+	s.generateCDISpec(t, d.cfg, filepath.Join(d.cdiDir(), "greenboost.io-vram.yaml"))
 	out := d.mustRun(t, "run", "--rm", "--network", "none", "--device", "greenboost.io/vram=ext",
 		dockerBaseImage, "/bin/sh", "-c", probeScript)
 	s.checkGreenBoostProbe(t, out, "")
@@ -226,6 +216,13 @@ func dockerCDI(t *testing.T, s *suite, d *dockerd) {
 	if rec.Limits.RAM != 640<<20 {
 		t.Errorf("record ram limit %d, want %d (the annotation, over the env)", rec.Limits.RAM, 640<<20)
 	}
+	d.removeExpectingNoRecord(t, id)
+}
+
+// removeExpectingNoRecord removes container id with `docker rm -f` and
+// waits for its record to go (the poststop hook).
+func (d *dockerd) removeExpectingNoRecord(t *testing.T, id string) {
+	t.Helper()
 	if _, stderr, err := d.docker("rm", "-f", id); err != nil {
 		t.Fatalf("docker rm -f: %v: %s", err, stderr)
 	}

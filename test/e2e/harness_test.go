@@ -563,6 +563,17 @@ func editConfig(t testing.TB, path, old, new string) {
 	}
 }
 
+// generateCDISpec writes the CDI spec of cfg to path with
+// `greenboost-ctk cdi generate`, in a clean environment.
+func (s *suite) generateCDISpec(t *testing.T, cfg gbConfig, path string) {
+	t.Helper()
+	gen := exec.Command(filepath.Join(s.repo, "bin", "greenboost-ctk"), "cdi", "generate", "--output", path)
+	gen.Env = append(ctrdCleanEnv(), "GREENBOOST_CONFIG="+cfg.path, "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("greenboost-ctk cdi generate --output %s: %v\n%s", path, err, out)
+	}
+}
+
 func (c gbConfig) recordPath(id string) string {
 	return filepath.Join(c.stateDir, "containers", id+".json")
 }
