@@ -65,17 +65,17 @@ type Kmod struct {
 
 // Limits are the per-container budgets.
 type Limits struct {
-	RAM     string `toml:"ram" comment:"default per-container T2 budget"`
-	NVMe    string `toml:"nvme" comment:"default per-container T3 budget"`
-	Enforce bool   `toml:"enforce" comment:"false: start containers even where budgets cannot be enforced (warn and record only)"`
+	RAM     Size `toml:"ram" comment:"default per-container T2 budget"`
+	NVMe    Size `toml:"nvme" comment:"default per-container T3 budget"`
+	Enforce bool `toml:"enforce" comment:"false: start containers even where budgets cannot be enforced (warn and record only)"`
 	// Profiles become CDI devices greenboost.io/vram=NAME.
 	Profiles map[string]Profile `toml:"profiles,omitempty"`
 }
 
 // Profile is a named pair of budgets.
 type Profile struct {
-	RAM  string `toml:"ram"`
-	NVMe string `toml:"nvme"`
+	RAM  Size `toml:"ram"`
+	NVMe Size `toml:"nvme"`
 }
 
 // Hook locates greenboost-hook and its state.
@@ -135,6 +135,7 @@ func Load(path string) (*Config, error) {
 	}
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
+	dec.EnableUnmarshalerInterface() // for Size
 	if err := dec.Decode(cfg); err != nil {
 		return nil, fmt.Errorf("config %s: %s", path, describeDecodeError(err))
 	}
@@ -157,10 +158,6 @@ func describeDecodeError(err error) string {
 	if errors.As(err, &de) {
 		row, col := de.Position()
 		key := strings.Join(de.Key(), ".")
-		if strings.HasPrefix(key, "limits.") && (strings.HasSuffix(key, ".ram") || strings.HasSuffix(key, ".nvme")) {
-			// `ram = 1073741824`: sizes are strings, whatever their unit.
-			return fmt.Sprintf("key %s (line %d, column %d): %s; a size is a string: %s, e.g. \"8G\" or \"8589934592\"", key, row, col, de.Error(), SizeForm)
-		}
 		if key != "" {
 			return fmt.Sprintf("key %s (line %d, column %d): %s", key, row, col, de.Error())
 		}
@@ -234,7 +231,10 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("key limits.profiles.%s: invalid profile name: expected letters, digits, '_', '.', '-' and not %q", name, DefaultDevice)
 		}
 		// A profile may leave a tier empty: it then has the default budget.
-		for _, tier := range []struct{ key, value string }{{"ram", p.RAM}, {"nvme", p.NVMe}} {
+		for _, tier := range []struct {
+			key   string
+			value Size
+		}{{"ram", p.RAM}, {"nvme", p.NVMe}} {
 			if tier.value == "" {
 				continue
 			}
@@ -252,8 +252,8 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func checkSize(key, value string) error {
-	if _, err := ParseSize(value); err != nil {
+func checkSize(key string, value Size) error {
+	if _, err := ParseSize(string(value)); err != nil {
 		return fmt.Errorf("key %s: %w", key, err)
 	}
 	return nil
@@ -276,7 +276,7 @@ func (c *Config) ProfileNames() []string {
 // config defaults for "ext" or "", a profile's own values otherwise (a tier
 // the profile leaves empty falls back to the default).
 func (c *Config) ProfileLimits(device string) (ram, nvme string, err error) {
-	ram, nvme = c.Limits.RAM, c.Limits.NVMe
+	ram, nvme = string(c.Limits.RAM), string(c.Limits.NVMe)
 	if device == "" || device == DefaultDevice {
 		return ram, nvme, nil
 	}
@@ -285,10 +285,10 @@ func (c *Config) ProfileLimits(device string) (ram, nvme string, err error) {
 		return "", "", fmt.Errorf("unknown profile %q: add [limits.profiles.%s] to %s", device, device, c.Path)
 	}
 	if p.RAM != "" {
-		ram = p.RAM
+		ram = string(p.RAM)
 	}
 	if p.NVMe != "" {
-		nvme = p.NVMe
+		nvme = string(p.NVMe)
 	}
 	return ram, nvme, nil
 }

@@ -77,6 +77,29 @@ ram = "1G"
 	}
 }
 
+// DESIGN.md §4 allows integer bytes: in the file that is a string or a TOML
+// integer, underscores and hex included.
+func TestLoadTakesIntegerSizes(t *testing.T) {
+	cfg, err := Load(writeConfig(t, `
+[limits]
+ram = 8_589_934_592
+nvme = 0
+[limits.profiles.small]
+ram = 0x40000000
+nvme = "2G"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Limits.RAM != "8589934592" || cfg.Limits.NVMe != "0" {
+		t.Fatalf("limits = %q %q", cfg.Limits.RAM, cfg.Limits.NVMe)
+	}
+	ram, nvme, err := cfg.ProfileLimits("small")
+	if err != nil || ram != "1073741824" || nvme != "2G" {
+		t.Fatalf("profile small = %q %q %v", ram, nvme, err)
+	}
+}
+
 func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 	tests := []struct {
 		name, content string
@@ -97,8 +120,9 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"relative log file", "[runtime]\nlog-file = \"runtime.log\"\n", []string{"runtime.log-file", "runtime.log"}},
 		{"empty default size", "[limits]\nnvme = \"\"\n", []string{"limits.nvme", "unlimited"}},
 		{"lone i", "[limits]\nram = \"1i\"\n", []string{"limits.ram", "1i"}},
-		{"size as a TOML integer", "[limits]\nram = 1073741824\n", []string{"limits.ram", "a size is a string", "unlimited"}},
-		{"profile size as a TOML integer", "[limits.profiles.small]\nnvme = 1\n", []string{"limits.profiles.small.nvme", "a size is a string"}},
+		{"negative TOML integer", "[limits]\nram = -1\n", []string{"limits.ram", "-1", "unlimited"}},
+		{"size as a TOML float", "[limits]\nram = 1.5\n", []string{"limits.ram", "1.5", "must be an integer"}},
+		{"profile size as a TOML boolean", "[limits.profiles.small]\nnvme = true\n", []string{"limits.profiles.small.nvme", "true", "unlimited"}},
 		{"syntax", "[limits\n", []string{"line 1"}},
 	}
 	for _, tt := range tests {

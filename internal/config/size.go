@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"strconv"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // SizeForm is the expected form of a size, quoted in every size error.
@@ -53,6 +56,32 @@ func ParseSize(s string) (uint64, error) {
 		return 0, sizeError(s, "less than one byte")
 	}
 	return bytes.Uint64(), nil
+}
+
+// Size is a budget as the config file writes it: a string such as "8G", or
+// integer bytes as a TOML integer (ram = 8589934592). Validate checks it, so
+// that the error names the key.
+type Size string
+
+// UnmarshalTOML takes a TOML string or integer, and any other value as its
+// text for Validate to refuse. The decoder calls it with the value's raw text
+// when EnableUnmarshalerInterface is on.
+func (s *Size) UnmarshalTOML(raw []byte) error {
+	var doc struct {
+		V any `toml:"v"`
+	}
+	if err := toml.Unmarshal(append([]byte("v = "), raw...), &doc); err != nil {
+		return err
+	}
+	switch v := doc.V.(type) {
+	case string:
+		*s = Size(v)
+	case int64:
+		*s = Size(strconv.FormatInt(v, 10))
+	default:
+		*s = Size(strings.TrimSpace(string(raw)))
+	}
+	return nil
 }
 
 // SizeError is a size that does not parse. Its message names the value, why
