@@ -66,7 +66,7 @@ func TestKernelProblems(t *testing.T) {
 		name, log string
 		want      int
 	}{
-		{"warning", "GB-DMESG-BEGIN\n[ 1.0] WARNING: CPU: 1 PID: 77 at gb_cgroup.c:12 gb_charge_add+0x1/0x2 [greenboost]\n[ 1.0] Call Trace:\nGB-DMESG-END\n", 2},
+		{"warning", "GB-DMESG-BEGIN\n[ 1.0] WARNING: CPU: 1 PID: 77 at greenboost.c:812 gb_charge_add+0x1/0x2 [greenboost]\n[ 1.0] Call Trace:\nGB-DMESG-END\n", 2},
 		{"bug", "GB-DMESG-BEGIN\n[ 1.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\nGB-DMESG-END\n", 1},
 		{"oops", "GB-DMESG-BEGIN\n[ 1.0] Oops: 0002 [#1] PREEMPT SMP NOPTI\nGB-DMESG-END\n", 1},
 		{"refcount", "GB-DMESG-BEGIN\n[ 1.0] refcount_t: underflow; use-after-free.\nGB-DMESG-END\n", 1},
