@@ -26,6 +26,10 @@ const (
 	// PreloadEnv is the dynamic loader's preload list.
 	PreloadEnv = "LD_PRELOAD"
 
+	// HookArg0 is argv[0] of every hook entry we write, whatever the hook's
+	// path: it marks a spec that already has GreenBoost.
+	HookArg0 = "greenboost-hook"
+
 	// Hook stages as the hook binary names them.
 	StagePrestart = "prestart"
 	StagePoststop = "poststop"
@@ -117,7 +121,7 @@ func FindLibrary(cfg *config.Config) (string, error) {
 }
 
 func hook(cfg *config.Config, device, stage string) *cdispec.Hook {
-	args := []string{"greenboost-hook", "--config", cfg.Path}
+	args := []string{HookArg0, "--config", cfg.Path}
 	if device != "" && device != config.DefaultDevice {
 		args = append(args, "--profile", device)
 	}

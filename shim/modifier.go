@@ -20,7 +20,7 @@ type greenboostEdits struct {
 var _ Modifier = greenboostEdits{}
 
 func (m greenboostEdits) Modify(s *specs.Spec) error {
-	if m.alreadyApplied(s) {
+	if hasGreenBoost(s) {
 		return nil
 	}
 	edits := *m.edits
@@ -56,23 +56,14 @@ func keepMountOrder(before, applied []specs.Mount, ours []*cdispec.Mount) []spec
 	return append(kept, slices.DeleteFunc(applied, func(m specs.Mount) bool { return !isOurs(m) })...)
 }
 
-// alreadyApplied reports whether our prestart hook is in the spec: the edits
-// are applied as a whole, so a second application must change nothing.
-func (m greenboostEdits) alreadyApplied(s *specs.Spec) bool {
-	if s.Hooks == nil {
-		return false
-	}
-	for _, want := range m.edits.Hooks {
-		if want.HookName != cdi.StagePrestart {
-			continue
-		}
-		for _, h := range s.Hooks.Prestart {
-			if h.Path == want.Path && slices.Equal(h.Args, want.Args) {
-				return true
-			}
-		}
-	}
-	return false
+// hasGreenBoost reports whether the spec already has a GreenBoost prestart
+// hook: from an earlier application, one with another config, or an engine's
+// CDI injection, which may name a profile. The edits go as a whole, so the
+// first set stays and a second application changes nothing.
+func hasGreenBoost(s *specs.Spec) bool {
+	return s.Hooks != nil && slices.ContainsFunc(s.Hooks.Prestart, func(h specs.Hook) bool {
+		return len(h.Args) > 0 && h.Args[0] == cdi.HookArg0
+	})
 }
 
 func processEnv(s *specs.Spec, name string) string {

@@ -84,6 +84,10 @@ func editBundle(cfg *config.Config, bundle string, logger *slog.Logger) error {
 		logger.Info("container opted out of GreenBoost; spec left untouched", "bundle", bundle)
 		return nil
 	}
+	if hasGreenBoost(raw) {
+		logger.Info("spec already has GreenBoost (CDI device or an earlier edit); left untouched", "bundle", bundle)
+		return nil
+	}
 	// The hook checks the limits again; failing here names the problem even
 	// where a runtime hides hook output (crun).
 	if _, _, err := req.Resolve(cfg, config.DefaultDevice); err != nil {

@@ -111,7 +111,8 @@ func TestEditBundleLeavesFileUntouched(t *testing.T) {
 	}{
 		{"opt-out-env", ""},
 		{"opt-out-annotation", ""},
-		{"malformed", "parsing OCI spec"},
+		{"already-edited-elsewhere", ""}, // CDI-injected, another config and a profile
+		{"malformed", "parsing OCI spec @BUNDLE@/config.json"},
 		{"bogus-limit", `invalid GREENBOOST_RAM_LIMIT "bogus": expected`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,8 +122,9 @@ func TestEditBundleLeavesFileUntouched(t *testing.T) {
 			if tt.wantErr == "" && err != nil {
 				t.Fatal(err)
 			}
-			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+			wantErr := strings.ReplaceAll(tt.wantErr, "@BUNDLE@", bundle)
+			if wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+				t.Fatalf("error = %v, want one containing %q", err, wantErr)
 			}
 			want, _ := os.ReadFile(in)
 			got, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
