@@ -194,3 +194,20 @@ func TestNodeEditHostPath(t *testing.T) {
 		}
 	}
 }
+
+// The first configured library that exists is mounted; a directory or a
+// missing file is passed over.
+func TestFindLibraryTakesTheFirstThatExists(t *testing.T) {
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "a.so"), filepath.Join(dir, "b.so")
+	for _, p := range []string{first, second} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := config.Default()
+	cfg.Library.HostPaths = []string{"/nonexistent/lib.so", dir, first, second}
+	if got, err := FindLibrary(cfg); err != nil || got != first {
+		t.Fatalf("FindLibrary = %q, %v; want %s", got, err, first)
+	}
+}

@@ -79,18 +79,26 @@ func TestPrestartUnenforcedRecordsAndWarns(t *testing.T) {
 }
 
 func TestPrestartEnforcedFailsWithoutModule(t *testing.T) {
-	cfg, st := hookFixture(t, nil, nil)
-	err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st)
-	if err == nil {
-		t.Fatal("a container started without its budget")
-	}
-	for _, want := range []string{"cannot enforce", "not a GreenBoost module", "enforce = false", cfg.Path} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q lacks %q", err, want)
-		}
-	}
-	if _, err := ReadRecord(cfg.Hook.StateDir, "ctr-1"); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal("a record claims a container that was refused")
+	for _, tt := range []struct{ name, device, why string }{
+		{"not a GreenBoost module", "/dev/null", "not a GreenBoost module"},
+		{"no device", "/nonexistent/greenboost", "/nonexistent/greenboost"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, st := hookFixture(t, nil, nil)
+			cfg.Device.HostPath = tt.device
+			err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st)
+			if err == nil {
+				t.Fatal("a container started without its budget")
+			}
+			for _, want := range []string{"cannot enforce", tt.why, "enforce = false", cfg.Path} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+			if _, err := ReadRecord(cfg.Hook.StateDir, "ctr-1"); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal("a record claims a container that was refused")
+			}
+		})
 	}
 }
 
@@ -130,8 +138,12 @@ func TestPrestartBadLimitFails(t *testing.T) {
 	cfg, st := hookFixture(t, []string{"GREENBOOST_RAM_LIMIT=bogus"}, nil)
 	cfg.Limits.Enforce = false
 	err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st)
-	if err == nil || !strings.Contains(err.Error(), `GREENBOOST_RAM_LIMIT "bogus"`) {
-		t.Fatalf("error = %v", err)
+	if err == nil || strings.Contains(err.Error(), "\n") ||
+		!strings.Contains(err.Error(), `GREENBOOST_RAM_LIMIT "bogus"`) || !strings.Contains(err.Error(), "expected "+config.SizeForm) {
+		t.Fatalf("want one line naming the key, the value and the expected form: %v", err)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("a record for a container with a bad limit")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -105,6 +106,7 @@ func TestPassThroughVerbs(t *testing.T) {
 		{"state", "c1"},
 		{"--help"},
 		{"features"},
+		{"--root", "/run/x", "frobnicate", "--bundle", "/b", "c1"}, // a verb we do not know
 	} {
 		stdout, stderr, err := f.run(t, cfg, args...)
 		if err != nil || stderr != "" || stdout != "" {
@@ -139,23 +141,49 @@ func TestVersionShowsBoth(t *testing.T) {
 
 func TestCreateEditsThenExecs(t *testing.T) {
 	f := newFakeRuntime(t)
-	cfg := writeTestConfig(t, "")
-	bundle := bundleWith(t, "testdata/plain/in.json")
-	args := []string{"--root", "/run/runc", "create", "--bundle", bundle, "--pid-file", "/p", "c1"}
-	stdout, stderr, err := f.run(t, cfg, args...)
-	if err != nil || stdout != "" || stderr != "" {
-		t.Fatalf("err=%v stdout=%q stderr=%q", err, stdout, stderr)
+	for _, verb := range []string{"create", "run"} {
+		t.Run(verb, func(t *testing.T) {
+			cfg := writeTestConfig(t, "")
+			bundle := bundleWith(t, "testdata/plain/in.json")
+			args := []string{"--root", "/run/runc", verb, "--bundle", bundle, "--pid-file", "/p", "c1"}
+			stdout, stderr, err := f.run(t, cfg, args...)
+			if err != nil || stdout != "" || stderr != "" {
+				t.Fatalf("err=%v stdout=%q stderr=%q", err, stdout, stderr)
+			}
+			if got := f.lastCall(t); strings.Join(got, " ") != strings.Join(args, " ") {
+				t.Fatalf("runc got %q, want %q", got, args)
+			}
+			spec, err := LoadSpec(bundle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hooks := spec.Raw().Hooks
+			if hooks == nil || len(hooks.Prestart) != 1 || hooks.Prestart[0].Args[2] != cfg {
+				t.Fatalf("the hook does not carry the effective config path %s: %+v", cfg, hooks)
+			}
+		})
 	}
-	if got := f.lastCall(t); strings.Join(got, " ") != strings.Join(args, " ") {
-		t.Fatalf("runc got %q, want %q", got, args)
-	}
-	spec, err := LoadSpec(bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hooks := spec.Raw().Hooks
-	if hooks == nil || len(hooks.Prestart) != 1 || hooks.Prestart[0].Args[2] != cfg {
-		t.Fatalf("the hook does not carry the effective config path %s: %+v", cfg, hooks)
+}
+
+// runc's --debug turns our log to debug whatever [runtime] log-level says.
+func TestDebugFlagRaisesLogLevel(t *testing.T) {
+	f := newFakeRuntime(t)
+	for _, tt := range []struct {
+		global    []string
+		wantDebug bool
+	}{{nil, false}, {[]string{"--debug"}, true}} {
+		cfg := writeTestConfig(t, "")
+		args := append(slices.Clone(tt.global), "create", "--bundle", bundleWith(t, "testdata/plain/in.json"), "c1")
+		if _, stderr, err := f.run(t, cfg, args...); err != nil {
+			t.Fatalf("%v: %v %s", args, err, stderr)
+		}
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(cfg), "runtime.log"))
+		if err != nil || !strings.Contains(string(data), "level=INFO msg=\"applied GreenBoost edits\"") {
+			t.Fatalf("%v: runtime.log = %q (%v)", args, data, err)
+		}
+		if got := strings.Contains(string(data), "level=DEBUG msg=\"exec low-level runtime\""); got != tt.wantDebug {
+			t.Fatalf("%v: debug line logged = %v, want %v: %q", args, got, tt.wantDebug, data)
+		}
 	}
 }
 

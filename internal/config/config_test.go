@@ -34,6 +34,46 @@ func TestLoadMissingFileGivesDefaults(t *testing.T) {
 	}
 }
 
+// designDefaults is the config of DESIGN.md §4, as written there: every
+// default must be the contract's.
+const designDefaults = `
+[runtime]
+runtimes = ["runc", "crun"]
+log-file = "/var/log/greenboost/runtime.log"
+log-level = "info"
+[device]
+host-path = "/dev/greenboost"
+[library]
+host-paths = ["/usr/local/lib/libgreenboost_cuda.so", "/usr/lib/x86_64-linux-gnu/libgreenboost_cuda.so", "/usr/lib64/libgreenboost_cuda.so"]
+container-path = "/usr/lib/greenboost/libgreenboost_cuda.so"
+[kmod]
+load = "auto"
+module = "greenboost"
+params = ""
+[limits]
+ram = "unlimited"
+nvme = "unlimited"
+enforce = true
+[hook]
+path = "/usr/bin/greenboost-hook"
+state-dir = "/run/greenboost"
+`
+
+func TestDefaultsAreTheDesigns(t *testing.T) {
+	design, err := Load(writeConfig(t, designDefaults))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := design.Marshal()
+	got, _ := Default().Marshal()
+	if string(got) != string(want) {
+		t.Fatalf("defaults differ from DESIGN.md §4:\n%s\nwant\n%s", got, want)
+	}
+	if Default().Path != "/etc/greenboost/config.toml" {
+		t.Fatalf("default path %s", Default().Path)
+	}
+}
+
 func TestDefaultRoundTrips(t *testing.T) {
 	data, err := Default().Marshal()
 	if err != nil {
