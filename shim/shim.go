@@ -1,8 +1,10 @@
 package shim
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -95,7 +97,18 @@ func editBundle(cfg *config.Config, bundle string, logger *slog.Logger) error {
 	}
 	if cfg.Kmod.Load == "auto" {
 		if err := kmod.Ensure(kmod.LoadOptions{Load: cfg.Kmod.Load, Module: cfg.Kmod.Module, Params: cfg.Kmod.Params, DevicePath: cfg.Device.HostPath}); err != nil {
-			return fmt.Errorf("loading the GreenBoost module: %w", err)
+			if cfg.Limits.Enforce {
+				return fmt.Errorf("loading the GreenBoost module: %w", err)
+			}
+			logger.Warn("GreenBoost module not loaded; [limits] enforce = false, so the container starts without budgets", "err", err)
+		}
+	}
+	if !cfg.Limits.Enforce {
+		// No module, no device: nothing to give the container, which
+		// starts as it would without GreenBoost.
+		if _, err := os.Stat(cfg.Device.HostPath); errors.Is(err, fs.ErrNotExist) {
+			logger.Warn("no GreenBoost device; [limits] enforce = false, so the container starts without GreenBoost; spec left untouched", "device", cfg.Device.HostPath, "bundle", bundle)
+			return nil
 		}
 	}
 	edits, err := cdi.Edits(cfg, config.DefaultDevice)

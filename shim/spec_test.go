@@ -139,6 +139,41 @@ func TestEditBundleLeavesFileUntouched(t *testing.T) {
 	}
 }
 
+// With [limits] enforce = false a container starts where the module cannot
+// be loaded: with GreenBoost while the device exists (the hook then warns and
+// records), untouched where there is no device; with enforce = true neither
+// starts.
+func TestEditBundleWithoutModule(t *testing.T) {
+	for _, tt := range []struct {
+		name, device string
+		enforce      bool
+		wantErr      string
+		wantEdited   bool
+	}{
+		{"enforced", "/dev/null", true, "loading the GreenBoost module", false},
+		{"unenforced with a device", "/dev/null", false, "", true},
+		{"unenforced without a device", "/nonexistent/greenboost", false, "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _ := testConfig(t)
+			cfg.Kmod.Load = "auto"
+			cfg.Kmod.Module = "/nonexistent/greenboost.ko"
+			cfg.Device.HostPath = tt.device
+			cfg.Limits.Enforce = tt.enforce
+			bundle := bundleWith(t, "testdata/plain/in.json")
+			err := editBundle(cfg, bundle, discard)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("error = %v, want %q", err, tt.wantErr)
+			}
+			in, _ := os.ReadFile("testdata/plain/in.json")
+			out, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+			if edited := !bytes.Equal(in, out); edited != tt.wantEdited {
+				t.Fatalf("spec edited = %v, want %v", edited, tt.wantEdited)
+			}
+		})
+	}
+}
+
 func TestEditBundleErrors(t *testing.T) {
 	t.Run("no library", func(t *testing.T) {
 		cfg, _ := testConfig(t)
