@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/greenboost/greenboost-container-toolkit/hook"
@@ -14,12 +15,13 @@ import (
 )
 
 const usage = `Usage: greenboost-hook [--config PATH] [--profile NAME] prestart|poststop
+       greenboost-hook --version
 
 OCI hook of the GreenBoost Container Toolkit. Reads the OCI state on stdin.
   prestart   set the container's RAM/NVMe budgets in the greenboost module and record them
   poststop   release the budgets and pools of the container and drop its record
 
-Options:
+Options (one dash or two):
 `
 
 func main() {
@@ -42,6 +44,7 @@ func main() {
 		return
 	}
 	if flags.NArg() != 1 {
+		fmt.Fprintf(os.Stderr, "greenboost-hook: expected one stage, prestart or poststop, got %q\n\n", flags.Args())
 		flags.Usage()
 		os.Exit(2)
 	}
@@ -52,9 +55,11 @@ func main() {
 	if err != nil {
 		msg := fmt.Sprintf("greenboost-hook %s: %v", flags.Arg(0), err)
 		fmt.Fprintln(os.Stderr, msg)
+		logFile := config.Default().Runtime.LogFile // the config's own failed to load
 		if cfg != nil {
-			logFailure(cfg.Runtime.LogFile, msg)
+			logFile = cfg.Runtime.LogFile
 		}
+		logFailure(logFile, msg)
 		os.Exit(1)
 	}
 }
@@ -62,6 +67,9 @@ func main() {
 // logFailure also appends the failure to the toolkit's log file: runc shows
 // a hook's stderr in its error, but crun (under Podman) drops it.
 func logFailure(path, msg string) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return
