@@ -158,12 +158,40 @@ func describeDecodeError(err error) string {
 	if errors.As(err, &de) {
 		row, col := de.Position()
 		key := strings.Join(de.Key(), ".")
+		msg := de.Error()
+		if hint, ok := typeMismatch(msg); ok {
+			msg = hint
+		}
 		if key != "" {
-			return fmt.Sprintf("key %s (line %d, column %d): %s", key, row, col, de.Error())
+			return fmt.Sprintf("key %s (line %d, column %d): %s", key, row, col, msg)
 		}
 		return fmt.Sprintf("line %d, column %d: %s", row, col, de.Error())
 	}
 	return err.Error()
+}
+
+// typeHints give the TOML form of each Go type in Config.
+var typeHints = map[string]string{
+	"bool":     "true or false",
+	"string":   `a string in quotes`,
+	"[]string": `a list of strings, e.g. ["a", "b"]`,
+}
+
+// typeMismatch rewrites the decoder's type error, which speaks of Go struct
+// fields ("cannot decode TOML string into struct field config.Limits.Enforce
+// of type bool"), as the form the key expects.
+func typeMismatch(msg string) (string, bool) {
+	_, rest, ok := strings.Cut(msg, "cannot decode TOML ")
+	if !ok {
+		return "", false
+	}
+	tomlType, rest, _ := strings.Cut(rest, " into ")
+	_, goType, _ := strings.Cut(rest, " of type ")
+	hint, ok := typeHints[goType]
+	if !ok {
+		return "", false
+	}
+	return fmt.Sprintf("expected %s, not a TOML %s", hint, tomlType), true
 }
 
 // validProfileName accepts what CDI allows in a device name, without a
