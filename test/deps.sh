@@ -19,6 +19,13 @@ if ! command -v go >/dev/null; then
 	echo "deps: Go 1.26 is required (https://go.dev/dl); not found on PATH" >&2
 	exit 1
 fi
+# The toolchain that builds this module: a go 1.21+ fetches the one go.mod
+# names by itself (through the Go proxy), an older one reports its own.
+goversion=$(cd "$(dirname "$0")/.." && go env GOVERSION)
+if ! printf '%s\n' go1.26 "$goversion" | sort -C -V; then
+	echo "deps: Go 1.26 or newer is required (https://go.dev/dl); $(command -v go) is $goversion" >&2
+	exit 1
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || ! grep -qs 'ID=debian' /etc/os-release; then
