@@ -19,6 +19,11 @@ type GCResult struct {
 	Pending        []string `json:"pending"`
 	// Incomplete is set when the deadline stopped the collection early.
 	Incomplete bool `json:"incomplete,omitempty"`
+	// LeftAlone names the files in the record dir that hold a record of
+	// another container (not one greenboost-hook wrote under that name):
+	// acting on the id inside would touch that container's record, so they
+	// are left in place for the admin, and are no failure of the run.
+	LeftAlone []error `json:"-"`
 }
 
 // Collect releases what dead containers left: records of containers whose
@@ -49,7 +54,11 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 		}
 		rec, err := ReadRecord(cfg.Hook.StateDir, id)
 		if err != nil {
-			errs = append(errs, err)
+			if errors.Is(err, ErrForeignRecord) {
+				res.LeftAlone = append(res.LeftAlone, err)
+			} else {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		if !rec.Pending && containerAlive(rec) {

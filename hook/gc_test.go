@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,8 +55,9 @@ func TestCollectDropsRecordsOfGoneContainers(t *testing.T) {
 	}
 }
 
-// A file whose record names another container is reported and left alone:
-// acting on the id it names would drop that container's record.
+// A file whose record names another container is left alone and named, and
+// is no failure: the gc timer runs every minute, and one stray file must not
+// fail it until someone removes it. The rest of the collection still runs.
 func TestCollectKeepsRecordNamedByAnotherFile(t *testing.T) {
 	cfg := config.Default()
 	cfg.Hook.StateDir = t.TempDir()
@@ -64,19 +66,27 @@ func TestCollectKeepsRecordNamedByAnotherFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: "ctr-live", Cgroup: Cgroup{ID: liveID, Path: live}}); err != nil {
-		t.Fatal(err)
+	for _, r := range []*Record{
+		{ID: "ctr-live", Cgroup: Cgroup{ID: liveID, Path: live}},
+		{ID: "ctr-dead", Cgroup: Cgroup{ID: 12345, Path: filepath.Join(t.TempDir(), "removed-cgroup")}},
+	} {
+		if err := WriteRecord(cfg.Hook.StateDir, r); err != nil {
+			t.Fatal(err)
+		}
 	}
 	stray := filepath.Join(RecordDir(cfg.Hook.StateDir), "stale-other.json")
 	if err := os.WriteFile(stray, []byte(`{"id":"ctr-live","cgroup":{"id":12345,"path":"/nonexistent/cgroup"}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	res, err := Collect(cfg, nil, time.Now().Add(time.Minute), true)
-	if err == nil || !strings.Contains(err.Error(), "stale-other.json") {
-		t.Errorf("error = %v, want one naming stale-other.json", err)
+	if err != nil {
+		t.Errorf("error = %v, want none for a foreign record", err)
 	}
-	if len(res.RecordsDropped) != 0 {
-		t.Errorf("dropped %v", res.RecordsDropped)
+	if len(res.LeftAlone) != 1 || !strings.Contains(res.LeftAlone[0].Error(), "stale-other.json") {
+		t.Errorf("left alone: %v, want one naming stale-other.json", res.LeftAlone)
+	}
+	if !slices.Equal(res.RecordsDropped, []string{"ctr-dead"}) {
+		t.Errorf("dropped %v, want [ctr-dead]", res.RecordsDropped)
 	}
 	left, err := ReadRecords(cfg.Hook.StateDir)
 	if len(left) != 1 || left[0].ID != "ctr-live" || err == nil {
@@ -85,6 +95,92 @@ func TestCollectKeepsRecordNamedByAnotherFile(t *testing.T) {
 	if _, err := os.Stat(stray); err != nil {
 		t.Errorf("the stray file was removed: %v", err)
 	}
+}
+
+// Only a foreign record is let off: a record that cannot be parsed, a
+// record dir that cannot be read and module errors still fail the run.
+func TestCollectFailures(t *testing.T) {
+	errList := errors.New("CG_LIST: input/output error")
+	tests := []struct {
+		name   string
+		setup  func(t *testing.T, stateDir string)
+		kernel kmod.Kernel
+		want   string
+		// noStray: no room for a foreign record beside the failure.
+		noStray bool
+	}{
+		{
+			name: "unparsable record",
+			setup: func(t *testing.T, stateDir string) {
+				writeFile(t, filepath.Join(RecordDir(stateDir), "broken.json"), `{"id":`)
+			},
+			want: "broken.json",
+		},
+		{
+			name: "record dir unreadable",
+			setup: func(t *testing.T, stateDir string) {
+				writeFile(t, RecordDir(stateDir), "not a directory")
+			},
+			want:    "listing records",
+			noStray: true,
+		},
+		{
+			name:   "module list fails",
+			kernel: &fakeKernel{listErr: errList},
+			want:   errList.Error(),
+		},
+		{
+			name: "module release fails",
+			setup: func(t *testing.T, stateDir string) {
+				if err := WriteRecord(stateDir, &Record{ID: "dead", Enforced: true, Cgroup: Cgroup{ID: 7, Path: "/nonexistent/cgroup"}}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			kernel: &fakeKernel{releaseErr: errors.New("permission denied")},
+			want:   "releasing the budget of container dead",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Hook.StateDir = t.TempDir()
+			if tt.setup != nil {
+				tt.setup(t, cfg.Hook.StateDir)
+			}
+			if !tt.noStray { // a foreign record beside the failure must not hide it
+				writeFile(t, filepath.Join(RecordDir(cfg.Hook.StateDir), "stray.json"), `{"id":"other"}`)
+			}
+			var k kmod.Kernel
+			if tt.kernel != nil {
+				k = tt.kernel
+			}
+			if _, err := Collect(cfg, k, time.Now().Add(time.Minute), true); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeKernel is a module whose List and Release fail as told.
+type fakeKernel struct {
+	kmod.Kernel
+	listErr, releaseErr error
+}
+
+func (f *fakeKernel) List() ([]kmod.CgEntry, error) { return nil, f.listErr }
+
+func (f *fakeKernel) Release(kmod.Cgroup, uint32) (kmod.CgRelease, error) {
+	return kmod.CgRelease{}, f.releaseErr
 }
 
 func TestCollectSkipsWhenLocked(t *testing.T) {

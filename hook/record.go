@@ -65,7 +65,11 @@ func WriteRecord(stateDir string, r *Record) error {
 	return atomicfile.Write(path, append(data, '\n'), 0o644)
 }
 
-// ReadRecord loads the record of container id; fs.ErrNotExist when none.
+// ErrForeignRecord is a record file whose content names another container.
+var ErrForeignRecord = errors.New("not a record greenboost-hook wrote")
+
+// ReadRecord loads the record of container id; fs.ErrNotExist when none,
+// ErrForeignRecord for a file that names another container.
 func ReadRecord(stateDir, id string) (*Record, error) {
 	path, err := recordPath(stateDir, id)
 	if err != nil {
@@ -82,7 +86,7 @@ func ReadRecord(stateDir, id string) (*Record, error) {
 	// Everything done with a record (release, removal) goes by its id: one
 	// that names another container must not act on that one's record.
 	if r.ID != id {
-		return nil, fmt.Errorf("%s names container %q, not %q: not a record greenboost-hook wrote; remove it by hand", path, r.ID, id)
+		return nil, fmt.Errorf("%s names container %q, not %q: %w; remove it by hand", path, r.ID, id, ErrForeignRecord)
 	}
 	return &r, nil
 }

@@ -2,8 +2,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -16,10 +20,28 @@ import (
 )
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
-		fmt.Fprintf(os.Stderr, "greenboost-ctk: %v\n", err)
-		os.Exit(1)
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// run runs the CLI and returns the exit status: 0, the code of a cli.Exit
+// error (a command that has already said what failed, or nothing at all),
+// else 1 after one line on stderr.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := newApp()
+	app.Writer, app.ErrWriter = stdout, stderr
+	err := app.Run(args)
+	if err == nil {
+		return 0
 	}
+	code := 1
+	var exit cli.ExitCoder
+	if errors.As(err, &exit) && exit.ExitCode() != 0 {
+		code = exit.ExitCode()
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintf(stderr, "greenboost-ctk: %s\n", msg)
+	}
+	return code
 }
 
 func newApp() *cli.App {
@@ -44,8 +66,14 @@ func newApp() *cli.App {
 			statuscmd.NewGC(),
 			statuscmd.NewStatus(),
 		},
+		Action:       unknownCommand(cli.ShowAppHelp),
+		OnUsageError: usageError,
+		// Errors come back to run, which prints them and picks the exit
+		// status; urfave/cli would otherwise exit on a cli.Exit itself.
+		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	refuseArguments(app.Commands)
+	setupCommands(app.Commands)
 	return app
 }
 
@@ -56,7 +84,7 @@ func newApp() *cli.App {
 func refuseArguments(cmds []*cli.Command) {
 	for _, cmd := range cmds {
 		refuseArguments(cmd.Subcommands)
-		if cmd.Action == nil || cmd.ArgsUsage != "" {
+		if cmd.Action == nil || cmd.ArgsUsage != "" || len(cmd.Subcommands) > 0 {
 			continue
 		}
 		before := cmd.Before
@@ -70,4 +98,122 @@ func refuseArguments(cmds []*cli.Command) {
 			return nil
 		}
 	}
+}
+
+// setupCommands gives every command the one usage-error handler, and each
+// group (a command with subcommands) the action that refuses an unknown
+// subcommand: without one urfave/cli runs its help action, which prints only
+// "No help topic for 'x'".
+func setupCommands(cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		cmd.OnUsageError = usageError
+		if len(cmd.Subcommands) > 0 {
+			if cmd.Action == nil {
+				cmd.Action = unknownCommand(cli.ShowSubcommandHelp)
+			}
+			setupCommands(cmd.Subcommands)
+		}
+	}
+}
+
+// unknownCommand is the action of the app and of each command group: with no
+// word it shows the help as urfave/cli did, with one it names the unknown
+// command.
+func unknownCommand(showHelp cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if !c.Args().Present() {
+			return showHelp(c)
+		}
+		path := commandPath(c)
+		words := strings.TrimPrefix(strings.TrimPrefix(path, c.App.Name), " ")
+		if words != "" {
+			words += " "
+		}
+		return fmt.Errorf("unknown command %q; see %s --help", words+c.Args().First(), path)
+	}
+}
+
+// usageError turns urfave/cli's flag parse errors (printed with the whole
+// help after them by default) into one line naming the flag, what is wrong
+// and the fix.
+func usageError(c *cli.Context, err error, _ bool) error {
+	path := commandPath(c)
+	where := strings.TrimPrefix(strings.TrimPrefix(path, c.App.Name), " ")
+	if where != "" {
+		where += ": "
+	}
+	see := "see " + path + " --help"
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return fmt.Errorf("%sunknown flag %s; %s", where, flagName(name), see)
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		hint := ""
+		if form := expectedForm(c, name); form != "" {
+			hint = " (" + form + ")"
+		}
+		return fmt.Errorf("%s%s needs a value%s; %s", where, flagName(name), hint, see)
+	}
+	// "invalid value "abc" for flag -timeout: parse error" and, for a bool,
+	// "invalid boolean value "x" for -json: parse error".
+	if rest, ok := strings.CutPrefix(msg, "invalid "); ok {
+		if _, rest, ok := strings.Cut(rest, "value "); ok {
+			if value, rest, ok := strings.Cut(rest, " for "); ok {
+				name, _, _ := strings.Cut(strings.TrimPrefix(rest, "flag "), ":")
+				form := expectedForm(c, name)
+				if form == "" {
+					form = "not a valid value"
+				}
+				return fmt.Errorf("%s%s %s: %s; %s", where, flagName(name), value, form, see)
+			}
+		}
+	}
+	return fmt.Errorf("%s%s; %s", where, msg, see)
+}
+
+// flagName writes a flag as users type it: -o, --timeout.
+func flagName(name string) string {
+	name = strings.TrimLeft(name, "-")
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// expectedForm says what a flag's value looks like, from its type; "" when
+// there is nothing useful to say.
+func expectedForm(c *cli.Context, name string) string {
+	name = strings.TrimLeft(name, "-")
+	for _, f := range c.Command.Flags {
+		if !slices.Contains(f.Names(), name) {
+			continue
+		}
+		switch f.(type) {
+		case *cli.DurationFlag:
+			return "expected a duration like 30s, 2m or 1m30s"
+		case *cli.BoolFlag:
+			return "expected true or false"
+		case *cli.IntFlag, *cli.Int64Flag, *cli.UintFlag, *cli.Uint64Flag:
+			return "expected an integer"
+		case *cli.Float64Flag:
+			return "expected a number"
+		}
+	}
+	return ""
+}
+
+// commandPath is the command as typed, "greenboost-ctk cdi list": urfave/cli
+// v2's FullName holds only the last word.
+func commandPath(c *cli.Context) string {
+	var words []string
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil && ctx.Command.Name != "" {
+			words = append(words, ctx.Command.Name)
+		}
+	}
+	slices.Reverse(words)
+	if len(words) == 0 || words[0] != c.App.Name {
+		words = append([]string{c.App.Name}, words...)
+	}
+	return strings.Join(words, " ")
 }

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
@@ -109,7 +112,8 @@ type listCommand struct {
 }
 
 func (l *listCommand) run(c *cli.Context) error {
-	cache, err := cdiapi.NewCache(cdiapi.WithSpecDirs(c.StringSlice("spec-dir")...), cdiapi.WithAutoRefresh(false))
+	dirs := c.StringSlice("spec-dir")
+	cache, err := cdiapi.NewCache(cdiapi.WithSpecDirs(dirs...), cdiapi.WithAutoRefresh(false))
 	if err != nil && cache == nil {
 		return fmt.Errorf("reading CDI specs: %w", err)
 	}
@@ -121,28 +125,43 @@ func (l *listCommand) run(c *cli.Context) error {
 		}
 	}
 	if l.json {
-		return json.NewEncoder(os.Stdout).Encode(struct {
+		if err := json.NewEncoder(c.App.Writer).Encode(struct {
 			Devices []string            `json:"devices"`
 			Errors  map[string][]string `json:"errors"`
-		}{append([]string{}, devices...), problems})
-	}
-	for _, d := range devices {
-		fmt.Println(d)
-	}
-	paths := make([]string, 0, len(problems))
-	for p := range problems {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		for _, e := range problems[p] {
-			fmt.Fprintf(os.Stderr, "error: %s: %s\n", p, e)
+		}{append([]string{}, devices...), problems}); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range devices {
+			fmt.Fprintln(c.App.Writer, d)
+		}
+		paths := make([]string, 0, len(problems))
+		for p := range problems {
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		for _, p := range paths {
+			for _, e := range problems[p] {
+				fmt.Fprintf(c.App.ErrWriter, "error: %s: %s\n", p, e)
+			}
 		}
 	}
+	if !slices.ContainsFunc(devices, func(d string) bool { return strings.HasPrefix(d, cdi.Kind+"=") }) {
+		fmt.Fprintf(c.App.ErrWriter, "greenboost-ctk: no %s devices in %s: %s\n", cdi.Kind, strings.Join(dirs, ", "), generateHint(dirs))
+	}
 	if len(problems) > 0 {
-		return cli.Exit("", 1)
+		return cli.Exit("", 1) // named above, on stderr or in the JSON
 	}
 	return nil
+}
+
+// generateHint is the fix when list finds no GreenBoost device: generate's
+// default output when it lies in a searched dir, else an --output that does.
+func generateHint(dirs []string) string {
+	if len(dirs) == 0 || slices.Contains(dirs, filepath.Dir(cdi.DefaultSpecPath)) {
+		return "run greenboost-ctk cdi generate"
+	}
+	return "run greenboost-ctk cdi generate --output " + filepath.Join(dirs[0], filepath.Base(cdi.DefaultSpecPath))
 }
 
 func validate(c *cli.Context) error {

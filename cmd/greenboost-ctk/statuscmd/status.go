@@ -18,8 +18,8 @@ import (
 	"github.com/greenboost/greenboost-container-toolkit/kmod"
 )
 
-// sysModule is where a loaded module shows up.
-const sysModule = "/sys/module/" + kmod.ModuleName
+// sysModule is where a loaded module shows up (a variable for tests).
+var sysModule = "/sys/module/" + kmod.ModuleName
 
 // Module describes the loaded module.
 type Module struct {
@@ -218,12 +218,18 @@ func NewGC() *cli.Command {
 				k = dev
 			}
 			res, err := hook.Collect(cfg, k, time.Now().Add(timeout), true)
+			// A file that is not a record greenboost-hook wrote is the
+			// admin's to remove: name it, but do not fail the run (the timer
+			// would fail every minute until then).
+			for _, e := range res.LeftAlone {
+				fmt.Fprintf(c.App.ErrWriter, "greenboost-ctk: warning: gc left a file alone: %v\n", e)
+			}
 			if asJSON {
-				if encErr := json.NewEncoder(os.Stdout).Encode(res); encErr != nil {
+				if encErr := json.NewEncoder(c.App.Writer).Encode(res); encErr != nil {
 					return encErr
 				}
 			} else {
-				fmt.Printf("gc: %d record(s) dropped, %d module node(s) released, %d pending\n",
+				fmt.Fprintf(c.App.Writer, "gc: %d record(s) dropped, %d module node(s) released, %d pending\n",
 					len(res.RecordsDropped), len(res.NodesReleased), len(res.Pending))
 			}
 			return err
