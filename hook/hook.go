@@ -79,7 +79,7 @@ func (h *Hook) prestart(state *specs.State) error {
 	enforceErr := h.enforce(rec)
 	if enforceErr != nil {
 		if h.cfg.Limits.Enforce {
-			return fmt.Errorf("cannot enforce GreenBoost budgets for container %s: %w; load the GreenBoost module (see `greenboost-ctk status`) or set [limits] enforce = false in %s to run without budgets", state.ID, enforceErr, h.cfg.Path)
+			return notEnforcedError(h.cfg, state.ID, enforceErr)
 		}
 		fmt.Fprintf(h.warn, "greenboost-hook: WARNING: budgets of container %s are NOT enforced (ram %s, nvme %s recorded only): %v\n",
 			state.ID, config.FormatSize(limits.RAM), config.FormatSize(limits.NVMe), enforceErr)
@@ -112,18 +112,11 @@ func (h *Hook) limits(state *specs.State) (Limits, error) {
 // enforce sets rec's limits in the module for the container's cgroup and
 // fills rec.Cgroup and rec.Enforced. An error means nothing was enforced.
 func (h *Hook) enforce(rec *Record) error {
-	dev, err := h.openKernel()
+	dev, q, err := openKernel(h.cfg)
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
-	q, err := dev.Query()
-	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("%s is not a GreenBoost module with the cgroup ABI (an upstream module?): %w", h.cfg.Device.HostPath, err)
-	}
-	if err != nil {
-		return err
-	}
 	// Catch exits whose poststop never ran, bounded so a start stays fast;
 	// a busy state lock means another hook is collecting already.
 	Collect(h.cfg, dev, time.Now().Add(prestartGCBudget), false) //nolint:errcheck // best effort
@@ -164,14 +157,41 @@ func (h *Hook) warnAbovePool(k kmod.Kernel, rec *Record) {
 	}
 }
 
-// openKernel makes sure the module is there (per [kmod] load) and opens it.
-func (h *Hook) openKernel() (kmod.Kernel, error) {
-	if h.cfg.Kmod.Load == "auto" {
-		if err := kmod.Ensure(kmod.LoadOptions{Load: h.cfg.Kmod.Load, Module: h.cfg.Kmod.Module, Params: h.cfg.Kmod.Params, DevicePath: h.cfg.Device.HostPath}); err != nil {
-			return nil, err
+// openKernel makes sure the module is there (per [kmod] load), opens it and
+// checks that it has the cgroup ABI, which budgets need.
+func openKernel(cfg *config.Config) (kmod.Kernel, kmod.CgQuery, error) {
+	if cfg.Kmod.Load == "auto" {
+		if err := kmod.Ensure(kmod.LoadOptions{Load: cfg.Kmod.Load, Module: cfg.Kmod.Module, Params: cfg.Kmod.Params, DevicePath: cfg.Device.HostPath}); err != nil {
+			return nil, kmod.CgQuery{}, err
 		}
 	}
-	return kmod.Open(h.cfg.Device.HostPath)
+	dev, err := kmod.Open(cfg.Device.HostPath)
+	if err != nil {
+		return nil, kmod.CgQuery{}, err
+	}
+	q, err := dev.Query()
+	if err != nil {
+		dev.Close()
+		if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
+			err = fmt.Errorf("%s is not a GreenBoost module with the cgroup ABI (an upstream module?): %w", cfg.Device.HostPath, err)
+		}
+		return nil, q, err
+	}
+	return dev, q, nil
+}
+
+// CheckEnforceable fails as prestart would where budgets cannot be enforced.
+// The runtime wrapper asks before create: crun drops a failing hook's stderr.
+func CheckEnforceable(cfg *config.Config, id string) error {
+	dev, _, err := openKernel(cfg)
+	if err != nil {
+		return notEnforcedError(cfg, id, err)
+	}
+	return dev.Close()
+}
+
+func notEnforcedError(cfg *config.Config, id string, err error) error {
+	return fmt.Errorf("cannot enforce GreenBoost budgets for container %s: %w; load the GreenBoost module (see `greenboost-ctk status`) or set [limits] enforce = false in %s to run without budgets", id, err, cfg.Path)
 }
 
 // kernelLimit maps our "0 = unlimited" to the module's GB_CG_UNLIMITED.

@@ -33,8 +33,10 @@ type Args struct {
 	// GlobalArgs are the arguments before the verb, to query the runtime
 	// the way the engine configured it.
 	GlobalArgs []string
-	// Process and ID are exec's --process file and container id.
-	Process, ID string
+	// ID is the container id of create, run and exec.
+	ID string
+	// Process is exec's --process file.
+	Process string
 }
 
 // ModifiesSpec reports whether this command creates a container, the only
@@ -89,19 +91,41 @@ func ParseArgs(argv []string) Args {
 	for j := 0; j < len(rest); j++ {
 		arg := rest[j]
 		if arg == "--" {
+			if j+1 < len(rest) && a.ID == "" {
+				a.ID = rest[j+1]
+			}
 			break
 		}
 		name, value, hasValue := strings.Cut(arg, "=")
-		switch normalizeFlag(name) {
-		case "--bundle", "-b":
-			if !hasValue && j+1 < len(rest) {
-				j++
-				value = rest[j]
+		name = normalizeFlag(name)
+		if !strings.HasPrefix(name, "-") {
+			// runc's flag parser also reads flags after the id.
+			if a.ID == "" {
+				a.ID = arg
 			}
+			continue
+		}
+		if createFlagsWithValue[name] && !hasValue && j+1 < len(rest) {
+			j++
+			value = rest[j]
+		}
+		if name == "--bundle" || name == "-b" {
 			a.Bundle = value
 		}
 	}
 	return a
+}
+
+// createFlagsWithValue are the flags of create and run (runc and crun) that
+// take a value, so the value is not mistaken for the container id.
+var createFlagsWithValue = map[string]bool{
+	"--bundle":         true,
+	"-b":               true,
+	"--console-socket": true,
+	"--pid-file":       true,
+	"--preserve-fds":   true,
+	"--config":         true,
+	"-f":               true,
 }
 
 // normalizeFlag maps Go-flag style "-root" to "--root", as urfave/cli (runc)

@@ -88,6 +88,8 @@ host-path = "/dev/null"
 host-paths = ["` + lib + `"]
 [kmod]
 load = "never"
+[limits]
+enforce = false
 ` + extra
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -204,7 +206,7 @@ func TestCreateFromCwd(t *testing.T) {
 
 func TestCreateFailureIsReported(t *testing.T) {
 	f := newFakeRuntime(t)
-	cfg := writeTestConfig(t, "[limits]\nram = \"lots\"\n")
+	cfg := writeTestConfig(t, "ram = \"lots\"\n") // in [limits]
 	bundle := bundleWith(t, "testdata/plain/in.json")
 	logFile := filepath.Join(t.TempDir(), "log.json")
 	stdout, stderr, err := f.run(t, cfg, "--log", logFile, "--log-format", "json", "create", "-b", bundle, "c1")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/greenboost/greenboost-container-toolkit/cdi"
+	"github.com/greenboost/greenboost-container-toolkit/hook"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 	"github.com/greenboost/greenboost-container-toolkit/internal/request"
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
@@ -62,16 +63,16 @@ func create(cfg *config.Config, args Args, argv []string, logger *slog.Logger) e
 	if err != nil {
 		return fmt.Errorf("finding the bundle: %w", err)
 	}
-	if err := editBundle(cfg, bundle, logger); err != nil {
+	if err := editBundle(cfg, args.ID, bundle, logger); err != nil {
 		return err
 	}
 	logger.Debug("exec low-level runtime", "path", runtime, "args", argv[1:])
 	return execRuntime(runtime, argv)
 }
 
-// editBundle applies the GreenBoost edits to the bundle's spec unless the
-// container opted out.
-func editBundle(cfg *config.Config, bundle string, logger *slog.Logger) error {
+// editBundle applies the GreenBoost edits to the spec of container id's
+// bundle unless the container opted out.
+func editBundle(cfg *config.Config, id, bundle string, logger *slog.Logger) error {
 	spec, err := LoadSpec(bundle)
 	if err != nil {
 		return err
@@ -90,26 +91,17 @@ func editBundle(cfg *config.Config, bundle string, logger *slog.Logger) error {
 		logger.Info("spec already has GreenBoost (CDI device or an earlier edit); left untouched", "bundle", bundle)
 		return nil
 	}
-	// The hook checks the limits again; failing here names the problem even
-	// where a runtime hides hook output (crun).
+	// The hook checks the limits and the module again; failing here names
+	// the problem even where a runtime hides hook output (crun).
 	if _, _, err := req.Resolve(cfg, config.DefaultDevice); err != nil {
 		return err
 	}
-	if cfg.Kmod.Load == "auto" {
-		if err := kmod.Ensure(kmod.LoadOptions{Load: cfg.Kmod.Load, Module: cfg.Kmod.Module, Params: cfg.Kmod.Params, DevicePath: cfg.Device.HostPath}); err != nil {
-			if cfg.Limits.Enforce {
-				return fmt.Errorf("loading the GreenBoost module: %w", err)
-			}
-			logger.Warn("GreenBoost module not loaded; [limits] enforce = false, so the container starts without budgets", "err", err)
+	if cfg.Limits.Enforce {
+		if err := hook.CheckEnforceable(cfg, id); err != nil { // loads the module per [kmod] load
+			return err
 		}
-	}
-	if !cfg.Limits.Enforce {
-		// No module, no device: nothing to give the container, which
-		// starts as it would without GreenBoost.
-		if _, err := os.Stat(cfg.Device.HostPath); errors.Is(err, fs.ErrNotExist) {
-			logger.Warn("no GreenBoost device; [limits] enforce = false, so the container starts without GreenBoost; spec left untouched", "device", cfg.Device.HostPath, "bundle", bundle)
-			return nil
-		}
+	} else if !hasDeviceUnenforced(cfg, bundle, logger) {
+		return nil
 	}
 	edits, err := cdi.Edits(cfg, config.DefaultDevice)
 	if err != nil {
@@ -123,6 +115,23 @@ func editBundle(cfg *config.Config, bundle string, logger *slog.Logger) error {
 	}
 	logger.Info("applied GreenBoost edits", "bundle", bundle)
 	return nil
+}
+
+// hasDeviceUnenforced is the case of [limits] enforce = false: it loads the
+// module per [kmod] load, warning where it cannot, and reports whether there
+// is a device to give the container. With no module and no device the
+// container starts as it would without GreenBoost.
+func hasDeviceUnenforced(cfg *config.Config, bundle string, logger *slog.Logger) bool {
+	if cfg.Kmod.Load == "auto" {
+		if err := kmod.Ensure(kmod.LoadOptions{Load: cfg.Kmod.Load, Module: cfg.Kmod.Module, Params: cfg.Kmod.Params, DevicePath: cfg.Device.HostPath}); err != nil {
+			logger.Warn("GreenBoost module not loaded; [limits] enforce = false, so the container starts without budgets", "err", err)
+		}
+	}
+	if _, err := os.Stat(cfg.Device.HostPath); errors.Is(err, fs.ErrNotExist) {
+		logger.Warn("no GreenBoost device; [limits] enforce = false, so the container starts without GreenBoost; spec left untouched", "device", cfg.Device.HostPath, "bundle", bundle)
+		return false
+	}
+	return true
 }
 
 func hasVersionFlag(argv []string) bool {

@@ -29,6 +29,7 @@ func testConfig(t testing.TB) (*config.Config, string) {
 	cfg.Device.HostPath = "/dev/null"
 	cfg.Library.HostPaths = []string{"/nonexistent/libgreenboost_cuda.so", lib}
 	cfg.Kmod.Load = "never"
+	cfg.Limits.Enforce = false // a stand-in device, as in DESIGN.md §6
 	return cfg, lib
 }
 
@@ -53,7 +54,7 @@ func TestEditBundleGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", name)
 			bundle := bundleWith(t, filepath.Join(dir, "in.json"))
-			if err := editBundle(cfg, bundle, discard); err != nil {
+			if err := editBundle(cfg, "c1", bundle, discard); err != nil {
 				t.Fatal(err)
 			}
 			got := readPretty(t, filepath.Join(bundle, "config.json"))
@@ -78,7 +79,7 @@ func TestEditBundleGolden(t *testing.T) {
 
 			// Applying the edits again changes nothing.
 			before, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
-			if err := editBundle(cfg, bundle, discard); err != nil {
+			if err := editBundle(cfg, "c1", bundle, discard); err != nil {
 				t.Fatal(err)
 			}
 			after, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
@@ -118,7 +119,7 @@ func TestEditBundleLeavesFileUntouched(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := filepath.Join("testdata", tt.name, "in.json")
 			bundle := bundleWith(t, in)
-			err := editBundle(cfg, bundle, discard)
+			err := editBundle(cfg, "c1", bundle, discard)
 			if tt.wantErr == "" && err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +151,7 @@ func TestEditBundleWithoutModule(t *testing.T) {
 		wantErr      string
 		wantEdited   bool
 	}{
-		{"enforced", "/dev/null", true, "loading the GreenBoost module", false},
+		{"enforced", "/dev/null", true, "cannot enforce GreenBoost budgets for container c1: greenboost kernel module not found", false},
 		{"unenforced with a device", "/dev/null", false, "", true},
 		{"unenforced without a device", "/nonexistent/greenboost", false, "", false},
 	} {
@@ -161,7 +162,7 @@ func TestEditBundleWithoutModule(t *testing.T) {
 			cfg.Device.HostPath = tt.device
 			cfg.Limits.Enforce = tt.enforce
 			bundle := bundleWith(t, "testdata/plain/in.json")
-			err := editBundle(cfg, bundle, discard)
+			err := editBundle(cfg, "c1", bundle, discard)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("error = %v, want %q", err, tt.wantErr)
 			}
@@ -179,7 +180,7 @@ func TestEditBundleErrors(t *testing.T) {
 		cfg, _ := testConfig(t)
 		cfg.Library.HostPaths = []string{"/nonexistent/a.so", "/nonexistent/b.so"}
 		bundle := bundleWith(t, "testdata/plain/in.json")
-		err := editBundle(cfg, bundle, discard)
+		err := editBundle(cfg, "c1", bundle, discard)
 		if err == nil || !strings.Contains(err.Error(), "/nonexistent/a.so, /nonexistent/b.so") || !strings.Contains(err.Error(), "host-paths") {
 			t.Fatalf("error = %v", err)
 		}
@@ -187,14 +188,31 @@ func TestEditBundleErrors(t *testing.T) {
 	t.Run("no device", func(t *testing.T) {
 		cfg, _ := testConfig(t)
 		cfg.Device.HostPath = "/nonexistent/greenboost"
-		err := editBundle(cfg, bundleWith(t, "testdata/plain/in.json"), discard)
+		cfg.Limits.Enforce = true
+		err := editBundle(cfg, "c1", bundleWith(t, "testdata/plain/in.json"), discard)
 		if err == nil || !strings.Contains(err.Error(), "/nonexistent/greenboost") {
 			t.Fatalf("error = %v", err)
 		}
 	})
+	// What the prestart hook would refuse fails create itself, where crun
+	// would hide the hook's message.
+	t.Run("not a GreenBoost module", func(t *testing.T) {
+		cfg, _ := testConfig(t)
+		cfg.Limits.Enforce = true
+		bundle := bundleWith(t, "testdata/plain/in.json")
+		err := editBundle(cfg, "c1", bundle, discard)
+		if err == nil || !strings.Contains(err.Error(), "cannot enforce GreenBoost budgets for container c1: /dev/null is not a GreenBoost module") ||
+			!strings.Contains(err.Error(), "enforce = false") {
+			t.Fatalf("error = %v", err)
+		}
+		in, _ := os.ReadFile("testdata/plain/in.json")
+		if out, _ := os.ReadFile(filepath.Join(bundle, "config.json")); !bytes.Equal(in, out) {
+			t.Fatal("config.json was modified")
+		}
+	})
 	t.Run("no bundle", func(t *testing.T) {
 		cfg, _ := testConfig(t)
-		if err := editBundle(cfg, t.TempDir(), discard); err == nil || !strings.Contains(err.Error(), "config.json") {
+		if err := editBundle(cfg, "c1", t.TempDir(), discard); err == nil || !strings.Contains(err.Error(), "config.json") {
 			t.Fatalf("error = %v", err)
 		}
 	})
@@ -213,13 +231,14 @@ func FuzzLoadSpec(f *testing.F) {
 	lib, _ := filepath.Abs("testdata/libgreenboost_cuda.so")
 	cfg.Library.HostPaths = []string{lib}
 	cfg.Kmod.Load = "never"
+	cfg.Limits.Enforce = false
 	f.Fuzz(func(t *testing.T, data []byte) {
 		bundle := t.TempDir()
 		path := filepath.Join(bundle, "config.json")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := editBundle(cfg, bundle, discard); err != nil {
+		if err := editBundle(cfg, "c1", bundle, discard); err != nil {
 			got, _ := os.ReadFile(path)
 			if !bytes.Equal(got, data) {
 				t.Fatalf("failed edit (%v) modified the spec", err)

@@ -26,8 +26,13 @@ func TestPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	dist := t.TempDir()
+	// The commit `make build` (run by make package) stamps into the binaries.
+	commit := gitHead(t, repo)
 	if out, err := exec.Command("make", "-C", repo, "package", "DIST="+dist).CombinedOutput(); err != nil {
 		t.Fatalf("make package: %v\n%s", err, out)
+	}
+	if after := gitHead(t, repo); after != commit {
+		t.Fatalf("HEAD moved from %s to %s while make package ran: the binaries' commit cannot be checked; run the test again", commit, after)
 	}
 	deb := onlyFile(t, dist, "*.deb")
 	rpm := onlyFile(t, dist, "*.rpm")
@@ -55,14 +60,17 @@ func TestPackage(t *testing.T) {
 
 	root := t.TempDir()
 	mustOutput(t, "dpkg-deb", "-x", deb, root)
+	// Every binary, packaged and in bin/ (make package ran make build),
+	// answers --version with the version and the git commit it was built
+	// from (DESIGN.md §4).
 	t.Run("binaries", func(t *testing.T) {
 		for _, name := range []string{"greenboost-runtime", "greenboost-hook", "greenboost-ctk", "containerd-shim-greenboost-v2"} {
 			bin := filepath.Join(root, "usr/bin", name)
 			if static, err := isStatic(bin); err != nil || !static {
 				t.Errorf("%s: static %v (%v)", name, static, err)
 			}
-			if out, _ := exec.Command(bin, "--version").CombinedOutput(); !strings.Contains(string(out), version) {
-				t.Errorf("%s --version: %q, want version %s", name, out, version)
+			for _, b := range []string{bin, filepath.Join(repo, "bin", name)} {
+				checkVersionOutput(t, b, name, version, commit)
 			}
 		}
 	})
@@ -74,8 +82,13 @@ func TestPackage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the packaged config does not load: %v\n%s", err, shown)
 		}
-		if defaults := mustOutput(t, ctk, "config", "default"); string(shown) != defaults {
-			t.Errorf("the packaged config is not the defaults:\n%s\nwant\n%s", shown, defaults)
+		// config show's first line names the file it read.
+		header, body, _ := strings.Cut(string(shown), "\n")
+		if header != "# "+cmd.Env[0][len("GREENBOOST_CONFIG="):]+" over the defaults" {
+			t.Errorf("config show's first line %q does not name the packaged file", header)
+		}
+		if defaults := mustOutput(t, ctk, "config", "default"); body != defaults {
+			t.Errorf("the packaged config is not the defaults:\n%s\nwant\n%s", body, defaults)
 		}
 	})
 	t.Run("module source", func(t *testing.T) {
@@ -218,4 +231,32 @@ func mustOutput(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr)
 	}
 	return string(out)
+}
+
+// gitHead is the commit the Makefile stamps into the binaries: `git
+// rev-parse --short HEAD` of the repository.
+func gitHead(t *testing.T, repo string) string {
+	t.Helper()
+	cmd := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	commit := strings.TrimSpace(string(out))
+	if err != nil || commit == "" {
+		t.Fatalf("%s is not a git checkout with a commit (git rev-parse --short HEAD: %v: %s): the commit --version must print cannot be checked; run the tests in a clone of the repository", repo, err, strings.TrimSpace(stderr.String()))
+	}
+	return commit
+}
+
+// checkVersionOutput checks that `bin --version` exits 0 and starts with
+// "NAME version VERSION" and "commit: COMMIT" (the runtime goes on with the
+// low-level runtime's version).
+func checkVersionOutput(t *testing.T, bin, name, version, commit string) {
+	t.Helper()
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	lines := strings.Split(string(out), "\n")
+	want := []string{name + " version " + version, "commit: " + commit}
+	if err != nil || len(lines) < 2 || !slices.Equal(lines[:2], want) {
+		t.Errorf("%s --version: %v, printed %q; want it to start with %q (the version, and the commit of HEAD that make build stamps)", bin, err, out, strings.Join(want, "\n")+"\n")
+	}
 }

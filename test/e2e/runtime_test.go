@@ -4,18 +4,22 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // TestRuntime drives real runc and crun through bin/greenboost-runtime:
@@ -41,6 +45,9 @@ func TestRuntime(t *testing.T) {
 			t.Run("bogus-ram-limit-annotation", func(t *testing.T) {
 				testBogusLimit(t, s, ll, bundleOpts{annotations: map[string]string{"greenboost.io/ram-limit": "bogus"}}, `invalid greenboost.io/ram-limit "bogus": expected`)
 			})
+			t.Run("enforce-without-module", func(t *testing.T) { testEnforceWithoutModule(t, s, ll) })
+			t.Run("run", func(t *testing.T) { testRunVerb(t, s, ll) })
+			t.Run("unknown-verb-passes-through", func(t *testing.T) { testUnknownVerb(t, s, ll) })
 			t.Run("control-plain-runtime", func(t *testing.T) { testPlainControl(t, s, ll) })
 		})
 	}
@@ -101,11 +108,7 @@ func testGreenBoostContainer(t *testing.T, s *suite, ll lowLevel) {
 	if rec.Enforced {
 		t.Errorf("record says enforced, but the stand-in device cannot enforce budgets")
 	}
-	if rec.Cgroup.Path == "" || rec.Cgroup.ID == 0 {
-		t.Errorf("record has no cgroup: %+v", rec.Cgroup)
-	} else if _, err := os.Stat(rec.Cgroup.Path); err != nil {
-		t.Errorf("record's cgroup dir: %v", err)
-	}
+	checkRecordCgroup(t, rec, c.pid)
 
 	if ll.name == "crun" {
 		// With enforce = false and a device that is no GreenBoost module,
@@ -337,4 +340,263 @@ func testPlainControl(t *testing.T, s *suite, ll lowLevel) {
 // a logfmt/JSON log line (runc logs a hook's stderr that way: \" for ").
 func containsMessage(out, msg string) bool {
 	return strings.Contains(out, msg) || strings.Contains(out, strings.ReplaceAll(msg, `"`, `\"`))
+}
+
+// testEnforceWithoutModule: with [limits] enforce = true, set or left to its
+// default, and a device that is no GreenBoost module (the stand-in), create
+// fails (a container must never run without the budget it asked for), the
+// user is told why in create's output, and neither a record nor a container
+// is left.
+func testEnforceWithoutModule(t *testing.T, s *suite, ll lowLevel) {
+	for _, tc := range []struct{ name, line string }{
+		{"set", "enforce = true"},
+		{"default", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := s.testDir(t)
+			cfg := s.writeConfig(t, dir, ll.path)
+			editConfig(t, cfg.path, "enforce = false", tc.line)
+			// No run.oci.hooks.stderr for crun: the message must reach the
+			// user the way a plain engine runs the wrapper.
+			b := s.newBundle(t, filepath.Join(dir, "bundle"), bundleOpts{args: []string{"/bin/true"}})
+			c := s.newContainer(t, b, ll, true, cfg)
+			stderr, err := c.create()
+			out := stderr + c.output()
+			if err == nil {
+				t.Errorf("create succeeded on %s with enforce = true and a device that is no GreenBoost module (%s); output: %q", ll.name, s.devPath, out)
+			}
+			want := "cannot enforce GreenBoost budgets for container " + c.id
+			if !containsMessage(out, want) {
+				t.Errorf("create's output does not say the budgets cannot be enforced (want %q):\n%s", want, out)
+			}
+			if recs := cfg.records(t); len(recs) != 0 {
+				t.Errorf("records left in %s after the failed create: %v", cfg.stateDir, recs)
+			}
+			if c.exists() {
+				t.Errorf("%s left container %s behind after the failed create", ll.name, c.id)
+				if _, stderr, err := c.run("delete", "--force", c.id); err != nil {
+					t.Errorf("delete --force %s: %v: %s", c.id, err, stderr)
+				}
+			}
+		})
+	}
+}
+
+// recordScript prints the hook records the container sees in the state dir,
+// bind-mounted read-only at /gbstate: the prestart hook has run before the
+// container's process starts.
+const recordScript = `for f in /gbstate/containers/*.json; do
+  [ -f "$f" ] && echo "GB:RECORD=$(tr -d '\n' < "$f")"
+done
+`
+
+// testRunVerb: `greenboost-runtime run` (create, start and wait in one)
+// takes the edit path as create does: the spec is edited, the container
+// sees GreenBoost, the prestart hook has recorded it before it runs, and the
+// poststop hook has removed the record by the time run returns.
+func testRunVerb(t *testing.T, s *suite, ll lowLevel) {
+	dir := s.testDir(t)
+	cfg := s.writeConfig(t, dir, ll.path)
+	if err := os.MkdirAll(filepath.Join(cfg.stateDir, "containers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := s.newBundle(t, filepath.Join(dir, "bundle"), bundleOpts{
+		args: []string{"/bin/sh", "-c", recordScript + probeScript},
+		env:  []string{"GREENBOOST_RAM_LIMIT=2G"},
+	})
+	spec := b.readSpec(t)
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/gbstate", Type: "bind", Source: cfg.stateDir, Options: []string{"rbind", "ro"}})
+	data, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, "config.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := s.newContainer(t, b, ll, true, cfg)
+
+	stdout, stderr, err := c.run("run", "--bundle", b.dir, c.id)
+	if err != nil {
+		t.Fatalf("greenboost-runtime run on %s: %v\nstderr: %s\nstdout: %s", ll.name, err, stderr, stdout)
+	}
+	checkEditedSpec(t, s, cfg, b.readSpec(t))
+	s.checkGreenBoostProbe(t, stdout, "")
+
+	recs := parseProbe(stdout)["RECORD"]
+	if len(recs) != 1 {
+		t.Errorf("the container saw %d records in the state dir, want its own (the prestart hook runs before it): %q", len(recs), recs)
+	} else {
+		var rec record
+		if err := json.Unmarshal([]byte(recs[0]), &rec); err != nil {
+			t.Errorf("the record the container saw: %v: %s", err, recs[0])
+		} else if rec.ID != c.id || rec.Bundle != b.dir || rec.Pid <= 0 || rec.Limits.RAM != 2<<30 {
+			t.Errorf("the record the container saw: id %q bundle %q pid %d ram %d, want %q %q a pid and %d (GREENBOOST_RAM_LIMIT=2G)",
+				rec.ID, rec.Bundle, rec.Pid, rec.Limits.RAM, c.id, b.dir, 2<<30)
+		}
+	}
+
+	// run returns once the container has exited and the runtime deleted it,
+	// poststop included.
+	if recs := cfg.records(t); len(recs) != 0 {
+		t.Errorf("records left after run returned (want poststop to have removed them): %v", recs)
+	}
+	if c.exists() {
+		t.Errorf("container %s still exists after run returned", c.id)
+		if err := c.delete(); err != nil {
+			t.Error(err)
+		}
+		if recs := cfg.records(t); len(recs) != 0 {
+			t.Errorf("records left after delete: %v", recs)
+		}
+	}
+	if t.Failed() {
+		t.Logf("run's stderr:\n%s", stderr)
+	}
+}
+
+// logTime matches the time field of runc's logfmt lines, the one thing two
+// runs of the same command print differently.
+var logTime = regexp.MustCompile(`time="[^"]*"`)
+
+// testUnknownVerb: a verb greenboost-runtime does not know goes to the
+// low-level runtime as it is, so the user sees that runtime's own error for
+// it (the same output and exit status as the runtime run directly).
+func testUnknownVerb(t *testing.T, s *suite, ll lowLevel) {
+	dir := s.testDir(t)
+	cfg := s.writeConfig(t, dir, ll.path)
+	args := []string{"--root", filepath.Join(dir, "root"), "frobnicate", "x"}
+	type result struct {
+		stdout, stderr string
+		code           int
+	}
+	runIt := func(bin string) result {
+		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), "GREENBOOST_CONFIG="+cfg.path)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("%s %s: %v", bin, strings.Join(args, " "), err)
+		}
+		return result{o.String(), logTime.ReplaceAllString(e.String(), `time="T"`), code}
+	}
+	direct := runIt(ll.path)
+	wrapped := runIt(s.runtimeBin)
+	if direct.code == 0 || !strings.Contains(direct.stdout+direct.stderr, "frobnicate") {
+		t.Fatalf("%s %s: exit %d, output %q: want it to reject the verb, naming it (the comparison below would prove nothing)",
+			ll.name, strings.Join(args, " "), direct.code, direct.stdout+direct.stderr)
+	}
+	if wrapped != direct {
+		t.Errorf("greenboost-runtime %s: exit %d, stdout %q, stderr %q; want %s's own: exit %d, stdout %q, stderr %q",
+			strings.Join(args, " "), wrapped.code, wrapped.stdout, wrapped.stderr, ll.name, direct.code, direct.stdout, direct.stderr)
+	}
+}
+
+// hostMemoryCgroup says where this host keeps the memory controller: the
+// module's hierarchy for it (DESIGN.md §5: 1 for the cgroup v1 memory
+// hierarchy, 0 for cgroup v2) and that hierarchy's mounts, read from this
+// process's mountinfo (the tests and the hooks share the host's).
+func hostMemoryCgroup(t *testing.T) (uint32, []cgroupMount) {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v1, v2 []cgroupMount
+	for _, line := range strings.Split(string(data), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f, p := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(f) < 5 || len(p) < 3 {
+			continue
+		}
+		m := cgroupMount{root: unescapeMountinfo(f[3]), point: unescapeMountinfo(f[4])}
+		switch {
+		case p[0] == "cgroup" && slices.Contains(strings.Split(p[2], ","), "memory"):
+			v1 = append(v1, m)
+		case p[0] == "cgroup2":
+			if ctl, err := os.ReadFile(filepath.Join(m.point, "cgroup.controllers")); err == nil && slices.Contains(strings.Fields(string(ctl)), "memory") {
+				v2 = append(v2, m)
+			}
+		}
+	}
+	switch {
+	case len(v1) > 0:
+		return 1, v1
+	case len(v2) > 0:
+		return 0, v2
+	}
+	t.Fatalf("cannot tell this host's memory cgroup hierarchy: /proc/self/mountinfo has no cgroup v1 mount with the memory controller and no cgroup2 mount whose cgroup.controllers lists memory")
+	return 0, nil
+}
+
+// cgroupMount is a mount of a cgroup hierarchy: its root in the hierarchy and
+// its mount point.
+type cgroupMount struct{ root, point string }
+
+// procCgroupDir returns the host directory of process pid's cgroup in the
+// hierarchy (1: v1 memory, 0: v2) mounted at mounts.
+func procCgroupDir(t *testing.T, pid int, hierarchy uint32, mounts []cgroupMount) string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatalf("the cgroup of process %d: %v", pid, err)
+	}
+	path, found := "", false
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if (hierarchy == 0 && parts[0] == "0" && parts[1] == "") ||
+			(hierarchy == 1 && slices.Contains(strings.Split(parts[1], ","), "memory")) {
+			path, found = parts[2], true
+			break
+		}
+	}
+	if !found {
+		t.Fatalf("/proc/%d/cgroup has no entry for hierarchy %d:\n%s", pid, hierarchy, data)
+	}
+	best := -1
+	for i, m := range mounts {
+		if (m.root == "/" || path == m.root || strings.HasPrefix(path, m.root+"/")) && (best < 0 || len(m.root) > len(mounts[best].root)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		t.Fatalf("no mount of hierarchy %d (%+v) holds cgroup %s of process %d", hierarchy, mounts, path, pid)
+	}
+	m := mounts[best]
+	if m.root == "/" {
+		return filepath.Join(m.point, path)
+	}
+	return filepath.Join(m.point, strings.TrimPrefix(path, m.root))
+}
+
+// checkRecordCgroup checks that the record's cgroup is the one of the
+// container's process pid, in the hierarchy this host keeps memory in: its
+// directory on the host and that directory's inode number.
+func checkRecordCgroup(t *testing.T, rec *record, pid int) {
+	t.Helper()
+	hierarchy, mounts := hostMemoryCgroup(t)
+	if rec.Pid != pid {
+		t.Errorf("record pid %d, want the container's %d (its pid file)", rec.Pid, pid)
+	}
+	dir := procCgroupDir(t, pid, hierarchy, mounts)
+	if own := procCgroupDir(t, os.Getpid(), hierarchy, mounts); own == dir {
+		t.Fatalf("the container's cgroup %s is the test's own: the checks below could not tell the container's cgroup from its runtime's", dir)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatalf("the container's cgroup dir: %v", err)
+	}
+	if rec.Cgroup.Hierarchy != hierarchy || rec.Cgroup.Path != dir || rec.Cgroup.ID != st.Ino {
+		t.Errorf("record cgroup: hierarchy %d path %q id %d; want the container's (pid %d): hierarchy %d (memory on this host) path %q id %d (the directory's inode)",
+			rec.Cgroup.Hierarchy, rec.Cgroup.Path, rec.Cgroup.ID, pid, hierarchy, dir, st.Ino)
+	}
 }
