@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -76,7 +79,27 @@ func (h *Hook) prestart(state *specs.State) error {
 		Profile: h.profile,
 		Time:    time.Now().UTC(),
 	}
-	enforceErr := h.enforce(rec)
+	dev, q, kernelErr := openKernel(h.cfg)
+	if kernelErr == nil {
+		defer dev.Close()
+		// Catch exits whose poststop never ran, bounded so a start stays
+		// fast; a busy state lock means another hook is collecting already.
+		Collect(h.cfg, dev, time.Now().Add(prestartGCBudget), false) //nolint:errcheck // best effort
+	}
+	// The lock makes checking for a namesake, setting the budget and writing
+	// the record one step for poststop, the shim and gc.
+	unlock, err := lockState(h.cfg.Hook.StateDir, true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := checkNamesake(h.cfg.Hook.StateDir, rec); err != nil {
+		return err
+	}
+	enforceErr := kernelErr
+	if enforceErr == nil {
+		enforceErr = h.enforce(dev, q.Hierarchy, rec)
+	}
 	if enforceErr != nil {
 		if h.cfg.Limits.Enforce {
 			return notEnforcedError(h.cfg, state.ID, enforceErr)
@@ -89,7 +112,26 @@ func (h *Hook) prestart(state *specs.State) error {
 			}
 		}
 	}
-	return WriteRecord(h.cfg.Hook.StateDir, rec)
+	if err := WriteRecord(h.cfg.Hook.StateDir, rec); err != nil {
+		if rec.Enforced {
+			// Without a record nothing would ever release this budget.
+			dev.Release(kmod.Cgroup{Hierarchy: rec.Cgroup.Hierarchy, ID: rec.Cgroup.ID}, 0) //nolint:errcheck // the write error is the news
+		}
+		return err
+	}
+	return nil
+}
+
+// checkNamesake refuses to replace the record of a running container with
+// the same id and another bundle (the same id in another containerd
+// namespace): that container's budget would never be released.
+func checkNamesake(stateDir string, rec *Record) error {
+	old, err := ReadRecord(stateDir, rec.ID)
+	if err != nil || filepath.Clean(old.Bundle) == filepath.Clean(rec.Bundle) || !containerAlive(old) {
+		return nil // none, ours from an earlier try, or gone (gc releases it)
+	}
+	return fmt.Errorf("container %s: a running container with the same id (bundle %s) holds the GreenBoost record %s: one id can have one budget; use another container id",
+		rec.ID, old.Bundle, filepath.Join(RecordDir(stateDir), rec.ID+".json"))
 }
 
 // limits resolves the budgets: annotations > env > CDI profile > config.
@@ -109,27 +151,40 @@ func (h *Hook) limits(state *specs.State) (Limits, error) {
 	return Limits{RAM: ram, NVMe: nvme}, nil
 }
 
-// enforce sets rec's limits in the module for the container's cgroup and
-// fills rec.Cgroup and rec.Enforced. An error means nothing was enforced.
-func (h *Hook) enforce(rec *Record) error {
-	dev, q, err := openKernel(h.cfg)
-	if err != nil {
-		return err
-	}
-	defer dev.Close()
-	// Catch exits whose poststop never ran, bounded so a start stays fast;
-	// a busy state lock means another hook is collecting already.
-	Collect(h.cfg, dev, time.Now().Add(prestartGCBudget), false) //nolint:errcheck // best effort
-	cg, err := ResolveCgroup(rec.Pid, q.Hierarchy)
+// enforce sets rec's limits in the module for the container's cgroup of
+// hierarchy and fills rec.Cgroup and rec.Enforced. An error means nothing
+// was enforced.
+func (h *Hook) enforce(dev kmod.Kernel, hierarchy uint32, rec *Record) error {
+	cg, err := ResolveCgroup(rec.Pid, hierarchy)
 	if err != nil {
 		return err
 	}
 	rec.Cgroup = cg
+	if err := ownCgroup(cg, rec.Pid); err != nil {
+		return err
+	}
 	if _, err := dev.SetLimit(kmod.Cgroup{Hierarchy: cg.Hierarchy, ID: cg.ID}, kernelLimit(rec.Limits.RAM), kernelLimit(rec.Limits.NVMe)); err != nil {
 		return fmt.Errorf("setting the budget of cgroup %s: %w", cg.Path, err)
 	}
 	rec.Enforced = true
 	h.warnAbovePool(dev, rec)
+	return nil
+}
+
+// ownCgroup checks that the container's process is alone in its cgroup, as
+// engines set it up: a budget on a shared cgroup (a container started
+// without a cgroup of its own, in the engine's or the root) would bind the
+// other processes, and its release would lift their budget.
+func ownCgroup(cg Cgroup, pid int) error {
+	data, err := os.ReadFile(filepath.Join(cg.Path, "cgroup.procs"))
+	if err != nil {
+		return fmt.Errorf("reading the processes of cgroup %s: %w", cg.Path, err)
+	}
+	for _, f := range strings.Fields(string(data)) {
+		if f != strconv.Itoa(pid) {
+			return fmt.Errorf("cgroup %s is shared with other processes (pid %s): a budget needs the container's own cgroup", cg.Path, f)
+		}
+	}
 	return nil
 }
 

@@ -185,3 +185,70 @@ func TestReleaseLeavesNamesakeInAnotherBundle(t *testing.T) {
 		t.Fatalf("record left after its own release: %v", err)
 	}
 }
+
+// A record of a running container with the same id and another bundle (the
+// same id in another containerd namespace) is not replaced: that
+// container's budget would never be released. A dead one's is.
+func TestPrestartRefusesLiveNamesake(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	cfg.Limits.Enforce = false
+	self, err := ResolveCgroup(os.Getpid(), HierarchyAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		cgroup  Cgroup
+		wantErr bool
+	}{
+		{"alive", self, true},
+		{"gone", Cgroup{Hierarchy: self.Hierarchy, ID: 1, Path: filepath.Join(t.TempDir(), "gone")}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			other := &Record{ID: st.ID, Bundle: "/run/other-namespace/bundle", Pid: os.Getpid(), Cgroup: tt.cgroup}
+			if err := WriteRecord(cfg.Hook.StateDir, other); err != nil {
+				t.Fatal(err)
+			}
+			err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st)
+			rec, rerr := ReadRecord(cfg.Hook.StateDir, st.ID)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "same id (bundle /run/other-namespace/bundle)") || rec.Bundle != other.Bundle {
+					t.Fatalf("error = %v, record bundle %s: want a refusal and the namesake's record kept", err, rec.Bundle)
+				}
+				return
+			}
+			if err != nil || rec.Bundle != st.Bundle {
+				t.Fatalf("error = %v, record bundle %s: want the dead namesake's record replaced", err, rec.Bundle)
+			}
+		})
+	}
+}
+
+// A budget needs the container's own cgroup: one shared with other
+// processes would bind them, and its release would lift their budget.
+func TestOwnCgroup(t *testing.T) {
+	dir := t.TempDir()
+	cg := Cgroup{Path: dir}
+	for _, tt := range []struct {
+		procs   string
+		wantErr string
+	}{
+		{"42\n", ""},
+		{"", ""},
+		{"42\n7\n", "shared with other processes (pid 7)"},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(tt.procs), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := ownCgroup(cg, 42)
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("procs %q: error %v, want %q", tt.procs, err, tt.wantErr)
+		}
+	}
+	if err := ownCgroup(Cgroup{Path: filepath.Join(dir, "gone")}, 42); err == nil {
+		t.Error("a cgroup without cgroup.procs passed")
+	}
+}
