@@ -56,10 +56,18 @@ func injectExecEnv(runtime string, globalArgs []string, process, id string) erro
 	if err := json.Unmarshal(out, &state); err != nil || state.Bundle == "" {
 		return nil
 	}
-	_, containerEnv, err := ocispec.ReadAnnotationsAndEnv(state.Bundle)
-	if err != nil || envValue(containerEnv, cdi.ActiveEnv) != "1" {
+	// Our prestart hook marks a container with GreenBoost: its env is the
+	// image's to set, GREENBOOST_ACTIVE included.
+	var spec struct {
+		Process *struct {
+			Env []string `json:"env"`
+		} `json:"process"`
+		Hooks *specs.Hooks `json:"hooks"`
+	}
+	if err := ocispec.Decode(state.Bundle, &spec); err != nil || spec.Process == nil || !hasGreenBoost(&specs.Spec{Hooks: spec.Hooks}) {
 		return nil
 	}
+	containerEnv := spec.Process.Env
 	data, err := os.ReadFile(process)
 	if err != nil {
 		return fmt.Errorf("reading the exec process %s: %w", process, err)

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -309,5 +310,16 @@ func TestExecGetsTheContainersGreenBoostEnv(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(process); string(after) != string(before) {
 		t.Fatalf("exec process of a plain container changed: %s", after)
+	}
+	// Nor does one whose image sets GREENBOOST_ACTIVE=1: only our hook in
+	// the spec marks GreenBoost.
+	optOut, _ := os.ReadFile("testdata/opt-out-env/in.json")
+	imageActive := filepath.Join(t.TempDir(), "in.json")
+	os.WriteFile(imageActive, bytes.Replace(optOut, []byte(`"GREENBOOST_DISABLE=1"`), []byte(`"GREENBOOST_DISABLE=1", "GREENBOOST_ACTIVE=1"`), 1), 0o644)
+	if _, stderr, err := f.runEnv(t, []string{"GREENBOOST_CONFIG=" + cfg, "FAKE_BUNDLE=" + bundleWith(t, imageActive)}, "exec", "-p", process, "c3"); err != nil {
+		t.Fatalf("exec: %v %s", err, stderr)
+	}
+	if after, _ := os.ReadFile(process); string(after) != string(before) {
+		t.Fatalf("exec process of a container whose image sets GREENBOOST_ACTIVE changed: %s", after)
 	}
 }

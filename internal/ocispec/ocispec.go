@@ -25,7 +25,7 @@ func ReadAnnotationsAndEnv(bundle string) (map[string]string, []string, error) {
 			Env []string `json:"env"`
 		} `json:"process"`
 	}
-	if err := decode(bundle, &s); err != nil {
+	if err := Decode(bundle, &s); err != nil {
 		return nil, nil, err
 	}
 	if s.Process == nil {
@@ -34,7 +34,9 @@ func ReadAnnotationsAndEnv(bundle string) (map[string]string, []string, error) {
 	return s.Annotations, s.Process.Env, nil
 }
 
-func decode(bundle string, v any) error {
+// Decode decodes the bundle's config.json into v, which may name only the
+// members the caller needs.
+func Decode(bundle string, v any) error {
 	path := Path(bundle)
 	data, err := os.ReadFile(path)
 	if err != nil {
