@@ -44,8 +44,8 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 	}
 	var errs []error
 	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(id, ".") {
+		id, ok := strings.CutSuffix(e.Name(), ".json") // not a temp file (.ID.json.tmp-N)
+		if !ok {
 			continue
 		}
 		if time.Now().After(deadline) {
@@ -104,6 +104,18 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 		res.NodesReleased = append(res.NodesReleased, n.CgroupID)
 	}
 	return res, errors.Join(errs...)
+}
+
+// CollectBriefly is the bounded gc of the containerd shim on delete: it
+// skips when another process holds the state lock, and without a device (or
+// with one that is no GreenBoost module) only drops records.
+func CollectBriefly(cfg *config.Config) {
+	var k kmod.Kernel
+	if dev, err := kmod.Open(cfg.Device.HostPath); err == nil {
+		defer dev.Close()
+		k = dev
+	}
+	Collect(cfg, k, time.Now().Add(prestartGCBudget), false) //nolint:errcheck // best effort
 }
 
 // containerAlive reports whether the record's container still exists: its

@@ -2,6 +2,7 @@ package hook
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,6 +29,7 @@ func TestCollectDropsRecordsOfGoneContainers(t *testing.T) {
 		{ID: "reused", Cgroup: Cgroup{ID: liveID + 1, Path: live}}, // same path, new cgroup
 		{ID: "nocgroup-dead", Pid: 1 << 30},
 		{ID: "nocgroup-alive", Pid: os.Getpid()},
+		{ID: ".dotted-dead", Pid: 1 << 30}, // runc allows ids that start with a dot
 	}
 	for _, r := range recs {
 		if err := WriteRecord(cfg.Hook.StateDir, r); err != nil {
@@ -39,7 +41,7 @@ func TestCollectDropsRecordsOfGoneContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(res.RecordsDropped)
-	if !slices.Equal(res.RecordsDropped, []string{"dead", "nocgroup-dead", "reused"}) {
+	if !slices.Equal(res.RecordsDropped, []string{".dotted-dead", "dead", "nocgroup-dead", "reused"}) {
 		t.Fatalf("dropped %v", res.RecordsDropped)
 	}
 	left, err := ReadRecords(cfg.Hook.StateDir)
@@ -214,5 +216,40 @@ func TestJoinUsage(t *testing.T) {
 	}
 	if len(orphans) != 1 || orphans[0].CgroupID != 99 {
 		t.Fatalf("orphans = %+v", orphans)
+	}
+}
+
+// The containerd shim's gc on delete drops records of gone containers with a
+// device that is no GreenBoost module or none at all, and never waits for
+// the state lock.
+func TestCollectBriefly(t *testing.T) {
+	for _, device := range []string{"/dev/null", "/nonexistent/greenboost"} {
+		cfg := config.Default()
+		cfg.Device.HostPath = device
+		cfg.Hook.StateDir = t.TempDir()
+		for _, r := range []*Record{{ID: "dead", Pid: 1 << 30}, {ID: "alive", Pid: os.Getpid()}} {
+			if err := WriteRecord(cfg.Hook.StateDir, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		CollectBriefly(cfg)
+		if _, err := ReadRecord(cfg.Hook.StateDir, "dead"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: the dead container's record is left: %v", device, err)
+		}
+		if _, err := ReadRecord(cfg.Hook.StateDir, "alive"); err != nil {
+			t.Errorf("%s: the live container's record: %v", device, err)
+		}
+		unlock, err := lockState(cfg.Hook.StateDir, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { CollectBriefly(cfg); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: CollectBriefly waited for the state lock", device)
+		}
+		unlock()
 	}
 }

@@ -37,8 +37,8 @@ func ReadRecords(stateDir string) ([]*Record, error) {
 	var recs []*Record
 	var errs []error
 	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(id, ".") {
+		id, ok := strings.CutSuffix(e.Name(), ".json") // not a temp file (.ID.json.tmp-N)
+		if !ok {
 			continue
 		}
 		rec, err := ReadRecord(stateDir, id)

@@ -50,6 +50,8 @@ func (defaultReleaser) release(ctx context.Context, id, bundle, on string) {
 	if w := strings.TrimSpace(warn.String()); w != "" {
 		logger.Warn(w)
 	}
+	// Also catch other exits whose poststop never ran (DESIGN.md §2).
+	hook.CollectBriefly(cfg)
 }
 
 // gbManager is containerd's runc shim manager; its Stop (the `delete`
