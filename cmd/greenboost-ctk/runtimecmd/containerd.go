@@ -3,6 +3,8 @@ package runtimecmd
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -85,6 +87,115 @@ func AddContainerdRuntime(configTOML []byte, name string, setDefault bool) ([]by
 		cri["default_runtime_name"] = name
 	}
 	return toml.Marshal(top)
+}
+
+// shadowingImport returns the file that containerd's config (at path, its
+// content configTOML) imports and that defines the CRI plugin section the
+// runtime entry goes into, with that plugin; "" when there is none. containerd
+// merges each import over the config, and a plugin's section from an import
+// replaces the config's whole, runtime name's entry included. Imports are
+// found as containerd finds them: in order, then each file's own imports
+// (breadth first), a relative path against the directory of the file that
+// imports it, a path with * as a glob. Of the files that define the section
+// the last one wins; it is returned unless it has the entry itself. Files
+// that are missing or not TOML are skipped.
+func shadowingImport(path string, configTOML []byte, name string) (imported, plugin string) {
+	var main struct {
+		Version int64    `toml:"version"`
+		Imports []string `toml:"imports"`
+	}
+	if err := toml.Unmarshal(configTOML, &main); err != nil || len(main.Imports) == 0 {
+		return "", ""
+	}
+	loaded := map[string]bool{path: true}
+	pending := resolveImports(path, main.Imports)
+	for len(pending) > 0 {
+		file := pending[0]
+		pending = pending[1:]
+		if loaded[file] {
+			continue
+		}
+		loaded[file] = true
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		top := map[string]any{}
+		if err := toml.Unmarshal(data, &top); err != nil {
+			continue
+		}
+		if p := criSection(top, main.Version); p != "" {
+			imported, plugin = file, p
+			if entry, _ := lookup(top, "plugins", p, "containerd", "runtimes", name).(map[string]any); entry["runtime_type"] == shimRuntimeType {
+				imported, plugin = "", ""
+			}
+		}
+		if list, ok := top["imports"].([]any); ok {
+			var more []string
+			for _, v := range list {
+				if s, ok := v.(string); ok {
+					more = append(more, s)
+				}
+			}
+			pending = append(pending, resolveImports(file, more)...)
+		}
+	}
+	return imported, plugin
+}
+
+// criSection returns the plugin of an imported file's top that becomes the
+// section holding CRI's runtimes under a config of mainVersion, "" if none:
+// that of the main version, or for containerd 2.x the version 2 one of an
+// import of an older version, which containerd migrates to it.
+func criSection(top map[string]any, mainVersion int64) string {
+	plugins, _ := top["plugins"].(map[string]any)
+	if plugins == nil {
+		return ""
+	}
+	want := criRuntimePlugin[mainVersion]
+	if _, ok := plugins[want]; ok && want != "" {
+		return want
+	}
+	version, _ := top["version"].(int64)
+	if old := criRuntimePlugin[2]; mainVersion > 2 && version < 3 {
+		if _, ok := plugins[old]; ok {
+			return old
+		}
+	}
+	return ""
+}
+
+// resolveImports spells a config's imports as containerd does: cleaned,
+// relative to the directory of the config (parent), globbed when they have
+// a *.
+func resolveImports(parent string, imports []string) []string {
+	var out []string
+	for _, imp := range imports {
+		imp = filepath.Clean(imp)
+		if !filepath.IsAbs(imp) {
+			imp = filepath.Join(filepath.Dir(parent), imp)
+		}
+		if strings.Contains(imp, "*") {
+			matches, _ := filepath.Glob(imp)
+			out = append(out, matches...)
+		} else {
+			out = append(out, imp)
+		}
+	}
+	return out
+}
+
+// lookup returns the value at keys under t, nil where a table is missing.
+func lookup(t map[string]any, keys ...string) any {
+	var v any = t
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
 }
 
 // addPattern adds pattern to the list at t[key] unless it is there.

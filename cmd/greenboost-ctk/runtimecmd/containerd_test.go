@@ -1,6 +1,10 @@
 package runtimecmd
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
@@ -74,4 +78,137 @@ func TestAddContainerdRuntime(t *testing.T) {
 	runMergeCases(t, tests, func(in []byte, setDefault bool) ([]byte, error) {
 		return AddContainerdRuntime(in, "greenboost", setDefault)
 	}, toml.Unmarshal)
+}
+
+func TestShadowingImport(t *testing.T) {
+	const (
+		v2CRI     = "[plugins.\"io.containerd.grpc.v1.cri\".registry]\nconfig_path = \"/etc/containerd/certs.d\"\n"
+		v3Runtime = "[plugins.\"io.containerd.cri.v1.runtime\".cni]\nbin_dir = \"/opt/cni/bin\"\n"
+		v2Entry   = "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.greenboost]\nruntime_type = \"io.containerd.greenboost.v2\"\n"
+	)
+	for _, tt := range []struct {
+		name   string
+		main   string
+		files  map[string]string // under the config's directory
+		want   string            // the file named, "" for none
+		plugin string
+	}{
+		{name: "no imports", main: "version = 2\n", files: map[string]string{"conf.d/cri.toml": "version = 2\n" + v2CRI}},
+		{name: "empty imports", main: "version = 2\nimports = []\n"},
+		{
+			name: "a glob, relative: the drop-in that defines CRI's section",
+			main: "version = 2\nimports = [\"conf.d/*.toml\"]\n",
+			files: map[string]string{
+				"conf.d/10-debug.toml": "version = 2\n[debug]\nlevel = \"debug\"\n",
+				"conf.d/20-cri.toml":   "version = 2\n" + v2CRI,
+				"conf.d/30-other.toml": "version = 2\n[plugins.\"io.containerd.internal.v1.opt\"]\npath = \"/opt\"\n",
+			},
+			want: "conf.d/20-cri.toml", plugin: "io.containerd.grpc.v1.cri",
+		},
+		{
+			name:  "the last of several wins",
+			main:  "version = 2\nimports = [\"a.toml\", \"b.toml\"]\n",
+			files: map[string]string{"a.toml": "version = 2\n" + v2CRI, "b.toml": "version = 2\n" + v2CRI},
+			want:  "b.toml", plugin: "io.containerd.grpc.v1.cri",
+		},
+		{
+			name:  "a drop-in that has our entry: nothing to say",
+			main:  "version = 2\nimports = [\"cri.toml\"]\n",
+			files: map[string]string{"cri.toml": "version = 2\n" + v2CRI + v2Entry},
+		},
+		{
+			name:  "missing and broken imports skipped",
+			main:  "version = 2\nimports = [\"missing.toml\", \"broken.toml\", \"nothing/*.toml\"]\n",
+			files: map[string]string{"broken.toml": "version = ["},
+		},
+		{
+			name:  "nested imports, relative to the file that imports them",
+			main:  "version = 2\nimports = [\"conf.d/top.toml\"]\n",
+			files: map[string]string{"conf.d/top.toml": "version = 2\nimports = [\"sub/cri.toml\"]\n", "conf.d/sub/cri.toml": "version = 2\n" + v2CRI},
+			want:  "conf.d/sub/cri.toml", plugin: "io.containerd.grpc.v1.cri",
+		},
+		{
+			name:  "version 3: the runtime plugin",
+			main:  "version = 3\nimports = [\"cri.toml\"]\n",
+			files: map[string]string{"cri.toml": "version = 3\n" + v3Runtime},
+			want:  "cri.toml", plugin: "io.containerd.cri.v1.runtime",
+		},
+		{
+			name:  "version 3: a version 3 grpc.v1.cri has the server settings only",
+			main:  "version = 3\nimports = [\"cri.toml\"]\n",
+			files: map[string]string{"cri.toml": "version = 3\n[plugins.\"io.containerd.grpc.v1.cri\"]\ndisable_tcp_service = true\n"},
+		},
+		{
+			name:  "version 3: a version 2 drop-in is migrated into the runtime plugin",
+			main:  "version = 3\nimports = [\"cri.toml\"]\n",
+			files: map[string]string{"cri.toml": "version = 2\n" + v2CRI},
+			want:  "cri.toml", plugin: "io.containerd.grpc.v1.cri",
+		},
+		{
+			name:  "an absolute import",
+			main:  "version = 2\nimports = [\"ABS/elsewhere/cri.toml\"]\n",
+			files: map[string]string{"elsewhere/cri.toml": "version = 2\n" + v2CRI},
+			want:  "elsewhere/cri.toml", plugin: "io.containerd.grpc.v1.cri",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, content := range tt.files {
+				path := filepath.Join(dir, name)
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			main := filepath.Join(dir, "config.toml")
+			got, plugin := shadowingImport(main, []byte(strings.ReplaceAll(tt.main, "ABS", dir)), "greenboost")
+			want := ""
+			if tt.want != "" {
+				want = filepath.Join(dir, tt.want)
+			}
+			if got != want || plugin != tt.plugin {
+				t.Errorf("got %q, %q; want %q, %q", got, plugin, want, tt.plugin)
+			}
+		})
+	}
+}
+
+// TestConfigureContainerdImport: an imported drop-in that defines CRI's
+// section is named on stderr, and the config is still written.
+func TestConfigureContainerdImport(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	dropIn := filepath.Join(dir, "conf.d", "cri.toml")
+	if err := os.MkdirAll(filepath.Dir(dropIn), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dropIn, []byte("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\nconfig_path = \"/etc/containerd/certs.d\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("version = 2\nimports = [\"conf.d/*.toml\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	c := &configureCommand{engine: "containerd", path: path, name: "greenboost", stderr: &stderr}
+	if err := c.run(nil); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); !strings.Contains(string(data), "io.containerd.greenboost.v2") || !strings.Contains(string(data), "conf.d/*.toml") {
+		t.Errorf("config.toml is %s, want our entry and the imports", data)
+	}
+	msg := stderr.String()
+	if !strings.HasPrefix(msg, "greenboost-ctk: warning: "+dropIn+" ") || strings.Count(msg, "\n") != 1 ||
+		!strings.Contains(msg, `plugins."io.containerd.grpc.v1.cri"`) || !strings.Contains(msg, "--config "+dropIn) {
+		t.Errorf("stderr %q, want one warning naming %s and the --config to run", msg, dropIn)
+	}
+	// configured there too, nothing is left to say
+	stderr.Reset()
+	if err := (&configureCommand{engine: "containerd", path: dropIn, name: "greenboost", stderr: &stderr}).run(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(nil); err != nil || stderr.Len() != 0 {
+		t.Errorf("after configuring the drop-in: %v, stderr %q", err, stderr.String())
+	}
 }

@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -54,6 +57,17 @@ func New() *cli.Command {
 type configureCommand struct {
 	engine, path, name, runtimePath string
 	setDefault, dryRun              bool
+	// stderr takes the warnings (the app's ErrWriter; os.Stderr when nil).
+	stderr io.Writer
+}
+
+// warn writes one line on stderr, as greenboost-ctk writes its errors.
+func (c *configureCommand) warn(msg string) {
+	w := c.stderr
+	if w == nil {
+		w = os.Stderr
+	}
+	fmt.Fprintf(w, "greenboost-ctk: %s\n", msg)
 }
 
 func (c *configureCommand) validate(*cli.Context) error {
@@ -101,10 +115,15 @@ func defaultRuntimePath() string {
 	return installedRuntime
 }
 
-func (c *configureCommand) run(*cli.Context) error {
+func (c *configureCommand) run(ctx *cli.Context) error {
+	if c.stderr == nil && ctx != nil && ctx.App != nil {
+		c.stderr = ctx.App.ErrWriter
+	}
 	// A daemon.json that links elsewhere (config management) is updated
 	// there, even where the target does not exist yet: the atomic rename
-	// must not replace the link.
+	// must not replace the link. The engine reads the path it was given,
+	// and resolves containerd's relative imports against it.
+	given := c.path
 	path, err := followLinks(c.path)
 	if err != nil {
 		return err
@@ -114,9 +133,12 @@ func (c *configureCommand) run(*cli.Context) error {
 	if err != nil {
 		return err
 	}
-	updated, err := c.merge(old)
+	updated, notes, err := c.merge(old, given)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.path, err)
+	}
+	for _, note := range notes {
+		c.warn(note)
 	}
 	if c.dryRun {
 		_, err := os.Stdout.Write(updated)
@@ -145,11 +167,20 @@ func (c *configureCommand) run(*cli.Context) error {
 }
 
 // followLinks returns the file path's chain of symlinks ends at, which
-// need not exist.
+// need not exist. A relative target is resolved as the kernel does, against
+// the directory the link really is in (that directory may be reached through
+// a link itself, /etc/docker -> /srv/conf/docker), not against the path's
+// spelling.
 func followLinks(path string) (string, error) {
+	followed := false
 	for range 40 { // as the kernel's limit
 		fi, err := os.Lstat(path)
 		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			if followed {
+				// Cleaned only now, with every link resolved: a ".." of a
+				// target steps out of the real directory.
+				return resolvePath(path), nil
+			}
 			return path, nil
 		}
 		dest, err := os.Readlink(path)
@@ -157,19 +188,72 @@ func followLinks(path string) (string, error) {
 			return "", err
 		}
 		if !filepath.IsAbs(dest) {
-			dest = filepath.Join(filepath.Dir(path), dest)
+			dir, _ := splitLast(path)
+			dest = resolvePath(dir) + string(filepath.Separator) + dest
 		}
-		path = dest
+		path, followed = dest, true
 	}
 	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
 }
 
-// merge returns the engine's config with the runtime added.
-func (c *configureCommand) merge(old []byte) ([]byte, error) {
-	if c.engine == "containerd" {
-		return AddContainerdRuntime(old, c.name, c.setDefault)
+// resolvePath returns path with the symlinks in its existing part resolved
+// and the part that does not exist yet appended, cleaned.
+func resolvePath(path string) string {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		return real
 	}
-	return AddDockerRuntime(old, c.name, c.runtimePath, c.setDefault)
+	dir, base := splitLast(path)
+	if dir == path {
+		return filepath.Clean(path)
+	}
+	return filepath.Join(resolvePath(dir), base)
+}
+
+// splitLast splits path at its last separator without cleaning it (as
+// filepath.Split and Dir do), so that a ".." after a link is left to
+// EvalSymlinks, which walks it as the kernel does.
+func splitLast(path string) (dir, base string) {
+	i := strings.LastIndexByte(path, filepath.Separator)
+	switch {
+	case i < 0:
+		return ".", path
+	case i == 0:
+		return string(filepath.Separator), path[1:]
+	}
+	return path[:i], path[i+1:]
+}
+
+// merge returns the engine's config with the runtime added, and the
+// warnings for stderr. given is the path the engine reads the config by.
+func (c *configureCommand) merge(old []byte, given string) ([]byte, []string, error) {
+	if c.engine == "containerd" {
+		updated, err := AddContainerdRuntime(old, c.name, c.setDefault)
+		if err != nil {
+			return nil, nil, err
+		}
+		var notes []string
+		if imported, plugin := shadowingImport(given, old, c.name); imported != "" {
+			fix := "greenboost-ctk runtime configure --runtime containerd --config " + imported
+			if c.name != "greenboost" {
+				fix += " --runtime-name " + c.name
+			}
+			if c.setDefault {
+				fix += " --set-as-default"
+			}
+			notes = append(notes, fmt.Sprintf("warning: %s (imported by %s) defines plugins.%q, and containerd takes that whole section from it: "+
+				"runtime %q in %s has no effect; add the runtime entry there (%s)", imported, given, plugin, c.name, given, fix))
+		}
+		return updated, notes, nil
+	}
+	updated, dropped, err := AddDockerRuntime(old, c.name, c.runtimePath, c.setDefault)
+	if err != nil {
+		return nil, nil, err
+	}
+	var notes []string
+	if len(dropped) > 0 {
+		notes = append(notes, fmt.Sprintf("%s: runtimes.%s: dropped %s (dockerd refuses them beside path)", c.path, c.name, strings.Join(dropped, ", ")))
+	}
+	return updated, notes, nil
 }
 
 // target is what the runtime entry runs, for messages.
@@ -200,25 +284,31 @@ func readFile(path string) ([]byte, fs.FileMode, error) {
 	return data, fi.Mode().Perm(), nil
 }
 
+// refusedBesidePath are the runtime keys dockerd refuses in an entry with a
+// path ("cannot configure both path and runtimeType", "options cannot be
+// used with a path runtime"): they are for containerd shims.
+var refusedBesidePath = []string{"runtimeType", "options"}
+
 // AddDockerRuntime returns daemon.json (empty: none yet) with runtime name
 // pointing at path, and with default-runtime name if setDefault. Every other
 // key and runtime is kept as it was, as are other keys of an existing entry
-// of that name (runtimeArgs). It refuses what is not a JSON object rather
-// than replace it.
-func AddDockerRuntime(daemonJSON []byte, name, path string, setDefault bool) ([]byte, error) {
+// of that name (runtimeArgs), but for the keys dockerd refuses beside a path
+// (runtimeType, options), which are dropped and returned. It refuses what is
+// not a JSON object rather than replace it.
+func AddDockerRuntime(daemonJSON []byte, name, path string, setDefault bool) (updated []byte, dropped []string, err error) {
 	top := map[string]json.RawMessage{}
 	if len(bytes.TrimSpace(daemonJSON)) > 0 {
 		if err := json.Unmarshal(daemonJSON, &top); err != nil {
-			return nil, fmt.Errorf("not a JSON object, left untouched: %w", err)
+			return nil, nil, fmt.Errorf("not a JSON object, left untouched: %w", err)
 		}
 		if top == nil {
-			return nil, errors.New("not a JSON object (null), left untouched")
+			return nil, nil, errors.New("not a JSON object (null), left untouched")
 		}
 	}
 	runtimes := map[string]map[string]json.RawMessage{}
 	if raw, ok := top["runtimes"]; ok {
 		if err := json.Unmarshal(raw, &runtimes); err != nil {
-			return nil, fmt.Errorf(`"runtimes" is not an object of runtime objects, left untouched: %w`, err)
+			return nil, nil, fmt.Errorf(`"runtimes" is not an object of runtime objects, left untouched: %w`, err)
 		}
 		if runtimes == nil { // "runtimes": null, as if absent
 			runtimes = map[string]map[string]json.RawMessage{}
@@ -228,18 +318,38 @@ func AddDockerRuntime(daemonJSON []byte, name, path string, setDefault bool) ([]
 	if entry == nil {
 		entry = map[string]json.RawMessage{}
 	}
+	// dockerd decodes daemon.json with encoding/json, which matches keys
+	// case-insensitively: "RuntimeType" is a runtimeType too, and a "Path"
+	// beside ours would be a second path.
+	keys := make([]string, 0, len(entry))
+	for k := range entry {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, refused := range refusedBesidePath {
+		for _, k := range keys {
+			if strings.EqualFold(k, refused) {
+				delete(entry, k)
+				dropped = append(dropped, k)
+			}
+		}
+	}
+	for _, k := range keys {
+		if k != "path" && strings.EqualFold(k, "path") {
+			delete(entry, k)
+		}
+	}
 	entry["path"], _ = json.Marshal(path)
 	runtimes[name] = entry
-	var err error
 	if top["runtimes"], err = json.Marshal(runtimes); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if setDefault {
 		top["default-runtime"], _ = json.Marshal(name)
 	}
 	out, err := json.MarshalIndent(top, "", "    ")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return append(out, '\n'), nil
+	return append(out, '\n'), dropped, nil
 }

@@ -1,6 +1,7 @@
 package runtimecmd
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -36,10 +37,165 @@ func TestAddDockerRuntime(t *testing.T) {
 			name: "runtimes null", in: `{"runtimes":null,"debug":true}`,
 			want: `{"debug":true,"runtimes":{"greenboost":{"path":"` + gb + `"}}}`,
 		},
+		{
+			// dockerd: "cannot configure both path and runtimeType for the
+			// same runtime", "options cannot be used with a path runtime"
+			name: "a shim entry's runtimeType and options replaced by our path, other keys kept",
+			in:   `{"runtimes":{"greenboost":{"runtimeType":"io.containerd.greenboost.v2","options":{"ConfigPath":"/etc/greenboost/small.toml"},"runtimeArgs":["--debug"],"x-note":"ours"}}}`,
+			want: `{"runtimes":{"greenboost":{"path":"` + gb + `","runtimeArgs":["--debug"],"x-note":"ours"}}}`,
+		},
+		{
+			// dockerd's encoding/json matches keys whatever their case
+			name: "refused keys in another case dropped too, a second path replaced",
+			in:   `{"runtimes":{"greenboost":{"RuntimeType":"io.containerd.runc.v2","Path":"/opt/old/greenboost-runtime"}}}`,
+			want: `{"runtimes":{"greenboost":{"path":"` + gb + `"}}}`,
+		},
 	}
 	runMergeCases(t, tests, func(in []byte, setDefault bool) ([]byte, error) {
-		return AddDockerRuntime(in, "greenboost", gb, setDefault)
+		out, _, err := AddDockerRuntime(in, "greenboost", gb, setDefault)
+		return out, err
 	}, json.Unmarshal)
+}
+
+func TestAddDockerRuntimeDropped(t *testing.T) {
+	for in, want := range map[string][]string{
+		`{"runtimes":{"greenboost":{"runtimeType":"io.containerd.greenboost.v2","options":{"ConfigPath":"/x"}}}}`:        {"runtimeType", "options"},
+		`{"runtimes":{"greenboost":{"options":null}}}`:                                                                   {"options"},
+		`{"runtimes":{"greenboost":{"RuntimeType":"io.containerd.runc.v2","path":"/opt/gb"}}}`:                           {"RuntimeType"},
+		`{"runtimes":{"greenboost":{"path":"/opt/gb","runtimeArgs":[]},"shim":{"runtimeType":"io.containerd.runc.v2"}}}`: nil,
+		``: nil,
+	} {
+		_, dropped, err := AddDockerRuntime([]byte(in), "greenboost", "/usr/bin/greenboost-runtime", false)
+		if err != nil || !reflect.DeepEqual(dropped, want) {
+			t.Errorf("%s: dropped %q (%v), want %q", in, dropped, err, want)
+		}
+	}
+}
+
+// TestConfigureDockerShimEntry: configure over an entry written for the
+// containerd shim leaves one dockerd starts with, and says what it dropped.
+func TestConfigureDockerShimEntry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "daemon.json")
+	if err := os.WriteFile(path, []byte(`{"runtimes":{"gb":{"runtimeType":"io.containerd.greenboost.v2","options":{"ConfigPath":"/etc/greenboost/small.toml"},"runtimeArgs":["--debug"]}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	c := &configureCommand{engine: "docker", path: path, name: "gb", runtimePath: "/usr/bin/greenboost-runtime", stderr: &stderr}
+	if err := c.run(nil); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Runtimes map[string]map[string]any
+	}
+	data, _ := os.ReadFile(path)
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"path": "/usr/bin/greenboost-runtime", "runtimeArgs": []any{"--debug"}}
+	if !reflect.DeepEqual(got.Runtimes["gb"], want) {
+		t.Errorf("runtimes.gb is %v, want %v (dockerd refuses a path beside runtimeType or options)", got.Runtimes["gb"], want)
+	}
+	if msg := "greenboost-ctk: " + path + ": runtimes.gb: dropped runtimeType, options (dockerd refuses them beside path)\n"; stderr.String() != msg {
+		t.Errorf("stderr %q, want %q", stderr.String(), msg)
+	}
+	// nothing left to drop: nothing said
+	stderr.Reset()
+	if err := c.run(nil); err != nil || stderr.Len() != 0 {
+		t.Errorf("a second run: %v, stderr %q", err, stderr.String())
+	}
+}
+
+// TestConfigureRelativeLinkInLinkedDirectory: a relative link target is
+// resolved against the directory the link really is in, as the kernel does,
+// here /etc/docker -> /srv/conf/docker and daemon.json -> ../shared/daemon.json.
+func TestConfigureRelativeLinkInLinkedDirectory(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		exists bool
+	}{{"target exists", true}, {"dangling target", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			for _, dir := range []string{"etc", "srv/conf/docker", "srv/conf/shared"} {
+				if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Symlink("../srv/conf/docker", filepath.Join(root, "etc", "docker")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("../shared/daemon.json", filepath.Join(root, "srv/conf/docker/daemon.json")); err != nil {
+				t.Fatal(err)
+			}
+			real := filepath.Join(root, "srv/conf/shared/daemon.json")
+			if tt.exists {
+				if err := os.WriteFile(real, []byte(`{"debug": true}`), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			link := filepath.Join(root, "etc/docker/daemon.json")
+			c := &configureCommand{engine: "docker", path: link, name: "greenboost", runtimePath: "/usr/bin/greenboost-runtime"}
+			if err := c.run(nil); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(real)
+			if err != nil || !strings.Contains(string(data), `"greenboost"`) || tt.exists && !strings.Contains(string(data), `"debug": true`) {
+				t.Errorf("the real target %s: %q (%v), want the runtime added to it", real, data, err)
+			}
+			if _, err := os.Stat(filepath.Join(root, "etc/shared")); !os.IsNotExist(err) {
+				t.Errorf("configure wrote beside the link's spelling, in etc/shared (%v)", err)
+			}
+			if fi, err := os.Lstat(filepath.Join(root, "srv/conf/docker/daemon.json")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				t.Errorf("daemon.json is no longer a symlink (%v)", err)
+			}
+			if data, err := os.ReadFile(link); err != nil || !strings.Contains(string(data), `"greenboost"`) {
+				t.Errorf("through the link: %q (%v)", data, err)
+			}
+			if _, err := os.Stat(real + ".bak"); tt.exists && err != nil {
+				t.Errorf("no backup beside the real target: %v", err)
+			}
+		})
+	}
+}
+
+func TestFollowLinks(t *testing.T) {
+	root := t.TempDir()
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		root = real
+	}
+	for _, dir := range []string{"a/b", "c"} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{
+		"l":       "a/b",            // a directory link
+		"c/rel":   "../l/x.json",    // relative, through the directory link: a/b/x.json
+		"c/up":    "../l/../y.json", // ".." after a link is the link target's parent: a/y.json
+		"c/chain": "rel",            // a link to a link
+		"c/new":   "../l/new/z.json",
+		"c/loop":  "loop",
+	} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for path, want := range map[string]string{
+		"c/rel":     "a/b/x.json",
+		"c/up":      "a/y.json",
+		"c/chain":   "a/b/x.json",
+		"c/new":     "a/b/new/z.json", // a directory to create
+		"c/plain":   "c/plain",        // no link: as given
+		"l/x.json":  "l/x.json",
+		"c/missing": "c/missing",
+	} {
+		got, err := followLinks(filepath.Join(root, path))
+		if err != nil || got != filepath.Join(root, want) {
+			t.Errorf("followLinks(%s) = %s (%v), want %s", path, got, err, want)
+		}
+	}
+	if _, err := followLinks(filepath.Join(root, "c/loop")); err == nil || !strings.Contains(err.Error(), "too many levels") {
+		t.Errorf("a loop: %v", err)
+	}
 }
 
 // mergeCase is a row of a config-merge table: in (empty: no file yet), then
