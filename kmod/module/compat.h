@@ -15,6 +15,8 @@
 #define GB_COMPAT_H
 
 #include <linux/device.h>
+#include <linux/fs.h>
+#include <linux/uio.h>
 #include <linux/version.h>
 
 /* class_create() lost its owner argument in 6.4. */
@@ -30,5 +32,23 @@
 #else
 #define GB_DEVNODE_CONST
 #endif
+
+/*
+ * vfs_iter_write() takes the file system's freeze protection itself since
+ * 6.8; before, its caller must (taking it twice can deadlock a freeze).
+ */
+static inline ssize_t gb_iter_write(struct file *file, struct iov_iter *iter, loff_t *pos)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+	return vfs_iter_write(file, iter, pos, 0);
+#else
+	ssize_t ret;
+
+	file_start_write(file);
+	ret = vfs_iter_write(file, iter, pos, 0);
+	file_end_write(file);
+	return ret;
+#endif
+}
 
 #endif /* GB_COMPAT_H */

@@ -68,8 +68,10 @@ struct gb_charge {
 	u64 bytes[GB_NR_TIERS];
 };
 
+typedef void (*gb_charge_fn)(const struct gb_charge *c, void *arg);
+
 /* Defined with the buffers; the budgets' CG_RELEASE walks their charges. */
-static void gb_for_each_charge(void (*fn)(const struct gb_charge *c, void *arg), void *arg);
+static void gb_walk_charges(gb_charge_fn fn, void *arg);
 
 #define GB_NAME		"greenboost"
 #define GB_MB_SHIFT	20
@@ -458,7 +460,7 @@ static void gb_t3_release(struct gb_t3_extent *e)
  * physically contiguous run.
  */
 static int gb_t3_io(struct gb_t3_extent *e, struct page **pages, unsigned long nr_pages,
-	     bool write)
+		    bool write)
 {
 	unsigned long i, run, nr_segs = 0;
 	struct iov_iter iter;
@@ -469,7 +471,7 @@ static int gb_t3_io(struct gb_t3_extent *e, struct page **pages, unsigned long n
 
 	if ((u64)nr_pages << PAGE_SHIFT > e->len)
 		return -EINVAL;
-	bv = kvmalloc_array(nr_pages, sizeof(*bv), GFP_KERNEL);
+	bv = kvmalloc_array(nr_pages, sizeof(*bv), GFP_KERNEL | __GFP_NOWARN);
 	if (!bv)
 		return -ENOMEM;
 	for (i = 0; i < nr_pages; i += run) {
@@ -483,11 +485,11 @@ static int gb_t3_io(struct gb_t3_extent *e, struct page **pages, unsigned long n
 		bv[nr_segs].bv_len = run << PAGE_SHIFT;
 		nr_segs++;
 	}
-	iov_iter_bvec(&iter, write ? WRITE : READ, bv, nr_segs,
+	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bv, nr_segs,
 		      (size_t)nr_pages << PAGE_SHIFT);
 	while (iov_iter_count(&iter)) {
 		if (write)
-			n = vfs_iter_write(gb_t3_file, &iter, &pos, 0);
+			n = gb_iter_write(gb_t3_file, &iter, &pos);
 		else
 			n = vfs_iter_read(gb_t3_file, &iter, &pos, 0);
 		if (n <= 0) {
@@ -516,6 +518,7 @@ static int gb_t3_io(struct gb_t3_extent *e, struct page **pages, unsigned long n
  */
 
 #define GB_CG_LIST_BATCH	1024	/* most entries one CG_LIST returns */
+#define GB_CG_LIST_ENTRY_MAX	4096	/* largest entry_size CG_LIST accepts */
 
 struct gb_cg_counter {
 	atomic64_t usage;	/* bytes */
@@ -916,8 +919,9 @@ static long gb_cg_get_usage(void __user *uarg)
 			goto out;
 		cgrp = gb_cgroup_get_by_id(in.cgroup_id);
 		ret = -EPERM;
-		if (!capable(CAP_SYS_ADMIN) &&
-		    !(gb_cgroup_alive(cgrp) && cgroup_is_descendant(cgrp, self)))
+		/* The subtree test first: capable() audits a denial. */
+		if (!(gb_cgroup_alive(cgrp) && cgroup_is_descendant(cgrp, self)) &&
+		    !capable(CAP_SYS_ADMIN))
 			goto out;
 	}
 	u.size = in.size;
@@ -1028,7 +1032,7 @@ static long gb_cg_release(void __user *uarg)
 	m.id = target->id;
 	m.level = target->level;
 	m.recursive = r.flags & GB_CG_F_RECURSIVE;
-	gb_for_each_charge(gb_cg_sum_charge, &m);
+	gb_walk_charges(gb_cg_sum_charge, &m);
 	r.t2_live_bytes = m.bytes[GB_T2];
 	r.t3_live_bytes = m.bytes[GB_T3];
 	r.nr_live_buffers = m.nr_buffers;
@@ -1133,10 +1137,13 @@ static long gb_cg_list(void __user *uarg)
 	if (ret)
 		return ret;
 	if (l.flags || l.entry_size < sizeof(struct gb_cg_entry) ||
-	    l.entry_size > PAGE_SIZE)
+	    l.entry_size > GB_CG_LIST_ENTRY_MAX)
 		return -EINVAL;
 
 	l.max_entries = min_t(u32, l.max_entries, GB_CG_LIST_BATCH);
+	if (l.max_entries &&
+	    !access_ok(u64_to_user_ptr(l.entries_ptr), (u64)l.max_entries * l.entry_size))
+		return -EFAULT;
 	if (l.max_entries) {
 		nodes = kvmalloc_array(l.max_entries, sizeof(*nodes), GFP_KERNEL);
 		alive = kvcalloc(l.max_entries, sizeof(*alive), GFP_KERNEL);
@@ -1279,7 +1286,6 @@ static void gb_cg_exit(void)
 
 struct gb_buffer {
 	struct kref ref;		/* the DMA-BUF's, and an evictor's */
-	struct dma_buf *dmabuf;
 	u64 size;			/* bytes, as exported and charged */
 	unsigned long nr_pages;
 	struct page **pages;		/* every 4 KiB page, also inside chunks */
@@ -1343,7 +1349,7 @@ static unsigned int gb_buffer_count(void)
 	return READ_ONCE(gb_nr_buffers);
 }
 
-static void gb_for_each_charge(void (*fn)(const struct gb_charge *c, void *arg), void *arg)
+static void gb_walk_charges(gb_charge_fn fn, void *arg)
 {
 	struct gb_buffer *buf;
 
@@ -1361,12 +1367,14 @@ static void gb_for_each_charge(void (*fn)(const struct gb_charge *c, void *arg),
 struct gb_recycle {
 	struct list_head chunks;	/* 2 MiB compound heads, by page->lru */
 	struct list_head pages;		/* single pages */
+	u64 bytes;			/* in both lists */
 };
 
 static void gb_recycle_init(struct gb_recycle *rc)
 {
 	INIT_LIST_HEAD(&rc->chunks);
 	INIT_LIST_HEAD(&rc->pages);
+	rc->bytes = 0;
 }
 
 static struct page *gb_recycle_get(struct gb_recycle *rc, bool chunk)
@@ -1381,6 +1389,7 @@ static struct page *gb_recycle_get(struct gb_recycle *rc, bool chunk)
 		return NULL;
 	page = list_first_entry(list, struct page, lru);
 	list_del(&page->lru);
+	rc->bytes -= PAGE_SIZE << compound_order(page);
 	return page;
 }
 
@@ -1407,12 +1416,12 @@ static void gb_buffer_recycle_pages(struct gb_buffer *buf, struct gb_recycle *rc
 		struct page *page = buf->pages[i];
 		unsigned int order = compound_order(page);
 
-		if (order == GB_HUGE_ORDER)
-			list_add_tail(&page->lru, &rc->chunks);
-		else if (!order)
-			list_add_tail(&page->lru, &rc->pages);
-		else
+		if (order == GB_HUGE_ORDER || !order) {
+			list_add_tail(&page->lru, order ? &rc->chunks : &rc->pages);
+			rc->bytes += PAGE_SIZE << order;
+		} else {
 			__free_pages(page, order);
+		}
 		i += 1UL << order;
 	}
 }
@@ -1522,8 +1531,10 @@ static int gb_buffer_evict(struct gb_buffer *buf, struct gb_recycle *rc)
 static void gb_buffer_free_ref(struct kref *ref);
 
 /*
- * The coldest idle buffer not tried in this pass, referenced: any buffer
- * (pool pressure, c == NULL) or one that shares a charged node with c.
+ * The coldest idle buffer not tried in this pass or a newer one (two
+ * evictors must not keep handing each other the same victim), referenced:
+ * any buffer (pool pressure, c == NULL) or one that shares a charged node
+ * with c.
  */
 static struct gb_buffer *gb_pick_victim(const struct gb_charge *c,
 					const struct gb_buffer *except, u64 pass)
@@ -1532,9 +1543,10 @@ static struct gb_buffer *gb_pick_victim(const struct gb_charge *c,
 
 	spin_lock(&gb_buffers_lock);
 	list_for_each_entry(buf, &gb_buffers, link) {
+		if (buf == except || buf->skip_pass >= pass)
+			continue;
 		/* A racy look; gb_buffer_evict() checks again under the lock. */
-		if (buf == except || buf->skip_pass == pass ||
-		    !data_race(gb_buffer_idle(buf)))
+		if (!data_race(gb_buffer_idle(buf)))
 			continue;
 		if (c && !gb_charges_meet(c, &buf->charge))
 			continue;
@@ -1599,6 +1611,8 @@ static int gb_charge_t2_evicting(struct gb_charge *c, u64 size, struct gb_buffer
 		/* Probe this level alone; a refusal counts in its failcnt. */
 		while (gb_charge_add(&level, GB_T2, size)) {
 			do {
+				if (fatal_signal_pending(current))
+					return -EINTR;
 				n = gb_evict_one(&level, except, pass, rc);
 			} while (!n);
 			if (n < 0)
@@ -1620,14 +1634,26 @@ static int gb_pool_charge_evicting(u64 size, struct gb_buffer *except,
 		return ret;
 	pass = atomic64_inc_return(&gb_pass_clock);
 	for (;;) {
-		int n = gb_evict_one(NULL, except, pass, rc);
+		int n;
 
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		n = gb_evict_one(NULL, except, pass, rc);
 		if (n < 0)
 			return ret;
 		if (n > 0) {
 			ret = gb_pool_charge(size);
 			if (!ret)
 				return 0;
+			/*
+			 * The RAM guard does not see the pages the evictions
+			 * handed to this promotion: with enough of them in hand
+			 * it needs no more room.
+			 */
+			if (rc && rc->bytes >= size) {
+				gb_pool_charge_force(size);
+				return 0;
+			}
 		}
 	}
 }
@@ -1664,8 +1690,9 @@ static struct gb_buffer *gb_buffer_create(u64 size, bool user_pages, u32 flags)
 			buf->pool_bytes = size;
 	}
 	if (!ret) {
+		/* A size near the pool (TiBs) must fail, not warn. */
 		buf->pages = kvmalloc_array(buf->nr_pages, sizeof(*buf->pages),
-					    GFP_KERNEL);
+					    GFP_KERNEL | __GFP_NOWARN);
 		if (!buf->pages)
 			ret = -ENOMEM;
 	}
@@ -2022,7 +2049,6 @@ static long gb_buffer_export(struct gb_buffer *buf, void __user *uarg, void *req
 		gb_buffer_destroy(buf, buf->nr_pages);
 		return PTR_ERR(dmabuf);
 	}
-	buf->dmabuf = dmabuf;
 
 	spin_lock(&gb_buffers_lock);
 	list_add_tail(&buf->link, &gb_buffers);
