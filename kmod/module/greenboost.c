@@ -15,6 +15,7 @@
 #include <linux/cdev.h>
 #include <linux/cgroup.h>
 #include <linux/compat.h>
+#include <linux/cred.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-mapping.h>
 #include <linux/falloc.h>
@@ -463,6 +464,7 @@ static int gb_t3_io(struct gb_t3_extent *e, struct page **pages, unsigned long n
 		    bool write)
 {
 	unsigned long i, run, nr_segs = 0;
+	const struct cred *old_cred;
 	struct iov_iter iter;
 	struct bio_vec *bv;
 	loff_t pos = e->off;
@@ -487,6 +489,12 @@ static int gb_t3_io(struct gb_t3_extent *e, struct page **pages, unsigned long n
 	}
 	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bv, nr_segs,
 		      (size_t)nr_pages << PAGE_SHIFT);
+	/*
+	 * The store is the module's, not the allocating process's: its I/O
+	 * goes with the credentials that opened it (a container's security
+	 * label may not write there).
+	 */
+	old_cred = override_creds(gb_t3_file->f_cred);
 	while (iov_iter_count(&iter)) {
 		if (write)
 			n = gb_iter_write(gb_t3_file, &iter, &pos);
@@ -497,6 +505,7 @@ static int gb_t3_io(struct gb_t3_extent *e, struct page **pages, unsigned long n
 			break;
 		}
 	}
+	revert_creds(old_cred);
 	kvfree(bv);
 	if (ret)
 		pr_warn_ratelimited("T3 store: %s of %lu pages at %llu: %d\n",
