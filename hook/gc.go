@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
@@ -38,16 +37,12 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 	}
 	defer unlock()
 
-	entries, err := os.ReadDir(RecordDir(cfg.Hook.StateDir))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return res, fmt.Errorf("listing records: %w", err)
+	ids, err := recordIDs(cfg.Hook.StateDir)
+	if err != nil {
+		return res, err
 	}
 	var errs []error
-	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), ".json") // not a temp file (.ID.json.tmp-N)
-		if !ok {
-			continue
-		}
+	for _, id := range ids {
 		if time.Now().After(deadline) {
 			res.Incomplete = true
 			return res, errors.Join(errs...)
@@ -107,8 +102,9 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 }
 
 // CollectBriefly is the bounded gc of the containerd shim on delete: it
-// skips when another process holds the state lock, and without a device (or
-// with one that is no GreenBoost module) only drops records.
+// skips when another process holds the state lock. Without a GreenBoost
+// module it drops only the records that hold no budget; the others wait for
+// a gc that can release them.
 func CollectBriefly(cfg *config.Config) {
 	var k kmod.Kernel
 	if dev, err := kmod.Open(cfg.Device.HostPath); err == nil {

@@ -93,7 +93,7 @@ func (h *Hook) prestart(state *specs.State) error {
 		return err
 	}
 	defer unlock()
-	if err := checkNamesake(h.cfg.Hook.StateDir, rec); err != nil {
+	if err := h.replacePrevious(dev, rec); err != nil {
 		return err
 	}
 	enforceErr := kernelErr
@@ -106,7 +106,9 @@ func (h *Hook) prestart(state *specs.State) error {
 		}
 		fmt.Fprintf(h.warn, "greenboost-hook: WARNING: budgets of container %s are NOT enforced (ram %s, nvme %s recorded only): %v\n",
 			state.ID, config.FormatSize(limits.RAM), config.FormatSize(limits.NVMe), enforceErr)
-		if rec.Cgroup.Path == "" {
+		// The record's cgroup tells gc whether the container lives; a
+		// shared one outlives it, so such a record goes by the pid.
+		if rec.Cgroup.Path == "" && !errors.Is(enforceErr, errSharedCgroup) {
 			if cg, err := ResolveCgroup(state.Pid, HierarchyAuto); err == nil {
 				rec.Cgroup = cg
 			}
@@ -122,16 +124,27 @@ func (h *Hook) prestart(state *specs.State) error {
 	return nil
 }
 
-// checkNamesake refuses to replace the record of a running container with
-// the same id and another bundle (the same id in another containerd
-// namespace): that container's budget would never be released.
-func checkNamesake(stateDir string, rec *Record) error {
-	old, err := ReadRecord(stateDir, rec.ID)
-	if err != nil || filepath.Clean(old.Bundle) == filepath.Clean(rec.Bundle) || !containerAlive(old) {
-		return nil // none, ours from an earlier try, or gone (gc releases it)
+// replacePrevious deals with an earlier record of rec's id. A running
+// container with another bundle (the same id in another containerd
+// namespace) keeps it, and this one is refused: that budget would never be
+// released. A gone container's budget is released here (dev nil: no module),
+// since its record, which gc would release it by, is about to be replaced.
+func (h *Hook) replacePrevious(dev kmod.Kernel, rec *Record) error {
+	old, err := ReadRecord(h.cfg.Hook.StateDir, rec.ID)
+	if err != nil {
+		return nil // none, or not ours to judge (gc names it)
 	}
-	return fmt.Errorf("container %s: a running container with the same id (bundle %s) holds the GreenBoost record %s: one id can have one budget; use another container id",
-		rec.ID, old.Bundle, filepath.Join(RecordDir(stateDir), rec.ID+".json"))
+	if containerAlive(old) {
+		if filepath.Clean(old.Bundle) == filepath.Clean(rec.Bundle) {
+			return nil
+		}
+		return fmt.Errorf("container %s: a running container with the same id (bundle %s) holds the GreenBoost record %s: one id can have one budget; use another container id",
+			rec.ID, old.Bundle, filepath.Join(RecordDir(h.cfg.Hook.StateDir), rec.ID+".json"))
+	}
+	if old.Enforced && dev != nil {
+		dev.Release(kmod.Cgroup{Hierarchy: old.Cgroup.Hierarchy, ID: old.Cgroup.ID}, 0) //nolint:errcheck // best effort, as gc's
+	}
+	return nil
 }
 
 // limits resolves the budgets: annotations > env > CDI profile > config.
@@ -159,10 +172,10 @@ func (h *Hook) enforce(dev kmod.Kernel, hierarchy uint32, rec *Record) error {
 	if err != nil {
 		return err
 	}
-	rec.Cgroup = cg
 	if err := ownCgroup(cg, rec.Pid); err != nil {
 		return err
 	}
+	rec.Cgroup = cg
 	if _, err := dev.SetLimit(kmod.Cgroup{Hierarchy: cg.Hierarchy, ID: cg.ID}, kernelLimit(rec.Limits.RAM), kernelLimit(rec.Limits.NVMe)); err != nil {
 		return fmt.Errorf("setting the budget of cgroup %s: %w", cg.Path, err)
 	}
@@ -170,6 +183,9 @@ func (h *Hook) enforce(dev kmod.Kernel, hierarchy uint32, rec *Record) error {
 	h.warnAbovePool(dev, rec)
 	return nil
 }
+
+// errSharedCgroup is a container without a cgroup of its own.
+var errSharedCgroup = errors.New("a budget needs the container's own cgroup")
 
 // ownCgroup checks that the container's process is alone in its cgroup, as
 // engines set it up: a budget on a shared cgroup (a container started
@@ -182,7 +198,7 @@ func ownCgroup(cg Cgroup, pid int) error {
 	}
 	for _, f := range strings.Fields(string(data)) {
 		if f != strconv.Itoa(pid) {
-			return fmt.Errorf("cgroup %s is shared with other processes (pid %s): a budget needs the container's own cgroup", cg.Path, f)
+			return fmt.Errorf("cgroup %s is shared with other processes (pid %s): %w", cg.Path, f, errSharedCgroup)
 		}
 	}
 	return nil
@@ -212,13 +228,21 @@ func (h *Hook) warnAbovePool(k kmod.Kernel, rec *Record) {
 	}
 }
 
+// LoadModule inserts the module where [kmod] load = "auto" (and it is not
+// loaded yet); with "never" it does nothing: whether the device is there is
+// then the caller's to judge.
+func LoadModule(cfg *config.Config) error {
+	if cfg.Kmod.Load != "auto" {
+		return nil
+	}
+	return kmod.Ensure(kmod.LoadOptions{Load: cfg.Kmod.Load, Module: cfg.Kmod.Module, Params: cfg.Kmod.Params, DevicePath: cfg.Device.HostPath})
+}
+
 // openKernel makes sure the module is there (per [kmod] load), opens it and
 // checks that it has the cgroup ABI, which budgets need.
 func openKernel(cfg *config.Config) (kmod.Kernel, kmod.CgQuery, error) {
-	if cfg.Kmod.Load == "auto" {
-		if err := kmod.Ensure(kmod.LoadOptions{Load: cfg.Kmod.Load, Module: cfg.Kmod.Module, Params: cfg.Kmod.Params, DevicePath: cfg.Device.HostPath}); err != nil {
-			return nil, kmod.CgQuery{}, err
-		}
+	if err := LoadModule(cfg); err != nil {
+		return nil, kmod.CgQuery{}, err
 	}
 	dev, err := kmod.Open(cfg.Device.HostPath)
 	if err != nil {
@@ -246,7 +270,11 @@ func CheckEnforceable(cfg *config.Config, id string) error {
 }
 
 func notEnforcedError(cfg *config.Config, id string, err error) error {
-	return fmt.Errorf("cannot enforce GreenBoost budgets for container %s: %w; load the GreenBoost module (see `greenboost-ctk status`) or set [limits] enforce = false in %s to run without budgets", id, err, cfg.Path)
+	fix := "load the GreenBoost module (see `greenboost-ctk status`)"
+	if errors.Is(err, errSharedCgroup) {
+		fix = "give the container a cgroup of its own, or opt it out with GREENBOOST_DISABLE=1"
+	}
+	return fmt.Errorf("cannot enforce GreenBoost budgets for container %s: %w; %s, or set [limits] enforce = false in %s to run without budgets", id, err, fix, cfg.Path)
 }
 
 // kernelLimit maps our "0 = unlimited" to the module's GB_CG_UNLIMITED.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -250,5 +251,19 @@ func TestOwnCgroup(t *testing.T) {
 	}
 	if err := ownCgroup(Cgroup{Path: filepath.Join(dir, "gone")}, 42); err == nil {
 		t.Error("a cgroup without cgroup.procs passed")
+	}
+}
+
+// The fix a refusal names follows its cause: a module to load, or a cgroup
+// of the container's own.
+func TestNotEnforcedErrorNamesTheFix(t *testing.T) {
+	cfg := config.Default()
+	shared := notEnforcedError(cfg, "c1", fmt.Errorf("cgroup /x is shared with other processes (pid 7): %w", errSharedCgroup))
+	if !strings.Contains(shared.Error(), "give the container a cgroup of its own") || strings.Contains(shared.Error(), "load the GreenBoost module") {
+		t.Errorf("shared cgroup: %v", shared)
+	}
+	noModule := notEnforcedError(cfg, "c1", errors.New("open greenboost device /dev/greenboost: no such file or directory"))
+	if !strings.Contains(noModule.Error(), "load the GreenBoost module") || !strings.Contains(noModule.Error(), "enforce = false in "+cfg.Path) {
+		t.Errorf("no module: %v", noModule)
 	}
 }

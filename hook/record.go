@@ -65,6 +65,25 @@ func WriteRecord(stateDir string, r *Record) error {
 	return atomicfile.Write(path, append(data, '\n'), 0o644)
 }
 
+// recordIDs lists the ids of the records in the state dir (none when it does
+// not exist), passing over temp files (.ID.json.tmp-N).
+func recordIDs(stateDir string) ([]string, error) {
+	entries, err := os.ReadDir(RecordDir(stateDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing records: %w", err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), ".json"); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
 // ErrForeignRecord is a record file whose content names another container.
 var ErrForeignRecord = errors.New("not a record greenboost-hook wrote")
 

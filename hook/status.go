@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/greenboost/greenboost-container-toolkit/kmod"
 )
@@ -27,20 +26,13 @@ type ContainerUsage struct {
 // that cannot be read are left out and named in the error, with the others
 // still returned.
 func ReadRecords(stateDir string) ([]*Record, error) {
-	entries, err := os.ReadDir(RecordDir(stateDir))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	ids, err := recordIDs(stateDir)
 	if err != nil {
 		return nil, err
 	}
 	var recs []*Record
 	var errs []error
-	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), ".json") // not a temp file (.ID.json.tmp-N)
-		if !ok {
-			continue
-		}
+	for _, id := range ids {
 		rec, err := ReadRecord(stateDir, id)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // removed meanwhile

@@ -14,8 +14,8 @@ import (
 	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
 
 	"github.com/greenboost/greenboost-container-toolkit/cdi"
+	"github.com/greenboost/greenboost-container-toolkit/hook"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
-	"github.com/greenboost/greenboost-container-toolkit/kmod"
 )
 
 // New returns the cdi command group.
@@ -79,10 +79,8 @@ func (g *generateCommand) run(c *cli.Context) error {
 		return err
 	}
 	// A spec must carry the live device numbers: make the device exist.
-	if cfg.Kmod.Load == "auto" {
-		if err := kmod.Ensure(kmod.LoadOptions{Load: cfg.Kmod.Load, Module: cfg.Kmod.Module, Params: cfg.Kmod.Params, DevicePath: cfg.Device.HostPath}); err != nil {
-			return fmt.Errorf("loading the GreenBoost module: %w", err)
-		}
+	if err := hook.LoadModule(cfg); err != nil {
+		return fmt.Errorf("loading the GreenBoost module: %w", err)
 	}
 	spec, err := cdi.Spec(cfg)
 	if err != nil {
