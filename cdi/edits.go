@@ -66,11 +66,18 @@ func Edits(cfg *config.Config, device string) (*cdispec.ContainerEdits, error) {
 			Options:       []string{"ro", "nosuid", "nodev", "bind"},
 			Type:          "bind",
 		}},
-		Hooks: []*cdispec.Hook{
-			hook(cfg, device, StagePrestart),
-			hook(cfg, device, StagePoststop),
-		},
+		Hooks: HookEdits(cfg, device).Hooks,
 	}, nil
+}
+
+// HookEdits are the edits of a container that gets no device (no module,
+// and [limits] enforce = false): only the hooks, which record the limits it
+// asked for as not enforced.
+func HookEdits(cfg *config.Config, device string) *cdispec.ContainerEdits {
+	return &cdispec.ContainerEdits{Hooks: []*cdispec.Hook{
+		hook(cfg, device, StagePrestart),
+		hook(cfg, device, StagePoststop),
+	}}
 }
 
 func deviceNode(hostPath string) (*cdispec.DeviceNode, error) {

@@ -87,33 +87,46 @@ func ParseArgs(argv []string) Args {
 	if !a.ModifiesSpec() {
 		return a
 	}
-	rest := argv[i+1:]
+	// runc's flag parser also reads create's flags after the id.
+	a.ID = verbArgs(argv[i+1:], createFlagsWithValue, false, func(name, value string) {
+		if name == "--bundle" || name == "-b" {
+			a.Bundle = value
+		}
+	})
+	return a
+}
+
+// verbArgs reads a verb's arguments (rest) as runc does: it hands each flag
+// and its value (taken from the next argument for a flag in withValue) to
+// visit, and returns the first other argument, the container id ("" when
+// none). With stopAtID, what follows the id is not read.
+func verbArgs(rest []string, withValue map[string]bool, stopAtID bool, visit func(name, value string)) (id string) {
 	for j := 0; j < len(rest); j++ {
 		arg := rest[j]
 		if arg == "--" {
-			if j+1 < len(rest) && a.ID == "" {
-				a.ID = rest[j+1]
+			if id == "" && j+1 < len(rest) {
+				id = rest[j+1]
 			}
 			break
 		}
 		name, value, hasValue := strings.Cut(arg, "=")
 		name = normalizeFlag(name)
 		if !strings.HasPrefix(name, "-") {
-			// runc's flag parser also reads flags after the id.
-			if a.ID == "" {
-				a.ID = arg
+			if id == "" {
+				id = arg
+			}
+			if stopAtID {
+				break
 			}
 			continue
 		}
-		if createFlagsWithValue[name] && !hasValue && j+1 < len(rest) {
+		if withValue[name] && !hasValue && j+1 < len(rest) {
 			j++
 			value = rest[j]
 		}
-		if name == "--bundle" || name == "-b" {
-			a.Bundle = value
-		}
+		visit(name, value)
 	}
-	return a
+	return id
 }
 
 // createFlagsWithValue are the flags of create and run (runc and crun) that
@@ -124,6 +137,7 @@ var createFlagsWithValue = map[string]bool{
 	"--console-socket": true,
 	"--pid-file":       true,
 	"--preserve-fds":   true,
+	"--pidfd-socket":   true,
 	"--config":         true,
 	"-f":               true,
 }

@@ -33,6 +33,8 @@ func TestParseArgs(t *testing.T) {
 			Args{Verb: "exec", GlobalArgs: []string{"--root", "/r"}, Process: "/p.json", ID: "c1"}},
 		{"exec with -p=", []string{"exec", "-p=/p.json", "c1"}, Args{Verb: "exec", GlobalArgs: []string{}, Process: "/p.json", ID: "c1"}},
 		{"exec of a command", []string{"exec", "-e", "A=1", "c1", "sh"}, Args{Verb: "exec", GlobalArgs: []string{}, ID: "c1"}},
+		{"exec with runc 1.2's --pidfd-socket", []string{"exec", "--pidfd-socket", "/s", "-p", "/p.json", "c1", "-c"}, Args{Verb: "exec", GlobalArgs: []string{}, Process: "/p.json", ID: "c1"}},
+		{"create with runc 1.2's --pidfd-socket", []string{"create", "--pidfd-socket", "/s", "-b", "/b", "c1"}, Args{Verb: "create", Bundle: "/b", ID: "c1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,27 +20,19 @@ var execFlagsWithValue = map[string]bool{
 	"--console-socket": true, "--cwd": true, "--env": true, "-e": true, "--user": true, "-u": true,
 	"--additional-gids": true, "-g": true, "--process": true, "-p": true, "--apparmor": true,
 	"--process-label": true, "--cap": true, "-c": true, "--pid-file": true, "--preserve-fds": true,
-	"--cgroup": true,
+	"--cgroup": true, "--pidfd-socket": true,
 }
 
 // execTarget returns the --process file and the container id of an exec
-// command line (rest is what follows the verb); "" when absent.
+// command line (rest is what follows the verb); "" when absent. What follows
+// the id is the command to run, not flags.
 func execTarget(rest []string) (process, id string) {
-	for i := 0; i < len(rest); i++ {
-		name, value, hasValue := strings.Cut(rest[i], "=")
-		name = normalizeFlag(name)
-		if !strings.HasPrefix(name, "-") {
-			return process, rest[i]
-		}
-		if execFlagsWithValue[name] && !hasValue && i+1 < len(rest) {
-			i++
-			value = rest[i]
-		}
+	id = verbArgs(rest, execFlagsWithValue, true, func(name, value string) {
 		if name == "--process" || name == "-p" {
 			process = value
 		}
-	}
-	return process, ""
+	})
+	return process, id
 }
 
 // injectExecEnv gives a process started with `exec --process FILE` the
@@ -56,18 +48,22 @@ func injectExecEnv(runtime string, globalArgs []string, process, id string) erro
 	if err := json.Unmarshal(out, &state); err != nil || state.Bundle == "" {
 		return nil
 	}
-	// Our prestart hook marks a container with GreenBoost: its env is the
-	// image's to set, GREENBOOST_ACTIVE included.
+	// Our prestart hook and GREENBOOST_ACTIVE mark a container with
+	// GreenBoost: the env alone is the image's to set, and the hook alone is
+	// a container without the device (no module, enforce = false).
 	var spec struct {
 		Process *struct {
 			Env []string `json:"env"`
 		} `json:"process"`
 		Hooks *specs.Hooks `json:"hooks"`
 	}
-	if err := ocispec.Decode(state.Bundle, &spec); err != nil || spec.Process == nil || !hasGreenBoost(&specs.Spec{Hooks: spec.Hooks}) {
+	if err := ocispec.Decode(state.Bundle, &spec); err != nil || spec.Process == nil || !hasGreenBoost(spec.Hooks) {
 		return nil
 	}
 	containerEnv := spec.Process.Env
+	if envValue(containerEnv, cdi.ActiveEnv) != "1" {
+		return nil
+	}
 	data, err := os.ReadFile(process)
 	if err != nil {
 		return fmt.Errorf("reading the exec process %s: %w", process, err)

@@ -20,7 +20,7 @@ type greenboostEdits struct {
 var _ Modifier = greenboostEdits{}
 
 func (m greenboostEdits) Modify(s *specs.Spec) error {
-	if hasGreenBoost(s) {
+	if hasGreenBoost(s.Hooks) {
 		return nil
 	}
 	edits := *m.edits
@@ -60,8 +60,8 @@ func keepMountOrder(before, applied []specs.Mount, ours []*cdispec.Mount) []spec
 // hook: from an earlier application, one with another config, or an engine's
 // CDI injection, which may name a profile. The edits go as a whole, so the
 // first set stays and a second application changes nothing.
-func hasGreenBoost(s *specs.Spec) bool {
-	return s.Hooks != nil && slices.ContainsFunc(s.Hooks.Prestart, func(h specs.Hook) bool {
+func hasGreenBoost(hooks *specs.Hooks) bool {
+	return hooks != nil && slices.ContainsFunc(hooks.Prestart, func(h specs.Hook) bool {
 		return len(h.Args) > 0 && h.Args[0] == cdi.HookArg0
 	})
 }

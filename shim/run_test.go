@@ -75,7 +75,9 @@ func (f fakeRuntime) runEnv(t *testing.T, env []string, args ...string) (string,
 	return stdout.String(), stderr.String(), err
 }
 
-func writeTestConfig(t *testing.T, extra string) string {
+// writeTestConfig writes a config for the fake runtime; limits are more
+// lines for its [limits] table.
+func writeTestConfig(t *testing.T, limits string) string {
 	t.Helper()
 	lib, _ := filepath.Abs("testdata/libgreenboost_cuda.so")
 	dir := t.TempDir()
@@ -91,7 +93,7 @@ host-paths = ["` + lib + `"]
 load = "never"
 [limits]
 enforce = false
-` + extra
+` + limits
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +209,7 @@ func TestCreateFromCwd(t *testing.T) {
 
 func TestCreateFailureIsReported(t *testing.T) {
 	f := newFakeRuntime(t)
-	cfg := writeTestConfig(t, "ram = \"lots\"\n") // in [limits]
+	cfg := writeTestConfig(t, "ram = \"lots\"\n")
 	bundle := bundleWith(t, "testdata/plain/in.json")
 	logFile := filepath.Join(t.TempDir(), "log.json")
 	stdout, stderr, err := f.run(t, cfg, "--log", logFile, "--log-format", "json", "create", "-b", bundle, "c1")

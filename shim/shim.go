@@ -9,12 +9,13 @@ import (
 	"os"
 	"path/filepath"
 
+	cdispec "tags.cncf.io/container-device-interface/specs-go"
+
 	"github.com/greenboost/greenboost-container-toolkit/cdi"
 	"github.com/greenboost/greenboost-container-toolkit/hook"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 	"github.com/greenboost/greenboost-container-toolkit/internal/request"
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
-	"github.com/greenboost/greenboost-container-toolkit/kmod"
 )
 
 // Run is greenboost-runtime. On create and run it edits the bundle's spec;
@@ -87,7 +88,7 @@ func editBundle(cfg *config.Config, id, bundle string, logger *slog.Logger) erro
 		logger.Info("container opted out of GreenBoost; spec left untouched", "bundle", bundle)
 		return nil
 	}
-	if hasGreenBoost(raw) {
+	if hasGreenBoost(raw.Hooks) {
 		logger.Info("spec already has GreenBoost (CDI device or an earlier edit); left untouched", "bundle", bundle)
 		return nil
 	}
@@ -100,10 +101,10 @@ func editBundle(cfg *config.Config, id, bundle string, logger *slog.Logger) erro
 		if err := hook.CheckEnforceable(cfg, id); err != nil { // loads the module per [kmod] load
 			return err
 		}
-	} else if !hasDeviceUnenforced(cfg, bundle, logger) {
-		return nil
+	} else if err := hook.LoadModule(cfg); err != nil {
+		logger.Warn("GreenBoost module not loaded; [limits] enforce = false, so the container starts without budgets", "err", err)
 	}
-	edits, err := cdi.Edits(cfg, config.DefaultDevice)
+	edits, err := containerEdits(cfg, bundle, logger)
 	if err != nil {
 		return err
 	}
@@ -117,21 +118,18 @@ func editBundle(cfg *config.Config, id, bundle string, logger *slog.Logger) erro
 	return nil
 }
 
-// hasDeviceUnenforced is the case of [limits] enforce = false: it loads the
-// module per [kmod] load, warning where it cannot, and reports whether there
-// is a device to give the container. With no module and no device the
-// container starts as it would without GreenBoost.
-func hasDeviceUnenforced(cfg *config.Config, bundle string, logger *slog.Logger) bool {
-	if cfg.Kmod.Load == "auto" {
-		if err := kmod.Ensure(kmod.LoadOptions{Load: cfg.Kmod.Load, Module: cfg.Kmod.Module, Params: cfg.Kmod.Params, DevicePath: cfg.Device.HostPath}); err != nil {
-			logger.Warn("GreenBoost module not loaded; [limits] enforce = false, so the container starts without budgets", "err", err)
+// containerEdits are the GreenBoost edits, or, where there is no device
+// (no module) and enforcement is off, only the hooks: the container starts
+// without GreenBoost, and its record says what it asked for, not enforced.
+func containerEdits(cfg *config.Config, bundle string, logger *slog.Logger) (*cdispec.ContainerEdits, error) {
+	if !cfg.Limits.Enforce {
+		if _, err := os.Stat(cfg.Device.HostPath); errors.Is(err, fs.ErrNotExist) {
+			logger.Warn("no GreenBoost device; [limits] enforce = false, so the container gets only the hooks, which record its limits as not enforced",
+				"device", cfg.Device.HostPath, "bundle", bundle)
+			return cdi.HookEdits(cfg, config.DefaultDevice), nil
 		}
 	}
-	if _, err := os.Stat(cfg.Device.HostPath); errors.Is(err, fs.ErrNotExist) {
-		logger.Warn("no GreenBoost device; [limits] enforce = false, so the container starts without GreenBoost; spec left untouched", "device", cfg.Device.HostPath, "bundle", bundle)
-		return false
-	}
-	return true
+	return cdi.Edits(cfg, config.DefaultDevice)
 }
 
 func hasVersionFlag(argv []string) bool {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -142,18 +143,23 @@ func TestEditBundleLeavesFileUntouched(t *testing.T) {
 
 // With [limits] enforce = false a container starts where the module cannot
 // be loaded: with GreenBoost while the device exists (the hook then warns and
-// records), untouched where there is no device; with enforce = true neither
-// starts.
+// records), with only the hooks (which record its limits as not enforced)
+// where there is none; with enforce = true neither starts.
 func TestEditBundleWithoutModule(t *testing.T) {
+	const (
+		untouched = "untouched"
+		all       = "device, library, env and hooks"
+		hooksOnly = "hooks only"
+	)
 	for _, tt := range []struct {
 		name, device string
 		enforce      bool
 		wantErr      string
-		wantEdited   bool
+		want         string
 	}{
-		{"enforced", "/dev/null", true, "cannot enforce GreenBoost budgets for container c1: greenboost kernel module not found", false},
-		{"unenforced with a device", "/dev/null", false, "", true},
-		{"unenforced without a device", "/nonexistent/greenboost", false, "", false},
+		{"enforced", "/dev/null", true, "cannot enforce GreenBoost budgets for container c1: greenboost kernel module not found", untouched},
+		{"unenforced with a device", "/dev/null", false, "", all},
+		{"unenforced without a device", "/nonexistent/greenboost", false, "", hooksOnly},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, _ := testConfig(t)
@@ -168,8 +174,26 @@ func TestEditBundleWithoutModule(t *testing.T) {
 			}
 			in, _ := os.ReadFile("testdata/plain/in.json")
 			out, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
-			if edited := !bytes.Equal(in, out); edited != tt.wantEdited {
-				t.Fatalf("spec edited = %v, want %v", edited, tt.wantEdited)
+			got := untouched
+			if !bytes.Equal(in, out) {
+				spec, err := LoadSpec(bundle)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw := spec.Raw()
+				hooks := hasGreenBoost(raw.Hooks) && len(raw.Hooks.Poststop) == 1
+				device := raw.Linux != nil && len(raw.Linux.Devices) == 1
+				switch {
+				case hooks && device && envValue(raw.Process.Env, "GREENBOOST_ACTIVE") == "1" && len(raw.Mounts) > 0:
+					got = all
+				case hooks && !device && envValue(raw.Process.Env, "LD_PRELOAD") == "" && envValue(raw.Process.Env, "GREENBOOST_ACTIVE") == "":
+					got = hooksOnly
+				default:
+					got = fmt.Sprintf("hooks %v, device %v, env %q", hooks, device, raw.Process.Env)
+				}
+			}
+			if got != tt.want {
+				t.Fatalf("the container gets %s, want %s", got, tt.want)
 			}
 		})
 	}
