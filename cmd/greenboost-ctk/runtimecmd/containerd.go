@@ -143,6 +143,15 @@ func shadowingImport(path string, configTOML []byte, name string) (imported, plu
 	return imported, plugin
 }
 
+// hasVersion reports whether the containerd config at path has a version key.
+func hasVersion(path string) bool {
+	var config struct {
+		Version *int64 `toml:"version"`
+	}
+	data, err := os.ReadFile(path)
+	return err == nil && toml.Unmarshal(data, &config) == nil && config.Version != nil
+}
+
 // criSection returns the plugin of an imported file's top that becomes the
 // section holding CRI's runtimes under a config of mainVersion, "" if none:
 // that of the main version, or for containerd 2.x the version 2 one of an

@@ -211,4 +211,13 @@ func TestConfigureContainerdImport(t *testing.T) {
 	if err := c.run(nil); err != nil || stderr.Len() != 0 {
 		t.Errorf("after configuring the drop-in: %v, stderr %q", err, stderr.String())
 	}
+
+	// A drop-in without a version, which configure would refuse, is to get
+	// one first.
+	if err := os.WriteFile(dropIn, []byte("[plugins.\"io.containerd.grpc.v1.cri\".registry]\nconfig_path = \"/etc/containerd/certs.d\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(nil); err != nil || !strings.Contains(stderr.String(), "add version = 2 at its top, then greenboost-ctk runtime configure") {
+		t.Errorf("version-less drop-in: %v, stderr %q", err, stderr.String())
+	}
 }

@@ -240,6 +240,9 @@ func (c *configureCommand) merge(old []byte, given string) ([]byte, []string, er
 			if c.setDefault {
 				fix += " --set-as-default"
 			}
+			if !hasVersion(imported) {
+				fix = "add version = 2 at its top, then " + fix // configure refuses a version-less file
+			}
 			notes = append(notes, fmt.Sprintf("warning: %s (imported by %s) defines plugins.%q, and containerd takes that whole section from it: "+
 				"runtime %q in %s has no effect; add the runtime entry there (%s)", imported, given, plugin, c.name, given, fix))
 		}
