@@ -1659,7 +1659,7 @@ static int gb_pool_charge_evicting(u64 size, struct gb_buffer *except,
 			 * handed to this promotion: with enough of them in hand
 			 * it needs no more room.
 			 */
-			if (rc && rc->bytes >= size) {
+			if (ret == -ENOMEM && rc && rc->bytes >= size) {
 				gb_pool_charge_force(size);
 				return 0;
 			}
@@ -1731,7 +1731,8 @@ static int gb_buffer_fill(struct gb_buffer *buf, bool huge, struct gb_recycle *r
 		page = NULL;
 		if (huge)
 			page = gb_recycle_get(rc, true);
-		if (huge && !page)
+		/* Recycled single pages go before new RAM (the guard counted them). */
+		if (huge && !page && (!rc || list_empty(&rc->pages)))
 			page = alloc_pages(gfp | __GFP_COMP | __GFP_NORETRY, GB_HUGE_ORDER);
 		if (page) {
 			for (j = 0; j < step; j++)
