@@ -248,9 +248,21 @@ func deleteAfterFailedPoststop(t *testing.T, s *suite, d *ctrd, cfg gbConfig, fa
 				if !waitFor(30*time.Second, func() bool { return d.taskStatus(id) == "STOPPED" }) {
 					t.Fatalf("task %s did not stop after SIGKILL", id)
 				}
+				// The record of another container that exited without its
+				// poststop: the greenboost shim's delete also collects it.
+				stray := fmt.Sprintf("gb-stray-%d", i)
+				if err := os.WriteFile(cfg.recordPath(stray), []byte(fmt.Sprintf(`{"id":%q,"bundle":"/nonexistent","pid":%d}`, stray, 1<<30)), 0o644); err != nil {
+					t.Fatal(err)
+				}
 				_, errOut, delErr := d.ctr("task", "delete", id)
 				t.Logf("ctr task delete %s: err=%v %s", id, delErr, strings.TrimSpace(errOut))
 				ctrdCheckFailedPoststop(t, failMarker)
+				if strayGone, err := recordGone(cfg, stray); err != nil {
+					t.Fatal(err)
+				} else if strayGone != sc.recordGone {
+					t.Errorf("the dead container's record %s gone after the delete: %v, want %v (the greenboost shim collects after its release)", stray, strayGone, sc.recordGone)
+				}
+				_ = os.Remove(cfg.recordPath(stray))
 				gone, err := recordGone(cfg, id)
 				if err != nil {
 					t.Fatal(err)
