@@ -44,6 +44,7 @@
 #include <linux/uaccess.h>
 #include <linux/uio.h>
 #include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 #include "compat.h"
@@ -284,6 +285,7 @@ struct gb_t3_extent {
 };
 
 static struct file *gb_t3_file;
+static struct workqueue_struct *gb_t3_wq;	/* runs the store's I/O */
 static bool gb_t3_direct;
 static LIST_HEAD(gb_t3_extents);
 static DEFINE_MUTEX(gb_t3_lock);	/* the extents and byte counts */
@@ -337,6 +339,12 @@ static int gb_t3_init(const char *path, bool allow_mem)
 		filp_close(f, NULL);
 		return -EINVAL;
 	}
+	/* evictions make room in RAM: their I/O must not wait for a new worker */
+	gb_t3_wq = alloc_workqueue("greenboost_t3", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	if (!gb_t3_wq) {
+		filp_close(f, NULL);
+		return -ENOMEM;
+	}
 	gb_t3_file = f;
 	pr_info("T3 store %s (%s I/O)\n", path, gb_t3_direct ? "direct" : "buffered");
 	return 0;
@@ -374,6 +382,7 @@ static void gb_t3_exit(void)
 	gb_t3_punch_stale();
 	mutex_unlock(&gb_t3_lock);
 	WARN_ON(!list_empty(&gb_t3_extents));
+	destroy_workqueue(gb_t3_wq);
 	filp_close(gb_t3_file, NULL);
 	gb_t3_file = NULL;
 }
@@ -456,20 +465,51 @@ static void gb_t3_release(struct gb_t3_extent *e)
 	mutex_unlock(&gb_t3_lock);
 }
 
+/* One transfer between pages and the store, run by a gb_t3_wq worker. */
+struct gb_t3_xfer {
+	struct work_struct work;
+	struct iov_iter iter;
+	loff_t pos;
+	bool write;
+	int ret;
+};
+
+static void gb_t3_xfer_work(struct work_struct *work)
+{
+	struct gb_t3_xfer *x = container_of(work, struct gb_t3_xfer, work);
+	const struct cred *old_cred;
+	ssize_t n;
+
+	old_cred = override_creds(gb_t3_file->f_cred);
+	while (iov_iter_count(&x->iter)) {
+		if (x->write)
+			n = gb_iter_write(gb_t3_file, &x->iter, &x->pos);
+		else
+			n = vfs_iter_read(gb_t3_file, &x->iter, &x->pos, 0);
+		if (n <= 0) {
+			x->ret = n ? n : -EIO;
+			break;
+		}
+	}
+	revert_creds(old_cred);
+}
+
 /*
  * Move nr_pages pages to (write) or from (read) the extent, one bio_vec per
  * physically contiguous run.
+ *
+ * The store is the module's, not the allocating process's, so its I/O runs
+ * in a worker with the credentials that opened it: the caller's file size
+ * limit would fail the write (EFBIG, and SIGXFSZ kills it), its security
+ * label may not reach the store, and its memory cgroup would pay for the
+ * store's page cache.
  */
 static int gb_t3_io(struct gb_t3_extent *e, struct page **pages, unsigned long nr_pages,
 		    bool write)
 {
+	struct gb_t3_xfer x = { .pos = e->off, .write = write };
 	unsigned long i, run, nr_segs = 0;
-	const struct cred *old_cred;
-	struct iov_iter iter;
 	struct bio_vec *bv;
-	loff_t pos = e->off;
-	ssize_t n;
-	int ret = 0;
 
 	if ((u64)nr_pages << PAGE_SHIFT > e->len)
 		return -EINVAL;
@@ -487,30 +527,17 @@ static int gb_t3_io(struct gb_t3_extent *e, struct page **pages, unsigned long n
 		bv[nr_segs].bv_len = run << PAGE_SHIFT;
 		nr_segs++;
 	}
-	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bv, nr_segs,
+	iov_iter_bvec(&x.iter, write ? ITER_SOURCE : ITER_DEST, bv, nr_segs,
 		      (size_t)nr_pages << PAGE_SHIFT);
-	/*
-	 * The store is the module's, not the allocating process's: its I/O
-	 * goes with the credentials that opened it (a container's security
-	 * label may not write there).
-	 */
-	old_cred = override_creds(gb_t3_file->f_cred);
-	while (iov_iter_count(&iter)) {
-		if (write)
-			n = gb_iter_write(gb_t3_file, &iter, &pos);
-		else
-			n = vfs_iter_read(gb_t3_file, &iter, &pos, 0);
-		if (n <= 0) {
-			ret = n ? n : -EIO;
-			break;
-		}
-	}
-	revert_creds(old_cred);
+	INIT_WORK_ONSTACK(&x.work, gb_t3_xfer_work);
+	queue_work(gb_t3_wq, &x.work);
+	flush_work(&x.work);
+	destroy_work_on_stack(&x.work);
 	kvfree(bv);
-	if (ret)
+	if (x.ret)
 		pr_warn_ratelimited("T3 store: %s of %lu pages at %llu: %d\n",
-				    write ? "write" : "read", nr_pages, e->off, ret);
-	return ret;
+				    write ? "write" : "read", nr_pages, e->off, x.ret);
+	return x.ret;
 }
 
 /*

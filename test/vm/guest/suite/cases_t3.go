@@ -25,6 +25,7 @@ func init() {
 	register(310, ModeTest, "t3-evict-promote", 2*time.Minute, testT3EvictPromote)
 	register(320, ModeTest, "t3-edquot", time.Minute, testT3EDQUOT)
 	register(325, ModeTest, "t3-pool-evict", time.Minute, testT3PoolEvict)
+	register(327, ModeTest, "t3-fsize-limit", time.Minute, testT3FileSizeLimit)
 	register(330, ModeTest, "t3-mapped-stay", time.Minute, testT3MappedStay)
 	register(335, ModeTest, "t3-siblings", time.Minute, testT3Siblings)
 	register(340, ModeTest, "t3-store-reuse", 2*time.Minute, testT3StoreReuse)
@@ -421,6 +422,34 @@ func testT3PoolEvict(t *T) {
 	closeAll(bufs)
 	bufs = nil
 	expectStoreEmpty(t, "after closing all")
+}
+
+// testT3FileSizeLimit: the store is the module's file, so a process with a
+// small file size limit (ulimit -f) still evicts to it: its limit would fail
+// the store's writes with EFBIG (and SIGXFSZ, fatal to a C program).
+func testT3FileSizeLimit(t *T) {
+	t3Module(t)
+	c := mkcg(t, "gbt-t3-fsize")
+	setLimit(t, c, 4*miB, 64*miB)
+	ch := startChild(t, "fsize", childOpts{cgroupDir: c.dir})
+	ch.must(request{Op: "fsize", Size: page})
+	var fds []int
+	for i := 0; i < 6; i++ {
+		r := ch.do(request{Op: "alloc", Size: 2 * miB})
+		if r.Errno != 0 {
+			t.Fatalf("2 MiB buffer %d over a 4 MiB T2 budget, with a 4 KiB file size limit: %s", i, r.Err)
+		}
+		fds = append(fds, r.FD)
+	}
+	if t2, t3 := tiers(t, c); t2 != 4*miB || t3 != 8*miB {
+		t.Errorf("12 MiB over a 4 MiB T2 budget: T2 %s, T3 %s; want 4 MiB, 8 MiB", human(t2), human(t3))
+	}
+	for _, fd := range fds[:2] { // evicted first: mapping reads them back
+		ch.must(request{Op: "mmap", FD: fd, Size: 2 * miB})
+	}
+	ch.exit()
+	expectTiers(t, c, 0, 0, "after the helper exited")
+	expectStoreEmpty(t, "after the helper exited")
 }
 
 // testT3MappedStay: mmapped, KV-cache and pinned user buffers are never

@@ -161,6 +161,9 @@ func childServe() int {
 			var off int64
 			off, err = unix.Seek(req.FD, 0, 2)
 			resp.N = off
+		case "fsize":
+			// a file size limit, as `docker run --ulimit fsize=N` sets
+			err = unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: req.Size, Max: req.Size})
 		case "cgroup":
 			var b []byte
 			b, err = os.ReadFile("/proc/self/cgroup")
