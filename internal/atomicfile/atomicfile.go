@@ -11,7 +11,7 @@ import (
 // Write replaces path with data, created with mode perm.
 func Write(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -35,4 +35,14 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// tempPattern names the temp file after the target, unless that name would
+// pass NAME_MAX (255 bytes) where the target's own name does not.
+func tempPattern(base string) string {
+	const nameMax, suffix = 255, len(".tmp-") + 10 // CreateTemp's * is up to 10 digits
+	if 1+len(base)+suffix > nameMax {
+		return ".tmp-*"
+	}
+	return "." + base + ".tmp-*"
 }

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +20,23 @@ func TestWriteReplacesWithModeAndNoLeftovers(t *testing.T) {
 	fi, _ := os.Stat(path)
 	if string(data) != "new" || fi.Mode().Perm() != 0o644 {
 		t.Fatalf("got %q mode %v", data, fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temp files left: %v", entries)
+	}
+}
+
+// A container id near runc's limit makes a record name of 250 bytes, which
+// fits NAME_MAX, but the temp file must not carry it whole.
+func TestWriteLongName(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, strings.Repeat("c", 245)+".json")
+	if err := Write(path, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(path); err != nil || string(data) != "{}" {
+		t.Fatalf("got %q, %v", data, err)
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
