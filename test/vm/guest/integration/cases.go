@@ -30,6 +30,7 @@ var integrationCases = []Case{
 	{Name: "gc-after-crash", Timeout: 90 * time.Second, Fn: testGCAfterCrash},
 	{Name: "userns-cannot-set-limit", Timeout: 60 * time.Second, Fn: testUserns},
 	{Name: "bogus-limit-fails-create", Timeout: 60 * time.Second, Fn: testBogusLimit},
+	{Name: "unrecorded-budget-released", Timeout: 60 * time.Second, Fn: testUnrecordedBudget},
 	{Name: "podman-cdi-budget", Timeout: 150 * time.Second, Fn: testPodmanCDI},
 }
 
@@ -470,5 +471,37 @@ func testBogusLimit(t *T) {
 	}
 	if exists("/sys/fs/cgroup/bogus") {
 		t.Errorf("the cgroup of bogus is left behind")
+	}
+}
+
+// testUnrecordedBudget: when prestart cannot write the record of the budget
+// it just set, create fails and the budget is released: no record would
+// ever lead gc or poststop to it.
+func testUnrecordedBudget(t *T) {
+	dir := filepath.Join(StateDir, "containers")
+	t.Check(os.MkdirAll(dir, 0o755), "mkdir "+dir)
+	t.Check(unix.Mount(dir, dir, "", unix.MS_BIND, ""), "bind-mount "+dir)
+	t.Check(unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""), "make "+dir+" read-only")
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil {
+			t.Errorf("cleanup: unmount %s: %v", dir, err)
+		}
+	})
+	c := newContainer(t, "unrecorded", newSpec("unrecorded", probeArgs, specOpts{env: []string{"GREENBOOST_RAM_LIMIT=16M"}}))
+	t.Cleanup(c.forceDelete)
+	r := c.runtime(RuntimeBin, "create", "--bundle", c.bundle, c.id)
+	t.Logf("greenboost-runtime create with %s read-only: %v\n%s", dir, r.err, r.out)
+	if r.err == nil {
+		t.Fatalf("create succeeded though its record cannot be written")
+	}
+	if !strings.Contains(r.out, "read-only file system") {
+		t.Errorf("create's error does not say why the record could not be written:\n%s", r.out)
+	}
+	nodes, err := openModule(t).List()
+	t.Check(err, "CG_LIST")
+	for _, n := range nodes {
+		if n.NodeFlags&kmod.CgNodeHasLimit != 0 {
+			t.Errorf("a budget is left after the failed create: %s", nodeString(n))
+		}
 	}
 }
