@@ -4,7 +4,10 @@ package shim
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
 )
 
 // globalFlagsWithValue are the low-level runtimes' global flags that take a
@@ -25,29 +28,35 @@ type Args struct {
 	Verb string
 	// Bundle is the --bundle/-b value of create and run ("" when absent).
 	Bundle string
-	// Log and LogFormat are runc's global --log and --log-format.
+	// Config is crun's create/run --config/-f file ("" when absent).
+	Config string
+	// Help says create or run was asked for its help, not for a container.
+	Help bool
+	// Root, Log and LogFormat are the global --root, --log and --log-format.
+	Root      string
 	Log       string
 	LogFormat string
 	// Debug is runc's global --debug.
 	Debug bool
-	// GlobalArgs are the arguments before the verb, to query the runtime
-	// the way the engine configured it.
-	GlobalArgs []string
 	// ID is the container id of create, run and exec.
 	ID string
-	// Process is exec's --process file.
-	Process string
+	// Process is exec's --process file; processAt is the index in the
+	// command line of the argument that holds it, after processPrefix.
+	Process       string
+	processAt     int
+	processPrefix string
 }
 
 // ModifiesSpec reports whether this command creates a container, the only
-// case in which the bundle's spec is edited.
+// case in which the bundle's spec is edited. Without an id, or asked for
+// help, runc and crun create nothing: they answer themselves.
 func (a Args) ModifiesSpec() bool {
-	return a.Verb == "create" || a.Verb == "run"
+	return (a.Verb == "create" || a.Verb == "run") && a.ID != "" && !a.Help
 }
 
-// ParseArgs reads argv (without argv[0]) the way runc does: global flags,
-// the verb, then the verb's flags. It never fails: anything it does not
-// understand is left for the low-level runtime to judge.
+// ParseArgs reads argv (without argv[0]) the way runc and crun do: global
+// flags, the verb, then the verb's flags. It never fails: anything it does
+// not understand is left for the low-level runtime to judge.
 func ParseArgs(argv []string) Args {
 	var a Args
 	i := 0
@@ -61,12 +70,14 @@ func ParseArgs(argv []string) Args {
 			break
 		}
 		name, value, hasValue := strings.Cut(arg, "=")
-		name = normalizeFlag(name)
+		name = goStyleLong(name)
 		if globalFlagsWithValue[name] && !hasValue && i+1 < len(argv) {
 			i++
 			value = argv[i]
 		}
 		switch name {
+		case "--root":
+			a.Root = value
 		case "--log":
 			a.Log = value
 		case "--log-format":
@@ -79,28 +90,121 @@ func ParseArgs(argv []string) Args {
 		return a
 	}
 	a.Verb = argv[i]
-	if a.Verb == "exec" {
-		a.GlobalArgs = argv[:i]
-		a.Process, a.ID = execTarget(argv[i+1:])
-		return a
+	rest, restAt := argv[i+1:], i+1
+	switch a.Verb {
+	case "exec":
+		a.ID = verbArgs(rest, execFlags, true, func(f flagArg) {
+			if f.name == "--process" {
+				a.Process, a.processAt, a.processPrefix = f.value, restAt+f.at, f.prefix
+			}
+		})
+	case "create", "run":
+		// runc's flag parser also reads create's flags after the id.
+		a.ID = verbArgs(rest, createFlags, false, func(f flagArg) {
+			switch f.name {
+			case "--bundle":
+				a.Bundle = f.value
+			case "--config":
+				a.Config = f.value
+			case "--help":
+				a.Help = true
+			}
+		})
 	}
-	if !a.ModifiesSpec() {
-		return a
-	}
-	// runc's flag parser also reads create's flags after the id.
-	a.ID = verbArgs(argv[i+1:], createFlagsWithValue, false, func(name, value string) {
-		if name == "--bundle" || name == "-b" {
-			a.Bundle = value
-		}
-	})
 	return a
 }
 
+// flagSet is one verb's flags as runc (Go flags: -name and --name alike)
+// and crun (argp: -xVALUE, and any unambiguous prefix of a long name)
+// accept them.
+type flagSet struct {
+	long  map[string]bool   // long name, e.g. "--bundle": whether it takes a value
+	short map[string]string // short name, e.g. "-b": its long name
+}
+
+// createFlags are the flags of create and run (runc and crun).
+var createFlags = flagSet{
+	long: map[string]bool{
+		"--bundle": true, "--config": true, "--console-socket": true, "--pid-file": true,
+		"--preserve-fds": true, "--pidfd-socket": true, "--detach": false, "--keep": false,
+		"--no-pivot": false, "--no-new-keyring": false, "--no-subreaper": false,
+		"--help": false, "--usage": false,
+	},
+	short: map[string]string{"-b": "--bundle", "-f": "--config", "-d": "--detach", "-h": "--help", "-?": "--help"},
+}
+
+// execFlags are the flags of exec (runc and crun).
+var execFlags = flagSet{
+	long: map[string]bool{
+		"--console-socket": true, "--cwd": true, "--env": true, "--user": true,
+		"--additional-gids": true, "--process": true, "--apparmor": true, "--process-label": true,
+		"--cap": true, "--pid-file": true, "--preserve-fds": true, "--cgroup": true,
+		"--pidfd-socket": true, "--detach": false, "--tty": false, "--no-new-privs": false,
+		"--ignore-paused": false, "--no-subreaper": false, "--help": false, "--usage": false,
+	},
+	short: map[string]string{
+		"-e": "--env", "-u": "--user", "-g": "--additional-gids", "-p": "--process", "-c": "--cap",
+		"-d": "--detach", "-t": "--tty", "-h": "--help", "-?": "--help",
+	},
+}
+
+// flagArg is one flag of a verb's command line: its long name (the
+// argument itself when unknown), its value, and where the value is: in the
+// argument at index at of the verb's arguments, after prefix.
+type flagArg struct {
+	name, value, prefix string
+	at                  int
+}
+
+// parse reads the flag arg (which starts with "-"); value says whether it
+// takes a value, attached says the value came with it ("--bundle=DIR",
+// "-bDIR").
+func (fs flagSet) parse(arg string) (f flagArg, value, attached bool) {
+	name, val, attached := strings.Cut(arg, "=")
+	switch {
+	case strings.HasPrefix(name, "--"):
+		f.name = fs.unambiguous(name)
+	case len(name) == 2:
+		f.name = fs.short[name]
+	default: // runc's "-bundle", or crun's "-bDIR"
+		if _, ok := fs.long["-"+name]; ok {
+			f.name = "-" + name
+		} else if long := fs.short[arg[:2]]; fs.long[long] {
+			return flagArg{name: long, value: arg[2:], prefix: arg[:2]}, true, true
+		}
+	}
+	if f.name == "" {
+		return flagArg{name: name}, false, false
+	}
+	if attached {
+		f.value, f.prefix = val, name+"="
+	}
+	return f, fs.long[f.name], attached
+}
+
+// unambiguous returns the long flag that name is, or is the only one to
+// begin with (argp accepts "--bund"); "" when none or several.
+func (fs flagSet) unambiguous(name string) string {
+	if _, ok := fs.long[name]; ok {
+		return name
+	}
+	found := ""
+	for long := range fs.long {
+		if strings.HasPrefix(long, name) {
+			if found != "" {
+				return ""
+			}
+			found = long
+		}
+	}
+	return found
+}
+
 // verbArgs reads a verb's arguments (rest) as runc does: it hands each flag
-// and its value (taken from the next argument for a flag in withValue) to
-// visit, and returns the first other argument, the container id ("" when
-// none). With stopAtID, what follows the id is not read.
-func verbArgs(rest []string, withValue map[string]bool, stopAtID bool, visit func(name, value string)) (id string) {
+// to visit, its value taken from the next argument where it takes one, and
+// returns the first other argument, the container id ("" when none). With
+// stopAtID, what follows the id is not read.
+func verbArgs(rest []string, fs flagSet, stopAtID bool, visit func(flagArg)) (id string) {
 	for j := 0; j < len(rest); j++ {
 		arg := rest[j]
 		if arg == "--" {
@@ -109,9 +213,7 @@ func verbArgs(rest []string, withValue map[string]bool, stopAtID bool, visit fun
 			}
 			break
 		}
-		name, value, hasValue := strings.Cut(arg, "=")
-		name = normalizeFlag(name)
-		if !strings.HasPrefix(name, "-") {
+		if !strings.HasPrefix(arg, "-") || arg == "-" {
 			if id == "" {
 				id = arg
 			}
@@ -120,31 +222,20 @@ func verbArgs(rest []string, withValue map[string]bool, stopAtID bool, visit fun
 			}
 			continue
 		}
-		if withValue[name] && !hasValue && j+1 < len(rest) {
+		f, takesValue, attached := fs.parse(arg)
+		f.at = j
+		if takesValue && !attached && j+1 < len(rest) {
 			j++
-			value = rest[j]
+			f.value, f.at = rest[j], j
 		}
-		visit(name, value)
+		visit(f)
 	}
 	return id
 }
 
-// createFlagsWithValue are the flags of create and run (runc and crun) that
-// take a value, so the value is not mistaken for the container id.
-var createFlagsWithValue = map[string]bool{
-	"--bundle":         true,
-	"-b":               true,
-	"--console-socket": true,
-	"--pid-file":       true,
-	"--preserve-fds":   true,
-	"--pidfd-socket":   true,
-	"--config":         true,
-	"-f":               true,
-}
-
-// normalizeFlag maps Go-flag style "-root" to "--root", as urfave/cli (runc)
+// goStyleLong maps Go-flag style "-root" to "--root", as urfave/cli (runc)
 // accepts both; single-letter flags stay short.
-func normalizeFlag(name string) string {
+func goStyleLong(name string) string {
 	if len(name) > 2 && name[0] == '-' && name[1] != '-' {
 		return "-" + name
 	}
@@ -158,4 +249,20 @@ func (a Args) BundleDir() (string, error) {
 		return a.Bundle, nil
 	}
 	return os.Getwd()
+}
+
+// SpecPath is the spec file the runtime will run: crun's --config (which
+// crun reads relative to the working directory) or BUNDLE/config.json.
+func (a Args) SpecPath(bundle string) string {
+	if a.Config != "" {
+		return filepath.Clean(a.Config)
+	}
+	return ocispec.Path(bundle)
+}
+
+// WithProcess returns argv (with argv[0]) whose exec --process file is path.
+func (a Args) WithProcess(argv []string, path string) []string {
+	out := append([]string(nil), argv...)
+	out[1+a.processAt] = a.processPrefix + path
+	return out
 }

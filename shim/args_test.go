@@ -2,6 +2,7 @@ package shim
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -17,23 +18,34 @@ func TestParseArgs(t *testing.T) {
 		{"create with -bundle (go style)", []string{"create", "-bundle", "/b", "id"}, Args{Verb: "create", Bundle: "/b", ID: "id"}},
 		{"create without bundle", []string{"create", "id"}, Args{Verb: "create", ID: "id"}},
 		{"create with the id before its flags", []string{"create", "id", "--bundle", "/b", "--console-socket", "/s"}, Args{Verb: "create", Bundle: "/b", ID: "id"}},
-		{"crun's create flags", []string{"create", "-f", "cfg.json", "--preserve-fds", "2", "--no-pivot", "id"}, Args{Verb: "create", ID: "id"}},
+		{"crun's create flags", []string{"create", "-f", "cfg.json", "--preserve-fds", "2", "--no-pivot", "id"}, Args{Verb: "create", Config: "cfg.json", ID: "id"}},
 		{"run", []string{"run", "-b", "/b", "-d", "id"}, Args{Verb: "run", Bundle: "/b", ID: "id"}},
 		{"docker's global flags", []string{"--root", "/run/runc", "--log", "/l.json", "--log-format", "json", "--systemd-cgroup", "create", "--bundle", "/b", "id"},
-			Args{Verb: "create", Bundle: "/b", Log: "/l.json", LogFormat: "json", ID: "id"}},
-		{"global flags with =", []string{"--root=/r", "--log=/l", "--debug", "create", "-b=/b", "id"}, Args{Verb: "create", Bundle: "/b", Log: "/l", Debug: true, ID: "id"}},
-		{"start is pass-through", []string{"--root", "/r", "start", "id"}, Args{Verb: "start"}},
+			Args{Verb: "create", Bundle: "/b", Root: "/run/runc", Log: "/l.json", LogFormat: "json", ID: "id"}},
+		{"global flags with =", []string{"--root=/r", "--log=/l", "--debug", "create", "-b=/b", "id"}, Args{Verb: "create", Bundle: "/b", Root: "/r", Log: "/l", Debug: true, ID: "id"}},
+		{"start is pass-through", []string{"--root", "/r", "start", "id"}, Args{Verb: "start", Root: "/r"}},
 		{"delete does not look for a bundle", []string{"delete", "--force", "-b", "/x", "id"}, Args{Verb: "delete"}},
 		{"unknown verb", []string{"frobnicate", "x"}, Args{Verb: "frobnicate"}},
 		{"version", []string{"--version"}, Args{}},
 		{"nothing", nil, Args{}},
-		{"value that looks like a verb", []string{"--root", "create", "state", "id"}, Args{Verb: "state"}},
+		{"value that looks like a verb", []string{"--root", "create", "state", "id"}, Args{Verb: "state", Root: "create"}},
 		{"bundle after --", []string{"create", "--", "-b", "/b"}, Args{Verb: "create", ID: "-b"}},
 		{"exec with --process", []string{"--root", "/r", "exec", "--process", "/p.json", "--detach", "--pid-file", "/pid", "c1"},
-			Args{Verb: "exec", GlobalArgs: []string{"--root", "/r"}, Process: "/p.json", ID: "c1"}},
-		{"exec with -p=", []string{"exec", "-p=/p.json", "c1"}, Args{Verb: "exec", GlobalArgs: []string{}, Process: "/p.json", ID: "c1"}},
-		{"exec of a command", []string{"exec", "-e", "A=1", "c1", "sh"}, Args{Verb: "exec", GlobalArgs: []string{}, ID: "c1"}},
-		{"exec with runc 1.2's --pidfd-socket", []string{"exec", "--pidfd-socket", "/s", "-p", "/p.json", "c1", "-c"}, Args{Verb: "exec", GlobalArgs: []string{}, Process: "/p.json", ID: "c1"}},
+			Args{Verb: "exec", Root: "/r", Process: "/p.json", processAt: 4, ID: "c1"}},
+		{"exec with -p=", []string{"exec", "-p=/p.json", "c1"}, Args{Verb: "exec", Process: "/p.json", processAt: 1, processPrefix: "-p=", ID: "c1"}},
+		{"exec with -process= (go style)", []string{"exec", "-process=/p.json", "c1"}, Args{Verb: "exec", Process: "/p.json", processAt: 1, processPrefix: "-process=", ID: "c1"}},
+		{"exec with crun's -pFILE", []string{"exec", "-p/p.json", "c1"}, Args{Verb: "exec", Process: "/p.json", processAt: 1, processPrefix: "-p", ID: "c1"}},
+		{"exec of a command", []string{"exec", "-e", "A=1", "c1", "sh"}, Args{Verb: "exec", ID: "c1"}},
+		{"exec with runc 1.2's --pidfd-socket", []string{"exec", "--pidfd-socket", "/s", "-p", "/p.json", "c1", "-c"}, Args{Verb: "exec", Process: "/p.json", processAt: 4, ID: "c1"}},
+		{"exec's --process after an ambiguous prefix", []string{"exec", "--c", "--process", "/p.json", "c1"}, Args{Verb: "exec", Process: "/p.json", processAt: 3, ID: "c1"}},
+		{"create with --b (runc's short flag, long form)", []string{"run", "-d", "--b", "/b", "id"}, Args{Verb: "run", Bundle: "/b", ID: "id"}},
+		{"create with crun's -bDIR", []string{"create", "-b/b", "id"}, Args{Verb: "create", Bundle: "/b", ID: "id"}},
+		{"create with crun's --bund= prefix", []string{"create", "--bund=/b", "id"}, Args{Verb: "create", Bundle: "/b", ID: "id"}},
+		{"create with crun's --config", []string{"create", "-b", "/b", "--config", "o.json", "id"}, Args{Verb: "create", Bundle: "/b", Config: "o.json", ID: "id"}},
+		{"create with crun's -fFILE", []string{"create", "-fo.json", "id"}, Args{Verb: "create", Config: "o.json", ID: "id"}},
+		{"create --help", []string{"create", "--help"}, Args{Verb: "create", Help: true}},
+		{"run -h with an id", []string{"run", "-h", "id"}, Args{Verb: "run", Help: true, ID: "id"}},
+		{"crun's create -?", []string{"create", "-?"}, Args{Verb: "create", Help: true}},
 		{"create with runc 1.2's --pidfd-socket", []string{"create", "--pidfd-socket", "/s", "-b", "/b", "c1"}, Args{Verb: "create", Bundle: "/b", ID: "c1"}},
 	}
 	for _, tt := range tests {
@@ -46,9 +58,45 @@ func TestParseArgs(t *testing.T) {
 }
 
 func TestModifiesSpec(t *testing.T) {
-	for verb, want := range map[string]bool{"create": true, "run": true, "start": false, "delete": false, "exec": false, "": false} {
-		if got := (Args{Verb: verb}).ModifiesSpec(); got != want {
-			t.Errorf("ModifiesSpec(%q) = %v", verb, got)
+	for _, tt := range []struct {
+		args Args
+		want bool
+	}{
+		{Args{Verb: "create", ID: "c"}, true},
+		{Args{Verb: "run", ID: "c"}, true},
+		{Args{Verb: "create"}, false},                   // runc's "requires exactly 1 argument"
+		{Args{Verb: "run", ID: "c", Help: true}, false}, // its help, no container
+		{Args{Verb: "start", ID: "c"}, false},
+		{Args{Verb: "delete", ID: "c"}, false},
+		{Args{Verb: "exec", ID: "c"}, false},
+		{Args{}, false},
+	} {
+		if got := tt.args.ModifiesSpec(); got != tt.want {
+			t.Errorf("%+v.ModifiesSpec() = %v", tt.args, got)
 		}
+	}
+}
+
+func TestWithProcess(t *testing.T) {
+	for _, argv := range [][]string{
+		{"gr", "--root", "/r", "exec", "--process", "/p.json", "c1"},
+		{"gr", "exec", "-p=/p.json", "-d", "c1"},
+		{"gr", "exec", "-p/p.json", "c1"},
+	} {
+		got := ParseArgs(argv[1:]).WithProcess(argv, "/proc/self/fd/7")
+		want := strings.Replace(strings.Join(argv, " "), "/p.json", "/proc/self/fd/7", 1)
+		if strings.Join(got, " ") != want || strings.Join(argv, " ") == want {
+			t.Errorf("WithProcess(%q) = %q, want %q", argv, got, want)
+		}
+	}
+}
+
+func TestSpecPath(t *testing.T) {
+	if got := (Args{}).SpecPath("/b"); got != "/b/config.json" {
+		t.Errorf("without --config: %s", got)
+	}
+	// crun reads --config relative to the working directory, not the bundle
+	if got := (Args{Config: "o.json"}).SpecPath("/b"); got != "o.json" {
+		t.Errorf("--config o.json: %s", got)
 	}
 }

@@ -5,48 +5,36 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/greenboost/greenboost-container-toolkit/cdi"
-	"github.com/greenboost/greenboost-container-toolkit/internal/atomicfile"
 	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
 )
 
-// execFlagsWithValue are the flags of `runc exec` (and crun's) that take a value.
-var execFlagsWithValue = map[string]bool{
-	"--console-socket": true, "--cwd": true, "--env": true, "-e": true, "--user": true, "-u": true,
-	"--additional-gids": true, "-g": true, "--process": true, "-p": true, "--apparmor": true,
-	"--process-label": true, "--cap": true, "-c": true, "--pid-file": true, "--preserve-fds": true,
-	"--cgroup": true, "--pidfd-socket": true,
-}
-
-// execTarget returns the --process file and the container id of an exec
-// command line (rest is what follows the verb); "" when absent. What follows
-// the id is the command to run, not flags.
-func execTarget(rest []string) (process, id string) {
-	id = verbArgs(rest, execFlagsWithValue, true, func(name, value string) {
-		if name == "--process" || name == "-p" {
-			process = value
-		}
-	})
-	return process, id
-}
-
-// injectExecEnv gives a process started with `exec --process FILE` the
+// execProcessWithEnv gives a process started with `exec --process FILE` the
 // GreenBoost environment of its container: engines build that file from
 // their own copy of the container's config, which our create-time edits
-// never reached. Containers without GreenBoost are left alone.
-func injectExecEnv(runtime string, globalArgs []string, process, id string) error {
-	out, err := exec.Command(runtime, append(slices.Clone(globalArgs), "state", id)...).Output()
-	if err != nil {
-		return nil // let the runtime report the unknown container itself
+// never reached. It returns the path of the edited copy, an in-memory file
+// that the runtime inherits (the engine's file may be a pipe, in a
+// read-only place, or read again by the engine), or "" to run the engine's
+// file as it is: a container without GreenBoost, or anything the runtime
+// should report itself (an unknown container, an unreadable file).
+func execProcessWithEnv(runtime, root, process, id string) (string, error) {
+	// Only --root: the engine's --log must not get our query's errors.
+	stateArgs := []string{"state", id}
+	if root != "" {
+		stateArgs = append([]string{"--root", root}, stateArgs...)
 	}
-	var state specs.State
-	if err := json.Unmarshal(out, &state); err != nil || state.Bundle == "" {
-		return nil
+	out, err := exec.Command(runtime, stateArgs...).Output()
+	if err != nil {
+		return "", nil
+	}
+	var st specs.State
+	if err := json.Unmarshal(out, &st); err != nil || st.Bundle == "" {
+		return "", nil
 	}
 	// Our prestart hook and GREENBOOST_ACTIVE mark a container with
 	// GreenBoost: the env alone is the image's to set, and the hook alone is
@@ -57,21 +45,21 @@ func injectExecEnv(runtime string, globalArgs []string, process, id string) erro
 		} `json:"process"`
 		Hooks *specs.Hooks `json:"hooks"`
 	}
-	if err := ocispec.Decode(state.Bundle, &spec); err != nil || spec.Process == nil || !hasGreenBoost(spec.Hooks) {
-		return nil
+	if err := ocispec.Decode(st.Bundle, &spec); err != nil || spec.Process == nil || !hasGreenBoost(spec.Hooks) {
+		return "", nil
 	}
 	containerEnv := spec.Process.Env
 	if envValue(containerEnv, cdi.ActiveEnv) != "1" {
-		return nil
+		return "", nil
 	}
 	data, err := os.ReadFile(process)
 	if err != nil {
-		return fmt.Errorf("reading the exec process %s: %w", process, err)
+		return "", nil
 	}
 	var p specs.Process
 	unknown, err := decodeKeepingUnknown(data, &p)
 	if err != nil {
-		return fmt.Errorf("parsing the exec process %s: %w", process, err)
+		return "", nil
 	}
 	ours, _, _ := strings.Cut(envValue(containerEnv, cdi.PreloadEnv), ":")
 	preload := mergePreload(ours, envValue(p.Env, cdi.PreloadEnv))
@@ -79,11 +67,17 @@ func injectExecEnv(runtime string, globalArgs []string, process, id string) erro
 	p.Env = append(withoutVars(p.Env, ourEnv), ourEnv...)
 	edited, err := encodeKeepingUnknown(&p, unknown)
 	if err != nil {
-		return fmt.Errorf("encoding the exec process: %w", err)
+		return "", fmt.Errorf("encoding the exec process: %w", err)
 	}
-	fi, err := os.Stat(process)
+	// Not close-on-exec: the runtime opens it by its /proc/self/fd path,
+	// and closes it before the container's process starts.
+	fd, err := unix.MemfdCreate("greenboost-exec-process", 0)
 	if err != nil {
-		return fmt.Errorf("reading the exec process %s: %w", process, err)
+		return "", fmt.Errorf("copying the exec process %s: %w", process, err)
 	}
-	return atomicfile.Write(process, edited, fi.Mode().Perm())
+	if _, err := unix.Write(fd, edited); err != nil {
+		unix.Close(fd)
+		return "", fmt.Errorf("copying the exec process %s: %w", process, err)
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", fd), nil
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
 )
 
 // The wrapper ends in syscall.Exec, so these tests run the real binary with a
@@ -35,6 +37,29 @@ type fakeRuntime struct {
 	dir, calls string
 }
 
+// processSeen is the last exec process file the wrapper handed the fake
+// runtime as a /proc/self/fd path.
+func (f fakeRuntime) processSeen(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(f.dir, "process-seen"))
+	if err != nil {
+		t.Fatalf("the runtime got no process file of the wrapper's: %v", err)
+	}
+	return data
+}
+
+// calledWith reports whether any call of the runtime had exactly args.
+func (f fakeRuntime) calledWith(t *testing.T, args ...string) bool {
+	t.Helper()
+	data, _ := os.ReadFile(f.calls)
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if line == strings.Join(args, "\x00")+"\x00" {
+			return true
+		}
+	}
+	return false
+}
+
 // newFakeRuntime puts a "runc" on a fresh PATH that appends its argv (one
 // line, NUL-separated) to a file and prints "fake runc" for --version.
 func newFakeRuntime(t *testing.T) fakeRuntime {
@@ -43,7 +68,9 @@ func newFakeRuntime(t *testing.T) fakeRuntime {
 	calls := filepath.Join(dir, "calls")
 	script := "#!/bin/sh\nprintf '%s\\0' \"$@\" >> " + calls + "\necho >> " + calls + "\n" +
 		"case \"$1\" in --version) echo 'fake runc version 9';; esac\n" +
-		"for a in \"$@\"; do [ \"$a\" = state ] && [ -n \"$FAKE_BUNDLE\" ] && echo \"{\\\"id\\\":\\\"c1\\\",\\\"pid\\\":1,\\\"bundle\\\":\\\"$FAKE_BUNDLE\\\"}\"; done\nexit 0\n"
+		"for a in \"$@\"; do [ \"$a\" = state ] && [ -n \"$FAKE_BUNDLE\" ] && echo \"{\\\"id\\\":\\\"c1\\\",\\\"pid\\\":1,\\\"bundle\\\":\\\"$FAKE_BUNDLE\\\"}\"; done\n" +
+		// an exec process file the wrapper made, readable only here
+		"for a in \"$@\"; do case \"$a\" in *=/proc/self/fd/*|/proc/self/fd/*) cat \"${a#*=}\" > " + filepath.Join(dir, "process-seen") + ";; esac; done\nexit 0\n"
 	if err := os.WriteFile(filepath.Join(dir, "runc"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +185,7 @@ func TestCreateEditsThenExecs(t *testing.T) {
 			if got := f.lastCall(t); strings.Join(got, " ") != strings.Join(args, " ") {
 				t.Fatalf("runc got %q, want %q", got, args)
 			}
-			spec, err := LoadSpec(bundle)
+			spec, err := LoadSpec(ocispec.Path(bundle))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,6 +194,71 @@ func TestCreateEditsThenExecs(t *testing.T) {
 				t.Fatalf("the hook does not carry the effective config path %s: %+v", cfg, hooks)
 			}
 		})
+	}
+}
+
+// The wrapper edits the spec file the runtime will run, however its
+// command line names it (runc's Go flags, crun's argp forms and --config),
+// and nothing when create or run makes no container.
+func TestCreateEditsTheSpecTheRuntimeRuns(t *testing.T) {
+	f := newFakeRuntime(t)
+	cfg := writeTestConfig(t, "")
+	plain, _ := os.ReadFile("testdata/plain/in.json")
+	edited := func(path string) bool {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(string(data), "greenboost-hook")
+	}
+	for _, tt := range []struct {
+		name string
+		args func(bundle string) []string
+		spec string // the file that must be edited, in the bundle
+	}{
+		{"runc's --b", func(b string) []string { return []string{"run", "-d", "--b", b, "c1"} }, "config.json"},
+		{"crun's -bDIR", func(b string) []string { return []string{"create", "-b" + b, "c1"} }, "config.json"},
+		{"crun's --bund=", func(b string) []string { return []string{"create", "--bund=" + b, "c1"} }, "config.json"},
+		{"crun's --config", func(b string) []string {
+			return []string{"create", "--bundle", b, "--config", filepath.Join(b, "other.json"), "c1"}
+		}, "other.json"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bundle := t.TempDir()
+			for _, name := range []string{"config.json", "other.json"} {
+				os.WriteFile(filepath.Join(bundle, name), plain, 0o644)
+			}
+			// run from elsewhere, so the working directory is no bundle
+			if _, stderr, err := f.run(t, cfg, tt.args(bundle)...); err != nil {
+				t.Fatalf("%v: %s", err, stderr)
+			}
+			for _, name := range []string{"config.json", "other.json"} {
+				if got := edited(filepath.Join(bundle, name)); got != (name == tt.spec) {
+					t.Errorf("%s edited: %v, want only %s edited", name, got, tt.spec)
+				}
+			}
+		})
+	}
+
+	// help, or no container id: the runtime answers, the spec is untouched,
+	// even where the config would refuse to create (enforce = true).
+	strict := writeTestConfig(t, "")
+	data, _ := os.ReadFile(strict)
+	os.WriteFile(strict, []byte(strings.Replace(string(data), "enforce = false", "enforce = true", 1)), 0o644)
+	for _, args := range [][]string{{"create", "--help"}, {"run", "-h"}, {"create", "-?"}, {"create"}, {"run", "--bundle", "."}} {
+		bundle := bundleWith(t, "testdata/plain/in.json")
+		cmd := exec.Command(wrapperBin, args...)
+		cmd.Dir = bundle
+		cmd.Env = []string{"PATH=" + f.dir + ":/usr/bin:/bin", "GREENBOOST_CONFIG=" + strict}
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+			t.Errorf("%v: err=%v output=%q", args, err, out)
+		}
+		if got := f.lastCall(t); strings.Join(got, " ") != strings.Join(args, " ") {
+			t.Errorf("runc got %q, want %q", got, args)
+		}
+		if after, _ := os.ReadFile(filepath.Join(bundle, "config.json")); string(after) != string(plain) {
+			t.Errorf("%v changed the spec", args)
+		}
 	}
 }
 
@@ -287,19 +379,55 @@ func TestExecGetsTheContainersGreenBoostEnv(t *testing.T) {
 	}
 	// As docker builds it from its own copy of the config: no LD_PRELOAD of ours.
 	write(`"PATH=/bin","LD_PRELOAD=/usr/lib/libexec.so"`)
+	engines, _ := os.ReadFile(process)
 	_, stderr, err := f.runEnv(t, []string{"GREENBOOST_CONFIG=" + cfg, "FAKE_BUNDLE=" + bundle},
-		"--root", "/r", "exec", "--process", process, "--detach", "c1")
+		"--root", "/r", "--log", "/l.json", "exec", "--process", process, "--detach", "c1")
 	if err != nil {
 		t.Fatalf("exec: %v %s", err, stderr)
 	}
-	data, _ := os.ReadFile(process)
-	var p struct{ Env []string }
-	json.Unmarshal(data, &p)
 	want := []string{"PATH=/bin", "LD_PRELOAD=/usr/lib/greenboost/libgreenboost_cuda.so:/usr/lib/libexec.so", "GREENBOOST_ACTIVE=1"}
-	if strings.Join(p.Env, " ") != strings.Join(want, " ") {
-		t.Fatalf("exec process env = %q, want %q", p.Env, want)
+	envOf := func(data []byte) []string {
+		var p struct{ Env []string }
+		if err := json.Unmarshal(data, &p); err != nil {
+			t.Fatalf("exec process %q: %v", data, err)
+		}
+		return p.Env
 	}
-	if got := f.lastCall(t); got[0] != "--root" || got[2] != "exec" {
+	if env := envOf(f.processSeen(t)); strings.Join(env, " ") != strings.Join(want, " ") {
+		t.Fatalf("exec process env = %q, want %q", env, want)
+	}
+	got := f.lastCall(t)
+	if len(got) != 9 || got[3] != "/l.json" || got[4] != "exec" || got[5] != "--process" || !strings.HasPrefix(got[6], "/proc/self/fd/") {
+		t.Fatalf("runc got %q, want the engine's argv with our copy as --process", got)
+	}
+	if after, _ := os.ReadFile(process); string(after) != string(engines) {
+		t.Fatalf("the engine's process file changed: %s", after)
+	}
+	// The state query takes the engine's --root, not its --log (runc would
+	// write our query's errors there).
+	if !f.calledWith(t, "--root", "/r", "state", "c1") {
+		t.Fatalf("no `runc --root /r state c1` call: %s", func() []byte { d, _ := os.ReadFile(f.calls); return d }())
+	}
+
+	// A process file that can be read once (a pipe), given attached.
+	cmd := exec.Command(wrapperBin, "exec", "-p=/dev/stdin", "c1")
+	cmd.Env = []string{"PATH=" + f.dir + ":/usr/bin:/bin", "GREENBOOST_CONFIG=" + cfg, "FAKE_BUNDLE=" + bundle}
+	cmd.Stdin = strings.NewReader(`{"args":["sh"],"cwd":"/","env":["PATH=/bin"]}`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("exec -p=/dev/stdin: %v %s", err, out)
+	}
+	if got := f.lastCall(t); len(got) != 3 || !strings.HasPrefix(got[1], "-p=/proc/self/fd/") {
+		t.Fatalf("runc got %q", got)
+	}
+	if env := envOf(f.processSeen(t)); strings.Join(env, " ") != "PATH=/bin LD_PRELOAD=/usr/lib/greenboost/libgreenboost_cuda.so GREENBOOST_ACTIVE=1" {
+		t.Fatalf("exec process from a pipe: env = %q", env)
+	}
+
+	// A file the wrapper cannot read is the runtime's to report.
+	if _, stderr, err := f.runEnv(t, []string{"GREENBOOST_CONFIG=" + cfg, "FAKE_BUNDLE=" + bundle}, "exec", "--process", "/nonexistent.json", "c1"); err != nil || stderr != "" {
+		t.Fatalf("exec --process /nonexistent.json: err=%v stderr=%q", err, stderr)
+	}
+	if got := f.lastCall(t); strings.Join(got, " ") != "exec --process /nonexistent.json c1" {
 		t.Fatalf("runc got %q", got)
 	}
 

@@ -27,9 +27,10 @@ func findRuntime(candidates []string) (string, error) {
 }
 
 // execRuntime replaces this process with the low-level runtime, passing the
-// original arguments untouched.
+// original arguments untouched. Its argv[0] is its name, as engines call it,
+// which it puts in its messages ("runc: ...").
 func execRuntime(path string, argv []string) error {
-	args := append([]string{path}, argv[1:]...)
+	args := append([]string{filepath.Base(path)}, argv[1:]...)
 	err := syscall.Exec(path, args, os.Environ())
 	return fmt.Errorf("exec %s: %w", path, err)
 }

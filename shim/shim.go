@@ -35,8 +35,12 @@ func Run(argv []string) error {
 			return err
 		}
 		if args.Process != "" && args.ID != "" {
-			if err := injectExecEnv(runtime, args.GlobalArgs, args.Process, args.ID); err != nil {
+			edited, err := execProcessWithEnv(runtime, args.Root, args.Process, args.ID)
+			if err != nil {
 				return err
+			}
+			if edited != "" {
+				argv = args.WithProcess(argv, edited)
 			}
 		}
 		return execRuntime(runtime, argv)
@@ -64,17 +68,17 @@ func create(cfg *config.Config, args Args, argv []string, logger *slog.Logger) e
 	if err != nil {
 		return fmt.Errorf("finding the bundle: %w", err)
 	}
-	if err := editBundle(cfg, args.ID, bundle, logger); err != nil {
+	if err := editBundle(cfg, args.ID, args.SpecPath(bundle), logger); err != nil {
 		return err
 	}
 	logger.Debug("exec low-level runtime", "path", runtime, "args", argv[1:])
 	return execRuntime(runtime, argv)
 }
 
-// editBundle applies the GreenBoost edits to the spec of container id's
-// bundle unless the container opted out.
-func editBundle(cfg *config.Config, id, bundle string, logger *slog.Logger) error {
-	spec, err := LoadSpec(bundle)
+// editBundle applies the GreenBoost edits to container id's spec file
+// unless the container opted out.
+func editBundle(cfg *config.Config, id, specPath string, logger *slog.Logger) error {
+	spec, err := LoadSpec(specPath)
 	if err != nil {
 		return err
 	}
@@ -85,11 +89,11 @@ func editBundle(cfg *config.Config, id, bundle string, logger *slog.Logger) erro
 	}
 	req := request.Parse(raw.Annotations, env)
 	if req.Disable {
-		logger.Info("container opted out of GreenBoost; spec left untouched", "bundle", bundle)
+		logger.Info("container opted out of GreenBoost; spec left untouched", "spec", specPath)
 		return nil
 	}
 	if hasGreenBoost(raw.Hooks) {
-		logger.Info("spec already has GreenBoost (CDI device or an earlier edit); left untouched", "bundle", bundle)
+		logger.Info("spec already has GreenBoost (CDI device or an earlier edit); left untouched", "spec", specPath)
 		return nil
 	}
 	// The hook checks the limits and the module again; failing here names
@@ -104,28 +108,28 @@ func editBundle(cfg *config.Config, id, bundle string, logger *slog.Logger) erro
 	} else if err := hook.LoadModule(cfg); err != nil {
 		logger.Warn("GreenBoost module not loaded; [limits] enforce = false, so the container starts without budgets", "err", err)
 	}
-	edits, err := containerEdits(cfg, bundle, logger)
+	edits, err := containerEdits(cfg, specPath, logger)
 	if err != nil {
 		return err
 	}
 	if err := spec.Modify(greenboostEdits{edits: edits}); err != nil {
-		return fmt.Errorf("applying GreenBoost edits to %s: %w", bundle, err)
+		return fmt.Errorf("applying GreenBoost edits to %s: %w", specPath, err)
 	}
 	if err := spec.Flush(); err != nil {
 		return err
 	}
-	logger.Info("applied GreenBoost edits", "bundle", bundle)
+	logger.Info("applied GreenBoost edits", "spec", specPath)
 	return nil
 }
 
 // containerEdits are the GreenBoost edits, or, where there is no device
 // (no module) and enforcement is off, only the hooks: the container starts
 // without GreenBoost, and its record says what it asked for, not enforced.
-func containerEdits(cfg *config.Config, bundle string, logger *slog.Logger) (*cdispec.ContainerEdits, error) {
+func containerEdits(cfg *config.Config, specPath string, logger *slog.Logger) (*cdispec.ContainerEdits, error) {
 	if !cfg.Limits.Enforce {
 		if _, err := os.Stat(cfg.Device.HostPath); errors.Is(err, fs.ErrNotExist) {
 			logger.Warn("no GreenBoost device; [limits] enforce = false, so the container gets only the hooks, which record its limits as not enforced",
-				"device", cfg.Device.HostPath, "bundle", bundle)
+				"device", cfg.Device.HostPath, "spec", specPath)
 			return cdi.HookEdits(cfg, config.DefaultDevice), nil
 		}
 	}
@@ -134,7 +138,7 @@ func containerEdits(cfg *config.Config, bundle string, logger *slog.Logger) (*cd
 
 func hasVersionFlag(argv []string) bool {
 	for _, a := range argv {
-		if a == "--version" || a == "-v" {
+		if a == "--version" || a == "-version" || a == "-v" {
 			return true
 		}
 	}

@@ -6,11 +6,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"syscall"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/atomicfile"
-	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
 )
 
 // Modifier is one single-purpose change to a spec.
@@ -26,9 +26,8 @@ type Spec struct {
 	unknown []byte // the file as read, when it has members specs.Spec lacks
 }
 
-// LoadSpec reads BUNDLE/config.json.
-func LoadSpec(bundle string) (*Spec, error) {
-	path := ocispec.Path(bundle)
+// LoadSpec reads the spec file at path (a bundle's config.json).
+func LoadSpec(path string) (*Spec, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading OCI spec: %w (give the bundle directory with --bundle, or run in it)", err)
@@ -68,5 +67,12 @@ func (s *Spec) Flush() error {
 	if err != nil {
 		return fmt.Errorf("encoding OCI spec: %w", err)
 	}
-	return atomicfile.Write(s.path, data, s.mode)
+	if err := atomicfile.Write(s.path, data, s.mode); err != nil {
+		if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			return fmt.Errorf("%w: greenboost-runtime adds GreenBoost by editing the spec, so its directory must be writable; "+
+				"or opt the container out (GREENBOOST_DISABLE=1, or annotation greenboost.io/disable=true)", err)
+		}
+		return err
+	}
+	return nil
 }

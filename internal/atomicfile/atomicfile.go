@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
-// Write replaces path with data, created with mode perm.
+// Write replaces path with data, created with mode perm; a file it replaces
+// keeps its owner.
 func Write(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
@@ -21,6 +23,10 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := keepOwner(tmp, path); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -45,4 +51,18 @@ func tempPattern(base string) string {
 		return ".tmp-*"
 	}
 	return "." + base + ".tmp-*"
+}
+
+// keepOwner gives tmp the owner of the file at path, where there is one
+// owned by someone else (a bundle of another user, written by root).
+func keepOwner(tmp *os.File, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || (int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getegid()) {
+		return nil
+	}
+	return tmp.Chown(int(st.Uid), int(st.Gid))
 }

@@ -47,6 +47,7 @@ func TestRuntime(t *testing.T) {
 			})
 			t.Run("enforce-without-module", func(t *testing.T) { testEnforceWithoutModule(t, s, ll) })
 			t.Run("run", func(t *testing.T) { testRunVerb(t, s, ll) })
+			t.Run("read-only-bundle", func(t *testing.T) { testReadOnlyBundle(t, s, ll) })
 			t.Run("unknown-verb-passes-through", func(t *testing.T) { testUnknownVerb(t, s, ll) })
 			t.Run("control-plain-runtime", func(t *testing.T) { testPlainControl(t, s, ll) })
 		})
@@ -303,6 +304,35 @@ func testBogusLimit(t *testing.T, s *suite, ll lowLevel, o bundleOpts, wantMsg s
 	}
 }
 
+// testReadOnlyBundle: a bundle the wrapper cannot write fails create with a
+// message naming the way out, and its spec stays as it was.
+func testReadOnlyBundle(t *testing.T, s *suite, ll lowLevel) {
+	dir := s.testDir(t)
+	cfg := s.writeConfig(t, dir, ll.path)
+	b := s.newBundle(t, filepath.Join(dir, "bundle"), bundleOpts{args: []string{"/bin/true"}})
+	if err := unix.Mount(b.dir, b.dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind-mounting the bundle: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(b.dir, unix.MNT_DETACH) })
+	if err := unix.Mount("", b.dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		t.Fatalf("making the bundle read-only: %v", err)
+	}
+	c := s.newContainer(t, b, ll, true, cfg)
+	// c.create keeps its output in the bundle, which is read-only here
+	_, stderr, err := c.run("create", "--bundle", b.dir, c.id)
+	if err == nil {
+		t.Fatalf("create succeeded in a read-only bundle without GreenBoost's edits")
+	}
+	for _, want := range []string{"read-only file system", "must be writable", "GREENBOOST_DISABLE=1"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("create's stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(b.dir, "config.json")); !bytes.Equal(got, b.spec) {
+		t.Errorf("the read-only bundle's spec changed")
+	}
+}
+
 // testPlainControl runs the probe with the low-level runtime alone: nothing
 // of GreenBoost, and a /dev/greenboost node added without a device-cgroup
 // rule is denied (EPERM), which makes the ENXIO check of the greenboost
@@ -460,19 +490,21 @@ var logTime = regexp.MustCompile(`time="[^"]*"`)
 
 // testUnknownVerb: a verb greenboost-runtime does not know goes to the
 // low-level runtime as it is, so the user sees that runtime's own error for
-// it (the same output and exit status as the runtime run directly).
+// it (the same output and exit status as the runtime run directly, by its
+// name as engines call it); so does a usage error of a verb it passes on,
+// which runc prints with its argv[0].
 func testUnknownVerb(t *testing.T, s *suite, ll lowLevel) {
 	dir := s.testDir(t)
 	cfg := s.writeConfig(t, dir, ll.path)
-	args := []string{"--root", filepath.Join(dir, "root"), "frobnicate", "x"}
 	type result struct {
 		stdout, stderr string
 		code           int
 	}
-	runIt := func(bin string) result {
+	runIt := func(bin string, args []string) result {
 		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Args[0] = filepath.Base(bin)
 		cmd.Env = append(os.Environ(), "GREENBOOST_CONFIG="+cfg.path)
 		var o, e bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &o, &e
@@ -486,15 +518,18 @@ func testUnknownVerb(t *testing.T, s *suite, ll lowLevel) {
 		}
 		return result{o.String(), logTime.ReplaceAllString(e.String(), `time="T"`), code}
 	}
-	direct := runIt(ll.path)
-	wrapped := runIt(s.runtimeBin)
-	if direct.code == 0 || !strings.Contains(direct.stdout+direct.stderr, "frobnicate") {
-		t.Fatalf("%s %s: exit %d, output %q: want it to reject the verb, naming it (the comparison below would prove nothing)",
-			ll.name, strings.Join(args, " "), direct.code, direct.stdout+direct.stderr)
-	}
-	if wrapped != direct {
-		t.Errorf("greenboost-runtime %s: exit %d, stdout %q, stderr %q; want %s's own: exit %d, stdout %q, stderr %q",
-			strings.Join(args, " "), wrapped.code, wrapped.stdout, wrapped.stderr, ll.name, direct.code, direct.stdout, direct.stderr)
+	root := filepath.Join(dir, "root")
+	for _, args := range [][]string{{"--root", root, "frobnicate", "x"}, {"--root", root, "delete"}} {
+		direct := runIt(ll.path, args)
+		wrapped := runIt(s.runtimeBin, args)
+		if direct.code == 0 || direct.stdout+direct.stderr == "" {
+			t.Fatalf("%s %s: exit %d, output %q: want it to reject the command (the comparison below would prove nothing)",
+				ll.name, strings.Join(args, " "), direct.code, direct.stdout+direct.stderr)
+		}
+		if wrapped != direct {
+			t.Errorf("greenboost-runtime %s: exit %d, stdout %q, stderr %q; want %s's own: exit %d, stdout %q, stderr %q",
+				strings.Join(args, " "), wrapped.code, wrapped.stdout, wrapped.stderr, ll.name, direct.code, direct.stdout, direct.stderr)
+		}
 	}
 }
 
