@@ -38,6 +38,9 @@ type Hook struct {
 	cfg     *config.Config
 	profile string
 	warn    io.Writer
+	// Info, when set, takes notes for the toolkit's log file: what a hook
+	// that succeeds says goes there, not to stderr.
+	Info func(msg string)
 }
 
 // New returns a hook for the CDI device profile ("" or "ext" for the
@@ -64,7 +67,17 @@ func (h *Hook) Run(stage Stage, stdin io.Reader) error {
 }
 
 func (h *Hook) prestart(state *specs.State) error {
-	limits, err := h.limits(state)
+	req, err := h.request(state)
+	if err != nil {
+		return err
+	}
+	if req.Disable {
+		// On the CDI path the engine runs this hook whatever the container
+		// asks; the wrapper adds no hooks to an opted-out container.
+		h.info(fmt.Sprintf("container %s opted out of GreenBoost: no budget set, no record written", state.ID))
+		return nil
+	}
+	limits, err := h.limits(req)
 	if err != nil {
 		return err
 	}
@@ -147,21 +160,33 @@ func (h *Hook) replacePrevious(dev kmod.Kernel, rec *Record) error {
 	return nil
 }
 
-// limits resolves the budgets: annotations > env > CDI profile > config.
-func (h *Hook) limits(state *specs.State) (Limits, error) {
+// request reads what the container asks for (opt-out, budgets) from its
+// annotations and env.
+func (h *Hook) request(state *specs.State) (request.Request, error) {
 	specAnnotations, env, err := ocispec.ReadAnnotationsAndEnv(state.Bundle)
 	if err != nil {
-		return Limits{}, err
+		return request.Request{}, err
 	}
 	annotations := state.Annotations
 	if len(annotations) == 0 {
 		annotations = specAnnotations
 	}
-	ram, nvme, err := request.Parse(annotations, env).Resolve(h.cfg, h.profile)
+	return request.Parse(annotations, env), nil
+}
+
+// limits resolves the budgets: annotations > env > CDI profile > config.
+func (h *Hook) limits(req request.Request) (Limits, error) {
+	ram, nvme, err := req.Resolve(h.cfg, h.profile)
 	if err != nil {
 		return Limits{}, err
 	}
 	return Limits{RAM: ram, NVMe: nvme}, nil
+}
+
+func (h *Hook) info(msg string) {
+	if h.Info != nil {
+		h.Info(msg)
+	}
 }
 
 // enforce sets rec's limits in the module for the container's cgroup of

@@ -79,6 +79,56 @@ func TestPrestartUnenforcedRecordsAndWarns(t *testing.T) {
 	}
 }
 
+// An opted-out container gets no budget and no record, and the hook says
+// nothing on stderr: on the CDI path the engine runs the hook whatever the
+// container asks. The config enforces and its device is no GreenBoost
+// module, so touching the kernel would fail the prestart.
+func TestPrestartOptOut(t *testing.T) {
+	tests := []struct {
+		name        string
+		env         []string
+		annotations map[string]string
+		optedOut    bool
+	}{
+		{"annotation", nil, map[string]string{"greenboost.io/disable": "true"}, true},
+		{"env", []string{"GREENBOOST_DISABLE=1"}, nil, true},
+		{"env with a bad limit", []string{"GREENBOOST_DISABLE=1", "GREENBOOST_RAM_LIMIT=bogus"}, nil, true},
+		{"annotation false beats env", []string{"GREENBOOST_DISABLE=1"}, map[string]string{"greenboost.io/disable": "false"}, false},
+		{"env 0", []string{"GREENBOOST_DISABLE=0"}, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, st := hookFixture(t, tt.env, tt.annotations)
+			var warn bytes.Buffer
+			var notes []string
+			h := New(cfg, "", &warn)
+			h.Info = func(msg string) { notes = append(notes, msg) }
+			err := runStage(t, h, Prestart, st)
+			if !tt.optedOut {
+				if err == nil || !strings.Contains(err.Error(), "cannot enforce") {
+					t.Fatalf("prestart of a container that did not opt out: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("prestart of an opted-out container: %v", err)
+			}
+			if warn.Len() != 0 {
+				t.Errorf("stderr = %q, want nothing", warn.String())
+			}
+			if len(notes) != 1 || !strings.Contains(notes[0], "container ctr-1 opted out") {
+				t.Errorf("log notes = %q", notes)
+			}
+			if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("record of an opted-out container: %v", err)
+			}
+			if err := runStage(t, h, Poststop, st); err != nil || warn.Len() != 0 {
+				t.Fatalf("poststop of an opted-out container: %v, stderr %q", err, warn.String())
+			}
+		})
+	}
+}
+
 func TestPrestartEnforcedFailsWithoutModule(t *testing.T) {
 	for _, tt := range []struct{ name, device, why string }{
 		{"not a GreenBoost module", "/dev/null", "not a GreenBoost module"},

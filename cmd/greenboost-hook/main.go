@@ -3,10 +3,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/greenboost/greenboost-container-toolkit/hook"
@@ -19,6 +22,7 @@ const usage = `Usage: greenboost-hook [--config PATH] [--profile NAME] prestart|
 
 OCI hook of the GreenBoost Container Toolkit. Reads the OCI state on stdin.
   prestart   set the container's RAM/NVMe budgets in the greenboost module and record them
+             (nothing for a container that opted out with greenboost.io/disable or GREENBOOST_DISABLE)
   poststop   release the budgets and pools of the container and drop its record
 
 Options (one dash or two):
@@ -26,47 +30,93 @@ Options (one dash or two):
 
 func main() {
 	flags := flag.NewFlagSet("greenboost-hook", flag.ContinueOnError)
-	flags.Usage = func() {
-		fmt.Fprint(flags.Output(), usage)
-		flags.PrintDefaults()
-	}
+	// The flag package would print its error and the whole usage on stderr,
+	// which engines show: usageError says it in one line instead.
+	flags.SetOutput(io.Discard)
 	cfgPath := flags.String("config", config.PathFromEnv(), "config file (env GREENBOOST_CONFIG)")
 	profile := flags.String("profile", "", "CDI device profile whose limits apply (default: the config's [limits])")
 	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(os.Args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			os.Exit(0)
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Print(usage)
+			flags.SetOutput(os.Stdout)
+			flags.PrintDefaults()
+			return
 		}
-		os.Exit(2)
+		usageError(flagError(err))
 	}
 	if *showVersion {
 		fmt.Println(version.String("greenboost-hook"))
 		return
 	}
 	if flags.NArg() != 1 {
-		fmt.Fprintf(os.Stderr, "greenboost-hook: expected one stage, prestart or poststop, got %q\n\n", flags.Args())
-		flags.Usage()
-		os.Exit(2)
+		got := "none"
+		if flags.NArg() > 1 {
+			got = fmt.Sprintf("%q", strings.Join(flags.Args(), " "))
+		}
+		usageError(fmt.Sprintf("expected one stage, prestart or poststop, got %s", got))
 	}
+	stage := hook.Stage(flags.Arg(0))
+	if stage != hook.Prestart && stage != hook.Poststop {
+		usageError(fmt.Sprintf("unknown stage %q: expected prestart or poststop", stage))
+	}
+
 	cfg, err := config.Load(*cfgPath)
 	if err == nil {
-		err = hook.New(cfg, *profile, os.Stderr).Run(hook.Stage(flags.Arg(0)), os.Stdin)
+		h := hook.New(cfg, *profile, os.Stderr)
+		h.Info = func(msg string) {
+			logLine(cfg.Runtime.LogFile, "info", fmt.Sprintf("greenboost-hook %s: %s", stage, msg))
+		}
+		err = h.Run(stage, os.Stdin)
 	}
 	if err != nil {
-		msg := fmt.Sprintf("greenboost-hook %s: %v", flags.Arg(0), err)
+		msg := fmt.Sprintf("greenboost-hook %s: %v", stage, err)
 		fmt.Fprintln(os.Stderr, msg)
 		logFile := config.Default().Runtime.LogFile // the config's own failed to load
 		if cfg != nil {
 			logFile = cfg.Runtime.LogFile
 		}
-		logFailure(logFile, msg)
+		logLine(logFile, "error", msg)
 		os.Exit(1)
 	}
 }
 
-// logFailure also appends the failure to the toolkit's log file: runc shows
-// a hook's stderr in its error, but crun (under Podman) drops it.
-func logFailure(path, msg string) {
+// usageError reports a wrong command line in one line on stderr, as
+// greenboost-ctk does, and exits 1.
+func usageError(problem string) {
+	fmt.Fprintf(os.Stderr, "greenboost-hook: %s; see greenboost-hook --help\n", problem)
+	os.Exit(1)
+}
+
+// flagError rewrites the flag package's parse errors as users type flags:
+// "flag provided but not defined: -bogus" becomes "unknown flag --bogus".
+func flagError(err error) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return "unknown flag " + flagName(name)
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return flagName(name) + " needs a value"
+	}
+	// "invalid boolean value "x" for -version: parse error"
+	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
+		if value, name, ok := strings.Cut(rest, " for "); ok {
+			name, _, _ = strings.Cut(name, ":")
+			return fmt.Sprintf("%s %s: expected true or false", flagName(name), value)
+		}
+	}
+	return msg
+}
+
+// flagName writes a flag with two dashes, as the usage does.
+func flagName(name string) string {
+	return "--" + strings.TrimLeft(name, "-")
+}
+
+// logLine appends a line to the toolkit's log file: runc shows a hook's
+// stderr in its error, but crun (under Podman) drops it; and a hook that
+// succeeds says nothing on stderr.
+func logLine(path, level, msg string) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return
 	}
@@ -75,5 +125,5 @@ func logFailure(path, msg string) {
 		return
 	}
 	defer f.Close()
-	fmt.Fprintf(f, "time=%s level=error msg=%q\n", time.Now().UTC().Format(time.RFC3339Nano), msg)
+	fmt.Fprintf(f, "time=%s level=%s msg=%q\n", time.Now().UTC().Format(time.RFC3339Nano), level, msg)
 }

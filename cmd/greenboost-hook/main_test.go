@@ -25,26 +25,86 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func runHook(t *testing.T, stdin string, args ...string) (string, int) {
+// runHook runs the hook and returns its stdout, its stderr and exit status.
+func runHook(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(hookBin, args...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
 		t.Fatal(err)
 	}
-	return string(out), cmd.ProcessState.ExitCode()
+	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
 }
 
-// A missing or extra stage is named, not only answered with the usage.
-func TestStageArgument(t *testing.T) {
-	for _, args := range [][]string{nil, {"prestart", "extra"}} {
-		out, code := runHook(t, "", args...)
-		if code != 2 || !strings.HasPrefix(out, "greenboost-hook: expected one stage, prestart or poststop") || !strings.Contains(out, "Usage:") {
-			t.Errorf("%q: exit %d, output %q", args, code, out)
+// A usage error is one line on stderr naming the problem and --help, exit
+// 1: engines show a hook's stderr, where the whole usage would bury it.
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no stage", nil, "expected one stage, prestart or poststop, got none"},
+		{"extra word", []string{"prestart", "extra"}, `expected one stage, prestart or poststop, got "prestart extra"`},
+		{"unknown stage", []string{"poststart"}, `unknown stage "poststart": expected prestart or poststop`},
+		{"unknown flag", []string{"--bogus", "prestart"}, "unknown flag --bogus"},
+		{"missing value", []string{"--config"}, "--config needs a value"},
+		{"bad boolean", []string{"--version=x", "prestart"}, `--version "x": expected true or false`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := runHook(t, "", tt.args...)
+			if code != 1 || stdout != "" || strings.Count(stderr, "\n") != 1 ||
+				!strings.HasPrefix(stderr, "greenboost-hook: "+tt.want) || !strings.HasSuffix(stderr, "; see greenboost-hook --help\n") {
+				t.Errorf("%q: exit %d, stdout %q, stderr %q: want exit 1 and one line on stderr naming %q and --help", tt.args, code, stdout, stderr, tt.want)
+			}
+		})
+	}
+}
+
+// --help (and -h) print the whole help on stdout and exit 0.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"--help", "-h"} {
+		stdout, stderr, code := runHook(t, "", arg)
+		if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "Usage: greenboost-hook") || !strings.Contains(stdout, "-profile") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", arg, code, stdout, stderr)
 		}
+	}
+}
+
+// An opted-out container starts: the hook sets nothing, prints nothing and
+// notes it in [runtime] log-file, even where budgets cannot be enforced.
+func TestOptOutIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "runtime.log")
+	cfg := filepath.Join(dir, "config.toml")
+	content := "[runtime]\nlog-file = \"" + logFile + "\"\n[device]\nhost-path = \"/nonexistent/greenboost\"\n[kmod]\nload = \"never\"\n[hook]\nstate-dir = \"" + filepath.Join(dir, "state") + "\"\n"
+	if err := os.WriteFile(cfg, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "bundle")
+	if err := os.Mkdir(bundle, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"process":{"env":["GREENBOOST_DISABLE=1"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := `{"ociVersion":"1.0.2","id":"c1","status":"created","pid":1,"bundle":"` + bundle + `"}`
+	stdout, stderr, code := runHook(t, state, "--config", cfg, "prestart")
+	if code != 0 || stdout != "" || stderr != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q: want exit 0 and no output", code, stdout, stderr)
+	}
+	data, err := os.ReadFile(logFile)
+	if err != nil || !strings.Contains(string(data), "level=info") || !strings.Contains(string(data), "container c1 opted out") {
+		t.Fatalf("log file %s = %q (%v)", logFile, data, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "containers", "c1.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("record of an opted-out container: %v", err)
 	}
 }
 
@@ -58,9 +118,9 @@ func TestFailureIsLogged(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("[runtime]\nlog-file = \""+logFile+"\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, code := runHook(t, "{not json", "--config", cfg, "prestart")
-	if code != 1 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "greenboost-hook prestart:") {
-		t.Fatalf("exit %d, output %q: want one line", code, out)
+	stdout, stderr, code := runHook(t, "{not json", "--config", cfg, "prestart")
+	if code != 1 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "greenboost-hook prestart:") {
+		t.Fatalf("exit %d, stdout %q, stderr %q: want one line on stderr", code, stdout, stderr)
 	}
 	data, err := os.ReadFile(logFile)
 	if err != nil || !strings.Contains(string(data), "level=error") || !strings.Contains(string(data), "OCI state") {
@@ -69,7 +129,7 @@ func TestFailureIsLogged(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	out, code := runHook(t, "", "--version")
+	out, _, code := runHook(t, "", "--version")
 	if code != 0 || !strings.HasPrefix(out, "greenboost-hook version") || !strings.Contains(out, "commit:") {
 		t.Fatalf("exit %d, output %q", code, out)
 	}

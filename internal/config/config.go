@@ -108,18 +108,27 @@ func Default() *Config {
 	}
 }
 
-// PathFromEnv returns the config path: GREENBOOST_CONFIG or the default.
+// PathFromEnv returns the config path: GREENBOOST_CONFIG, or the default
+// where it is unset or empty.
 func PathFromEnv() string {
-	if p := os.Getenv(PathEnv); p != "" {
-		return p
-	}
-	return DefaultPath
+	return pathOrDefault(os.Getenv(PathEnv))
 }
 
-// Load reads the file at path over the defaults. A missing file yields the
-// defaults; any other problem is an error naming the file. Path becomes
-// absolute: it goes into hook entries, which runc runs in the bundle.
+// pathOrDefault gives DefaultPath for an empty path: GREENBOOST_CONFIG= and
+// --config "" mean the default file everywhere, not the current directory.
+func pathOrDefault(path string) string {
+	if path == "" {
+		return DefaultPath
+	}
+	return path
+}
+
+// Load reads the file at path ("" is DefaultPath) over the defaults. A
+// missing file yields the defaults; any other problem is an error naming the
+// file. Path becomes absolute: it goes into hook entries, which runc runs in
+// the bundle.
 func Load(path string) (*Config, error) {
+	path = pathOrDefault(path)
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
@@ -213,8 +222,8 @@ func (c *Config) Validate() error {
 		return errors.New("key runtime.runtimes: empty; expected at least one runtime such as \"runc\"")
 	}
 	for _, r := range c.Runtime.Runtimes {
-		if strings.TrimSpace(r) == "" {
-			return errors.New("key runtime.runtimes: an empty entry; expected names such as \"runc\" or absolute paths")
+		if err := checkRuntime(r); err != nil {
+			return fmt.Errorf("key runtime.runtimes: %w", err)
 		}
 	}
 	if !filepath.IsAbs(c.Runtime.LogFile) {
@@ -276,6 +285,21 @@ func (c *Config) Validate() error {
 	}
 	if !filepath.IsAbs(c.Hook.StateDir) {
 		return fmt.Errorf("key hook.state-dir: %q is not an absolute path", c.Hook.StateDir)
+	}
+	return nil
+}
+
+// runtimeForm is the expected form of a [runtime] runtimes entry.
+const runtimeForm = `expected a name looked up on PATH, such as "runc", or an absolute path`
+
+// checkRuntime refuses a runtimes entry that is empty or a relative path:
+// the wrapper would resolve one against its working directory, the bundle.
+func checkRuntime(r string) error {
+	if strings.TrimSpace(r) == "" {
+		return fmt.Errorf("an empty entry %q; %s", r, runtimeForm)
+	}
+	if strings.Contains(r, "/") && !filepath.IsAbs(r) {
+		return fmt.Errorf("invalid entry %q: a relative path; %s", r, runtimeForm)
 	}
 	return nil
 }

@@ -92,7 +92,7 @@ func TestDefaultRoundTrips(t *testing.T) {
 func TestLoadOverridesOnlyGivenKeys(t *testing.T) {
 	cfg, err := Load(writeConfig(t, `
 [runtime]
-runtimes = ["crun"]
+runtimes = ["crun", "/usr/local/sbin/runc"]
 [limits]
 ram = "8G"
 enforce = false
@@ -138,6 +138,11 @@ nvme = "2G"
 	if err != nil || ram != "1073741824" || nvme != "2G" {
 		t.Fatalf("profile small = %q %q %v", ram, nvme, err)
 	}
+	// Above TOML's int64 but below 2^64 bytes, as the same digits in quotes.
+	cfg, err = Load(writeConfig(t, "[limits]\nram = 9_223_372_036_854_775_808\n"))
+	if err != nil || cfg.Limits.RAM != "9223372036854775808" {
+		t.Fatalf("limits.ram = %v, %v", cfg, err)
+	}
 }
 
 func TestLoadErrorsNameKeyAndFile(t *testing.T) {
@@ -158,11 +163,15 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"bad profile name", "[limits.profiles.\"-x\"]\nram = \"1G\"\n", []string{"limits.profiles.-x"}},
 		{"profile named ext", "[limits.profiles.ext]\nram = \"1G\"\n", []string{"limits.profiles.ext"}},
 		{"empty runtimes", "[runtime]\nruntimes = []\n", []string{"runtime.runtimes"}},
-		{"empty runtime", "[runtime]\nruntimes = [\"\", \"runc\"]\n", []string{"runtime.runtimes", "empty entry"}},
+		{"empty runtime", "[runtime]\nruntimes = [\"\", \"runc\"]\n", []string{"runtime.runtimes", "empty entry", "absolute path"}},
+		{"relative runtime", "[runtime]\nruntimes = [\"runc\", \"./runc\"]\n", []string{"runtime.runtimes", `"./runc"`, "relative path", `a name looked up on PATH, such as "runc", or an absolute path`}},
+		{"runtime in a relative folder", "[runtime]\nruntimes = [\"bin/crun\"]\n", []string{"runtime.runtimes", `"bin/crun"`, "relative path"}},
 		{"relative log file", "[runtime]\nlog-file = \"runtime.log\"\n", []string{"runtime.log-file", "runtime.log"}},
 		{"empty default size", "[limits]\nnvme = \"\"\n", []string{"limits.nvme", "unlimited"}},
 		{"lone i", "[limits]\nram = \"1i\"\n", []string{"limits.ram", "1i"}},
 		{"negative TOML integer", "[limits]\nram = -1\n", []string{"limits.ram", "-1", "unlimited"}},
+		{"size beyond TOML's integers", "[limits]\nram = 18446744073709551615\n", []string{"key limits.ram:", `"18446744073709551615"`, "too large", "expected " + SizeForm}},
+		{"profile size beyond TOML's integers", "[limits.profiles.small]\nnvme = 99_999_999_999_999_999_999\n", []string{"key limits.profiles.small.nvme:", `"99999999999999999999"`, "too large"}},
 		{"size as a TOML float", "[limits]\nram = 1.5\n", []string{"limits.ram", "1.5", "must be an integer"}},
 		{"profile size as a TOML boolean", "[limits.profiles.small]\nnvme = true\n", []string{"limits.profiles.small.nvme", "true", "unlimited"}},
 		{"syntax", "[limits\n", []string{"line 1"}},
@@ -184,13 +193,45 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 }
 
 func TestPathFromEnv(t *testing.T) {
-	t.Setenv(PathEnv, "")
-	if PathFromEnv() != DefaultPath {
-		t.Fatal("default path not used")
+	for _, tt := range []struct {
+		name, value, want string
+		set               bool
+	}{
+		{"unset", "", DefaultPath, false},
+		{"empty", "", DefaultPath, true},
+		{"set", "/tmp/x.toml", "/tmp/x.toml", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(PathEnv, tt.value)
+			if !tt.set {
+				os.Unsetenv(PathEnv)
+			}
+			if got := PathFromEnv(); got != tt.want {
+				t.Fatalf("PathFromEnv() = %q, want %q", got, tt.want)
+			}
+		})
 	}
-	t.Setenv(PathEnv, "/tmp/x.toml")
-	if PathFromEnv() != "/tmp/x.toml" {
-		t.Fatal("GREENBOOST_CONFIG ignored")
+}
+
+// An empty path (GREENBOOST_CONFIG= or --config "") is the default file, as
+// PathFromEnv has it, not the current directory: the path goes into hook
+// entries.
+func TestLoadEmptyPathIsTheDefault(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cfg, err := Load("")
+	if err != nil {
+		// This machine's own /etc/greenboost/config.toml did not load:
+		// still the default file it must name.
+		if !strings.Contains(err.Error(), "config "+DefaultPath+":") {
+			t.Fatalf("Load(\"\") error %q does not name %s", err, DefaultPath)
+		}
+		return
+	}
+	if cfg.Path != DefaultPath {
+		t.Fatalf("Load(\"\").Path = %q, want %q", cfg.Path, DefaultPath)
+	}
+	if got, want := Runtimes(""), Runtimes(DefaultPath); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("Runtimes(\"\") = %v, Runtimes(%s) = %v", got, DefaultPath, want)
 	}
 }
 

@@ -9,8 +9,9 @@ import (
 // Runtimes returns only [runtime] runtimes from the file at path, leniently:
 // the wrapper's pass-through verbs must not fail or slow down on the rest of
 // the config, which create has already validated. Defaults on any problem.
+// Path "" is DefaultPath, as for Load.
 func Runtimes(path string) []string {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(pathOrDefault(path))
 	if err != nil {
 		return Default().Runtime.Runtimes
 	}

@@ -65,13 +65,18 @@ type Size string
 
 // UnmarshalTOML takes a TOML string or integer, and any other value as its
 // text for Validate to refuse. The decoder calls it with the value's raw text
-// when EnableUnmarshalerInterface is on.
+// when EnableUnmarshalerInterface is on. It never fails: an error here could
+// not name the key (it would speak of the "v" of the one-value document
+// decoded below), Validate's does.
 func (s *Size) UnmarshalTOML(raw []byte) error {
 	var doc struct {
 		V any `toml:"v"`
 	}
 	if err := toml.Unmarshal(append([]byte("v = "), raw...), &doc); err != nil {
-		return err
+		// A number beyond TOML's 64-bit integers: its digits, which
+		// ParseSize takes below 2^64 bytes and refuses as too large above.
+		*s = Size(strings.ReplaceAll(strings.TrimSpace(string(raw)), "_", ""))
+		return nil
 	}
 	switch v := doc.V.(type) {
 	case string:
