@@ -2,8 +2,10 @@ package runtimecmd
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -59,6 +61,9 @@ func TestAddContainerdRuntime(t *testing.T) {
 		},
 		{name: "not TOML", in: "version = [", err: "not TOML, left untouched"},
 		{name: "version 1", in: "root = \"/srv\"\n", err: `no "version" key`},
+		{name: "version a string", in: "version = \"2\"\n", err: `version = "2": must be an integer (e.g. version = 2), left untouched`},
+		{name: "version a float", in: "version = 2.0\n", err: `version is a float: must be an integer`},
+		{name: "version a table", in: "[version]\nmajor = 2\n", err: `version is a table: must be an integer`},
 		{
 			// containerd 2.3+'s `config default`, abridged: server settings
 			// are plugins, CRI's runtimes stay where version 3 has them.
@@ -76,7 +81,8 @@ func TestAddContainerdRuntime(t *testing.T) {
 		{name: "runtimes not a table", in: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nruntimes = \"runc\"\n", err: `plugins."io.containerd.grpc.v1.cri".containerd.runtimes is not a table`},
 	}
 	runMergeCases(t, tests, func(in []byte, setDefault bool) ([]byte, error) {
-		return AddContainerdRuntime(in, "greenboost", setDefault)
+		out, _, err := AddContainerdRuntime(in, "greenboost", setDefault)
+		return out, err
 	}, toml.Unmarshal)
 }
 
@@ -219,5 +225,148 @@ func TestConfigureContainerdImport(t *testing.T) {
 	}
 	if err := c.run(nil); err != nil || !strings.Contains(stderr.String(), "add version = 2 at its top, then greenboost-ctk runtime configure") {
 		t.Errorf("version-less drop-in: %v, stderr %q", err, stderr.String())
+	}
+}
+
+// TestAddContainerdRuntimeKeepsText: a new entry is appended to the file's
+// text, its comments and formatting kept; where that cannot give the config
+// the merge makes, or a table the file has changes, the file is re-encoded
+// with a warning, and still has the entry.
+func TestAddContainerdRuntimeKeepsText(t *testing.T) {
+	const (
+		v2   = `"io.containerd.grpc.v1.cri"`
+		v3   = `"io.containerd.cri.v1.runtime"`
+		runc = "[plugins.%s.containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n"
+		gb   = "[plugins.%s.containerd.runtimes.greenboost]\n  runtime_type = \"io.containerd.greenboost.v2\"\n" +
+			"  pod_annotations = [\"greenboost.io/*\"]\n  container_annotations = [\"greenboost.io/*\"]\n"
+		commented = "# containerd config, by hand\nversion = 2 # containerd 1.x\n\n[plugins]\n  # CRI\n  [plugins.\"io.containerd.grpc.v1.cri\"]\n" +
+			"    sandbox_image = \"registry.k8s.io/pause:3.9\" # pinned\n    [plugins.\"io.containerd.grpc.v1.cri\".registry]\n" +
+			"      config_path = \"/etc/containerd/certs.d\"\n      mirrors = [\n        # none yet\n      ]\n# end\n"
+		// what containerd 2.x's `config default` writes, abridged
+		v3Default = "version = 3\n\n[plugins]\n  [plugins.'io.containerd.cri.v1.runtime']\n    enable_selinux = false # default\n" +
+			"    [plugins.'io.containerd.cri.v1.runtime'.containerd]\n      default_runtime_name = 'runc'\n" +
+			"      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes]\n        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n" +
+			"          runtime_type = 'io.containerd.runc.v2'\n          [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n            SystemdCgroup = true\n"
+		rewritten = "comments and formatting not kept"
+	)
+	for _, tt := range []struct {
+		name, in   string
+		setDefault bool
+		// want: the exact output where the text is kept; where warning
+		// (part of the one warning) is set, compared as values.
+		want, warning string
+	}{
+		{
+			name: "version 2, comments full-line and inline kept, runc added too",
+			in:   commented, want: commented + "\n" + fmt.Sprintf(runc, v2) + "\n" + fmt.Sprintf(gb, v2),
+		},
+		{name: "version 3, containerd 2.x's default config", in: v3Default, want: v3Default + "\n" + fmt.Sprintf(gb, v3)},
+		{name: "version 4", in: "version = 4 # 2.3+\n", want: "version = 4 # 2.3+\n\n" + fmt.Sprintf(runc, v3) + "\n" + fmt.Sprintf(gb, v3)},
+		{name: "no newline at the end", in: "version = 2 # x", want: "version = 2 # x\n\n" + fmt.Sprintf(runc, v2) + "\n" + fmt.Sprintf(gb, v2)},
+		{
+			name: "CRLF line ends kept",
+			in:   "version = 2\r\n# x\r\n",
+			want: "version = 2\r\n# x\r\n\r\n" + strings.ReplaceAll(fmt.Sprintf(runc, v2)+"\n"+fmt.Sprintf(gb, v2), "\n", "\r\n"),
+		},
+		{name: "only comments: version 2 added after them", in: "# empty\n", want: "# empty\n\nversion = 2\n\n" + fmt.Sprintf(runc, v2) + "\n" + fmt.Sprintf(gb, v2)},
+		{
+			// valid TOML: a [table] may add a sub-table to one that dotted
+			// keys defined (containerd 1.x's go-toml v1 reads it too)
+			name: "dotted keys define the runtimes table",
+			in:   "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nruntimes.runc.runtime_type = \"io.containerd.runc.v2\" # ours\n",
+			want: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nruntimes.runc.runtime_type = \"io.containerd.runc.v2\" # ours\n\n" + fmt.Sprintf(gb, v2),
+		},
+		{
+			name: "an inline runtimes table: re-encoded",
+			in:   "version = 2 # x\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nruntimes = { runc = { runtime_type = \"io.containerd.runc.v2\" } }\n",
+			want: "version = 2\n" + fmt.Sprintf(runc, v2) + fmt.Sprintf(gb, v2), warning: rewritten,
+		},
+		{
+			name: "an inline CRI plugin table, version 3: re-encoded",
+			in:   "version = 3\n[plugins] # x\n'io.containerd.cri.v1.runtime' = { containerd = { default_runtime_name = 'runc' } }\n",
+			want: "version = 3\n[plugins.\"io.containerd.cri.v1.runtime\".containerd]\ndefault_runtime_name = \"runc\"\n" + fmt.Sprintf(runc, v3) + fmt.Sprintf(gb, v3), warning: rewritten,
+		},
+		{
+			name: "set as default: re-encoded",
+			in:   "version = 2 # x\n", setDefault: true,
+			want: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"greenboost\"\n" + fmt.Sprintf(runc, v2) + fmt.Sprintf(gb, v2), warning: rewritten,
+		},
+		{
+			name: "an existing entry updated: re-encoded",
+			in:   "version = 2 # x\n" + fmt.Sprintf(runc, v2) + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.greenboost]\nruntime_type = \"io.containerd.runc.v2\"\n",
+			want: "version = 2\n" + fmt.Sprintf(runc, v2) + fmt.Sprintf(gb, v2), warning: rewritten,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, warnings, err := AddContainerdRuntime([]byte(tt.in), "greenboost", tt.setDefault)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.warning == "" {
+				if string(out) != tt.want || len(warnings) != 0 {
+					t.Errorf("got (warnings %q)\n%s\nwant\n%s", warnings, out, tt.want)
+				}
+			} else {
+				if len(warnings) != 1 || !strings.Contains(warnings[0], tt.warning) {
+					t.Errorf("warnings %q, want one containing %q", warnings, tt.warning)
+				}
+				var got, want any
+				if err := toml.Unmarshal(out, &got); err != nil {
+					t.Fatalf("the output does not parse: %v\n%s", err, out)
+				}
+				if err := toml.Unmarshal([]byte(tt.want), &want); err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("got\n%s\nwant\n%s", out, tt.want)
+				}
+			}
+			again, warnings, err := AddContainerdRuntime(out, "greenboost", tt.setDefault)
+			if err != nil || string(again) != string(out) || len(warnings) != 0 {
+				t.Errorf("a second run changed the file (warnings %q, %v):\n%s\nthen\n%s", warnings, err, out, again)
+			}
+		})
+	}
+}
+
+// TestConfigureCRIDisabled: a config that disables CRI still gets the
+// entry, and a warning that Kubernetes will not use it.
+func TestConfigureCRIDisabled(t *testing.T) {
+	for _, tt := range []struct {
+		name, in string
+		disabled string // the plugin the warning names; "" for none
+	}{
+		{"version 2, CRI disabled", "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n", "io.containerd.grpc.v1.cri"},
+		{"version 3, CRI's runtime plugin disabled", "version = 3\ndisabled_plugins = [\"io.containerd.snapshotter.v1.btrfs\", \"io.containerd.cri.v1.runtime\"]\n", "io.containerd.cri.v1.runtime"},
+		{"version 3, CRI's service disabled", "version = 3\ndisabled_plugins = ['io.containerd.grpc.v1.cri']\n", "io.containerd.grpc.v1.cri"},
+		{"version 2, another plugin disabled", "version = 2\ndisabled_plugins = [\"io.containerd.snapshotter.v1.btrfs\"]\n", ""},
+		{"version 2, a version 3 name: not a plugin there", "version = 2\ndisabled_plugins = [\"io.containerd.cri.v1.runtime\"]\n", ""},
+		{"nothing disabled", "version = 2\ndisabled_plugins = []\n", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.toml")
+			if err := os.WriteFile(path, []byte(tt.in), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			c := &configureCommand{engine: "containerd", path: path, name: "greenboost", stdout: &stdout, stderr: &stderr}
+			if err := c.run(nil); err != nil {
+				t.Fatal(err)
+			}
+			if data, _ := os.ReadFile(path); !strings.Contains(string(data), shimRuntimeType) {
+				t.Errorf("config.toml is %s, want our entry", data)
+			}
+			msg := stderr.String()
+			if tt.disabled == "" {
+				if msg != "" {
+					t.Errorf("stderr %q, want nothing", msg)
+				}
+				return
+			}
+			if !strings.HasPrefix(msg, "greenboost-ctk: warning: "+path+": disabled_plugins has \""+tt.disabled+"\": CRI is off") ||
+				strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "Kubernetes") {
+				t.Errorf("stderr %q, want one warning that CRI (%s) is disabled", msg, tt.disabled)
+			}
+		})
 	}
 }

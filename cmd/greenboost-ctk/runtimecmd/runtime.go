@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -57,8 +58,18 @@ func New() *cli.Command {
 type configureCommand struct {
 	engine, path, name, runtimePath string
 	setDefault, dryRun              bool
-	// stderr takes the warnings (the app's ErrWriter; os.Stderr when nil).
-	stderr io.Writer
+	// stdout takes the dry run's config and what was done (the app's
+	// Writer; os.Stdout when nil), stderr the warnings (the app's
+	// ErrWriter; os.Stderr when nil).
+	stdout, stderr io.Writer
+}
+
+// out is where results go.
+func (c *configureCommand) out() io.Writer {
+	if c.stdout == nil {
+		return os.Stdout
+	}
+	return c.stdout
 }
 
 // warn writes one line on stderr, as greenboost-ctk writes its errors.
@@ -70,23 +81,24 @@ func (c *configureCommand) warn(msg string) {
 	fmt.Fprintf(w, "greenboost-ctk: %s\n", msg)
 }
 
-func (c *configureCommand) validate(*cli.Context) error {
+func (c *configureCommand) validate(ctx *cli.Context) error {
+	var err error
 	switch c.engine {
 	case "docker":
-		if c.path == "" {
-			c.path = DefaultDockerConfig
+		if c.path, err = orDefault(ctx, "config", c.path, DefaultDockerConfig); err != nil {
+			return err
 		}
-		if c.runtimePath == "" {
-			c.runtimePath = defaultRuntimePath()
+		if c.runtimePath, err = orDefault(ctx, "runtime-path", c.runtimePath, defaultRuntimePath()); err != nil {
+			return err
 		}
 		if !filepath.IsAbs(c.runtimePath) {
 			return fmt.Errorf("--runtime-path %q: want an absolute path (dockerd resolves relative ones against its own PATH)", c.runtimePath)
 		}
 	case "containerd":
-		if c.path == "" {
-			c.path = DefaultContainerdConfig
+		if c.path, err = orDefault(ctx, "config", c.path, DefaultContainerdConfig); err != nil {
+			return err
 		}
-		if c.runtimePath != "" {
+		if c.runtimePath != "" || ctx != nil && ctx.IsSet("runtime-path") {
 			return errors.New("--runtime-path is for docker: containerd runs containerd-shim-greenboost-v2 from its PATH, and the shim runs the greenboost-runtime beside it")
 		}
 	case "podman":
@@ -103,6 +115,19 @@ func (c *configureCommand) validate(*cli.Context) error {
 	return nil
 }
 
+// orDefault returns the flag's value, or def where the flag was left out. A
+// flag given an empty value (a script's unset variable) is an error: it must
+// not stand for the default. ctx is nil where tests set the fields.
+func orDefault(ctx *cli.Context, flag, value, def string) (string, error) {
+	switch {
+	case value != "":
+		return value, nil
+	case ctx != nil && ctx.IsSet(flag):
+		return "", fmt.Errorf("--%s is empty: give a file, or leave the flag out for %s", flag, def)
+	}
+	return def, nil
+}
+
 // defaultRuntimePath is greenboost-runtime beside this executable (an
 // unpacked build), else where the packages install it.
 func defaultRuntimePath() string {
@@ -116,15 +141,20 @@ func defaultRuntimePath() string {
 }
 
 func (c *configureCommand) run(ctx *cli.Context) error {
-	if c.stderr == nil && ctx != nil && ctx.App != nil {
-		c.stderr = ctx.App.ErrWriter
+	if ctx != nil && ctx.App != nil {
+		if c.stderr == nil {
+			c.stderr = ctx.App.ErrWriter
+		}
+		if c.stdout == nil {
+			c.stdout = ctx.App.Writer
+		}
 	}
 	// A daemon.json that links elsewhere (config management) is updated
 	// there, even where the target does not exist yet: the atomic rename
 	// must not replace the link. The engine reads the path it was given,
 	// and resolves containerd's relative imports against it.
 	given := c.path
-	path, err := followLinks(c.path)
+	path, err := atomicfile.FollowLinks(c.path)
 	if err != nil {
 		return err
 	}
@@ -141,11 +171,13 @@ func (c *configureCommand) run(ctx *cli.Context) error {
 		c.warn(note)
 	}
 	if c.dryRun {
-		_, err := os.Stdout.Write(updated)
+		_, err := c.out().Write(updated)
 		return err
 	}
+	// The merges return the file as it was when its content already has
+	// the entry, whatever its formatting.
 	if old != nil && bytes.Equal(old, updated) {
-		fmt.Printf("%s: runtime %q is already %s; nothing changed\n", c.path, c.name, c.target())
+		fmt.Fprintf(c.out(), "%s: runtime %q is already %s; nothing changed\n", c.path, c.name, c.target())
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
@@ -157,81 +189,27 @@ func (c *configureCommand) run(ctx *cli.Context) error {
 		if err := atomicfile.Write(backupPath(c.path), old, mode); err != nil {
 			return fmt.Errorf("backing up %s: %w", c.path, err)
 		}
-		fmt.Printf("%s: previous content saved as %s\n", c.path, backupPath(c.path))
+		fmt.Fprintf(c.out(), "%s: previous content saved as %s\n", c.path, backupPath(c.path))
 	}
 	if err := atomicfile.Write(c.path, updated, mode); err != nil {
 		return err
 	}
-	fmt.Printf("%s: runtime %q is %s; restart %s to use it (systemctl restart %s)\n", c.path, c.name, c.target(), c.engine, c.engine)
+	fmt.Fprintf(c.out(), "%s: runtime %q is %s; restart %s to use it (systemctl restart %s)\n", c.path, c.name, c.target(), c.engine, c.engine)
 	return nil
-}
-
-// followLinks returns the file path's chain of symlinks ends at, which
-// need not exist. A relative target is resolved as the kernel does, against
-// the directory the link really is in (that directory may be reached through
-// a link itself, /etc/docker -> /srv/conf/docker), not against the path's
-// spelling.
-func followLinks(path string) (string, error) {
-	followed := false
-	for range 40 { // as the kernel's limit
-		fi, err := os.Lstat(path)
-		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-			if followed {
-				// Cleaned only now, with every link resolved: a ".." of a
-				// target steps out of the real directory.
-				return resolvePath(path), nil
-			}
-			return path, nil
-		}
-		dest, err := os.Readlink(path)
-		if err != nil {
-			return "", err
-		}
-		if !filepath.IsAbs(dest) {
-			dir, _ := splitLast(path)
-			dest = resolvePath(dir) + string(filepath.Separator) + dest
-		}
-		path, followed = dest, true
-	}
-	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
-}
-
-// resolvePath returns path with the symlinks in its existing part resolved
-// and the part that does not exist yet appended, cleaned.
-func resolvePath(path string) string {
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		return real
-	}
-	dir, base := splitLast(path)
-	if dir == path {
-		return filepath.Clean(path)
-	}
-	return filepath.Join(resolvePath(dir), base)
-}
-
-// splitLast splits path at its last separator without cleaning it (as
-// filepath.Split and Dir do), so that a ".." after a link is left to
-// EvalSymlinks, which walks it as the kernel does.
-func splitLast(path string) (dir, base string) {
-	i := strings.LastIndexByte(path, filepath.Separator)
-	switch {
-	case i < 0:
-		return ".", path
-	case i == 0:
-		return string(filepath.Separator), path[1:]
-	}
-	return path[:i], path[i+1:]
 }
 
 // merge returns the engine's config with the runtime added, and the
 // warnings for stderr. given is the path the engine reads the config by.
 func (c *configureCommand) merge(old []byte, given string) ([]byte, []string, error) {
 	if c.engine == "containerd" {
-		updated, err := AddContainerdRuntime(old, c.name, c.setDefault)
+		updated, warnings, err := AddContainerdRuntime(old, c.name, c.setDefault)
 		if err != nil {
 			return nil, nil, err
 		}
 		var notes []string
+		for _, w := range warnings {
+			notes = append(notes, fmt.Sprintf("warning: %s: %s", c.path, w))
+		}
 		if imported, plugin := shadowingImport(given, old, c.name); imported != "" {
 			fix := "greenboost-ctk runtime configure --runtime containerd --config " + imported
 			if c.name != "greenboost" {
@@ -297,7 +275,8 @@ var refusedBesidePath = []string{"runtimeType", "options"}
 // key and runtime is kept as it was, as are other keys of an existing entry
 // of that name (runtimeArgs), but for the keys dockerd refuses beside a path
 // (runtimeType, options), which are dropped and returned. It refuses what is
-// not a JSON object rather than replace it.
+// not a JSON object rather than replace it, and returns one whose content
+// already has all that as it is, whatever its formatting.
 func AddDockerRuntime(daemonJSON []byte, name, path string, setDefault bool) (updated []byte, dropped []string, err error) {
 	top := map[string]json.RawMessage{}
 	if len(bytes.TrimSpace(daemonJSON)) > 0 {
@@ -354,5 +333,30 @@ func AddDockerRuntime(daemonJSON []byte, name, path string, setDefault bool) (up
 	if err != nil {
 		return nil, nil, err
 	}
+	if sameJSON(daemonJSON, out) {
+		return daemonJSON, dropped, nil
+	}
 	return append(out, '\n'), dropped, nil
+}
+
+// sameJSON reports whether a and b are JSON documents with the same content
+// (numbers compared as written: 1 and 1.0 differ).
+func sameJSON(a, b []byte) bool {
+	da, errA := decodeJSON(a)
+	db, errB := decodeJSON(b)
+	return errA == nil && errB == nil && reflect.DeepEqual(da, db)
+}
+
+// decodeJSON decodes one JSON document, numbers as json.Number.
+func decodeJSON(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("more than one JSON value")
+	}
+	return v, nil
 }

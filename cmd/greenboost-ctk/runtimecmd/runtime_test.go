@@ -3,11 +3,15 @@ package runtimecmd
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 func TestAddDockerRuntime(t *testing.T) {
@@ -154,47 +158,6 @@ func TestConfigureRelativeLinkInLinkedDirectory(t *testing.T) {
 				t.Errorf("no backup beside the real target: %v", err)
 			}
 		})
-	}
-}
-
-func TestFollowLinks(t *testing.T) {
-	root := t.TempDir()
-	if real, err := filepath.EvalSymlinks(root); err == nil {
-		root = real
-	}
-	for _, dir := range []string{"a/b", "c"} {
-		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for link, target := range map[string]string{
-		"l":       "a/b",            // a directory link
-		"c/rel":   "../l/x.json",    // relative, through the directory link: a/b/x.json
-		"c/up":    "../l/../y.json", // ".." after a link is the link target's parent: a/y.json
-		"c/chain": "rel",            // a link to a link
-		"c/new":   "../l/new/z.json",
-		"c/loop":  "loop",
-	} {
-		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for path, want := range map[string]string{
-		"c/rel":     "a/b/x.json",
-		"c/up":      "a/y.json",
-		"c/chain":   "a/b/x.json",
-		"c/new":     "a/b/new/z.json", // a directory to create
-		"c/plain":   "c/plain",        // no link: as given
-		"l/x.json":  "l/x.json",
-		"c/missing": "c/missing",
-	} {
-		got, err := followLinks(filepath.Join(root, path))
-		if err != nil || got != filepath.Join(root, want) {
-			t.Errorf("followLinks(%s) = %s (%v), want %s", path, got, err, want)
-		}
-	}
-	if _, err := followLinks(filepath.Join(root, "c/loop")); err == nil || !strings.Contains(err.Error(), "too many levels") {
-		t.Errorf("a loop: %v", err)
 	}
 }
 
@@ -354,5 +317,109 @@ func TestConfigureValidate(t *testing.T) {
 	c = configureCommand{engine: "containerd", name: "greenboost"}
 	if err := c.validate(nil); err != nil || c.path != DefaultContainerdConfig {
 		t.Errorf("containerd defaults: config %q (%v), want %s", c.path, err, DefaultContainerdConfig)
+	}
+}
+
+// TestConfigureEmptyFlag: a flag given an empty value (a script's unset
+// variable) is a one-line error naming it, not the engine's default file.
+func TestConfigureEmptyFlag(t *testing.T) {
+	daemonJSON := filepath.Join(t.TempDir(), "daemon.json")
+	for _, tt := range []struct {
+		args []string
+		err  []string // parts of the error; none: no error
+	}{
+		{[]string{"--config", ""}, []string{"--config is empty", DefaultDockerConfig}},
+		{[]string{"--config="}, []string{"--config is empty", DefaultDockerConfig}},
+		{[]string{"--runtime", "containerd", "--config", ""}, []string{"--config is empty", DefaultContainerdConfig}},
+		{[]string{"--config", daemonJSON, "--runtime-path", ""}, []string{"--runtime-path is empty"}},
+		{[]string{"--runtime", "containerd", "--runtime-path="}, []string{"--runtime-path is for docker"}},
+		{[]string{"--config", daemonJSON}, nil},
+		{[]string{"--runtime", "containerd"}, nil},
+		{nil, nil},
+	} {
+		cmd := New()
+		ran := false
+		// Never the real action: without the check these would write the
+		// default files in /etc.
+		cmd.Subcommands[0].Action = func(*cli.Context) error { ran = true; return nil }
+		app := &cli.App{Commands: []*cli.Command{cmd}, Writer: io.Discard, ErrWriter: io.Discard}
+		err := app.Run(append([]string{"greenboost-ctk", "runtime", "configure"}, tt.args...))
+		if tt.err == nil {
+			if err != nil || !ran {
+				t.Errorf("%q: %v (ran %v), want it to run", tt.args, err, ran)
+			}
+			continue
+		}
+		if err == nil || ran || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v (ran %v), want a one-line error and no run", tt.args, err, ran)
+			continue
+		}
+		for _, want := range tt.err {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%q: %v, want it to contain %q", tt.args, err, want)
+			}
+		}
+	}
+}
+
+// TestConfigureUnchangedContent: a config whose content already has the
+// entry, however it is formatted, is left as it is, its backup too.
+func TestConfigureUnchangedContent(t *testing.T) {
+	const v2Entry = "[plugins.'io.containerd.grpc.v1.cri'.containerd.runtimes.greenboost]\n" +
+		"    container_annotations = [ 'greenboost.io/*' ]   # ours\n    runtime_type = 'io.containerd.greenboost.v2'\n    pod_annotations = [\"example.com/*\", \"greenboost.io/*\"]\n"
+	for _, tt := range []struct {
+		name, engine, content string
+		setDefault            bool
+	}{
+		{name: "docker, 2-space indent, other key order", engine: "docker",
+			content: "{\n  \"runtimes\": {\n    \"greenboost\": {\n      \"path\": \"/usr/bin/greenboost-runtime\"\n    }\n  },\n  \"debug\": true\n}\n"},
+		{name: "docker, compact, with other runtimes and args", engine: "docker",
+			content: `{"runtimes":{"nvidia":{"path":"nvidia-container-runtime"},"greenboost":{"runtimeArgs":["--debug"],"path":"/usr/bin/greenboost-runtime"}},"log-opts":{"max-size":"10m"},"max-concurrent-downloads":3.0}`},
+		{name: "docker, already the default", engine: "docker", setDefault: true,
+			content: "{\"default-runtime\": \"greenboost\", \"runtimes\": {\"greenboost\": {\"path\": \"/usr/bin/greenboost-runtime\"}}}"},
+		{name: "containerd version 2, commented, other key order", engine: "containerd",
+			content: "# managed by hand\nversion = 2\n\n" + v2Entry + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n"},
+		{name: "containerd version 3, runtimes as dotted keys", engine: "containerd",
+			content: "version = 3\n[plugins.\"io.containerd.cri.v1.runtime\".containerd]\n" +
+				"runtimes.runc.runtime_type = \"io.containerd.runc.v2\"\nruntimes.greenboost = { runtime_type = \"io.containerd.greenboost.v2\", pod_annotations = [\"greenboost.io/*\"], container_annotations = [\"greenboost.io/*\"] }\n"},
+		{name: "containerd, already the default", engine: "containerd", setDefault: true,
+			content: "version = 2\n" + v2Entry + "[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"greenboost\"\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path, backup := filepath.Join(dir, "config"), filepath.Join(dir, "config.bak")
+			old := time.Now().Add(-time.Hour).Truncate(time.Second)
+			for file, content := range map[string]string{path: tt.content, backup: "the content before the last change\n"} {
+				if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(file, old, old); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stdout, stderr bytes.Buffer
+			c := &configureCommand{engine: tt.engine, path: path, name: "greenboost", setDefault: tt.setDefault, stdout: &stdout, stderr: &stderr}
+			if tt.engine == "docker" {
+				c.runtimePath = "/usr/bin/greenboost-runtime"
+			}
+			if err := c.run(nil); err != nil {
+				t.Fatal(err)
+			}
+			for file, content := range map[string]string{path: tt.content, backup: "the content before the last change\n"} {
+				data, _ := os.ReadFile(file)
+				if fi, err := os.Stat(file); err != nil || !fi.ModTime().Equal(old) || string(data) != content {
+					t.Errorf("%s was rewritten (%v): now %q", filepath.Base(file), err, data)
+				}
+			}
+			if !strings.Contains(stdout.String(), "is already") || strings.Contains(stdout.String(), "restart") || stderr.Len() != 0 {
+				t.Errorf("stdout %q, stderr %q; want it said to be already configured, and nothing to restart", stdout.String(), stderr.String())
+			}
+			// a dry run shows the file as it stays
+			stdout.Reset()
+			c.dryRun = true
+			if err := c.run(nil); err != nil || stdout.String() != tt.content {
+				t.Errorf("--dry-run printed %q (%v), want the file as it is", stdout.String(), err)
+			}
+		})
 	}
 }
