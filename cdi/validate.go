@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
@@ -14,12 +15,30 @@ import (
 // as after the module was reloaded with another major.
 var ErrStale = errors.New("stale CDI spec")
 
-// Validate checks a spec file with the CDI library and against the live
-// device nodes; a mismatch wraps ErrStale.
+// CheckFileName fails for a spec file that engines would never load: the
+// CDI library reads only the files of a spec dir whose extension
+// (filepath.Ext, case-sensitive) is ".yaml" or ".json", and passes over the
+// others without a word.
+func CheckFileName(path string) error {
+	if ext := filepath.Ext(path); ext != ".yaml" && ext != ".json" {
+		return fmt.Errorf("%s: engines never load it: the CDI library reads only files ending in .yaml or .json", path)
+	}
+	return nil
+}
+
+// Validate checks a spec file's name, its content with the CDI library, its
+// kind, and its device numbers against the live device nodes; a mismatch of
+// those wraps ErrStale.
 func Validate(path string) (*cdiapi.Spec, error) {
+	if err := CheckFileName(path); err != nil {
+		return nil, err
+	}
 	spec, err := cdiapi.ReadSpec(path, 0)
 	if err != nil {
 		return nil, fmt.Errorf("invalid CDI spec %s: %w", path, err)
+	}
+	if spec.Kind != Kind {
+		return nil, fmt.Errorf("invalid CDI spec %s: kind %q, expected %q (a GreenBoost spec)", path, spec.Kind, Kind)
 	}
 	nodes := append([]*cdispec.DeviceNode(nil), spec.ContainerEdits.DeviceNodes...)
 	for _, d := range spec.Devices {

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
@@ -17,11 +19,12 @@ type GCResult struct {
 	NodesReleased  []uint64 `json:"nodes_released"`
 	Pending        []string `json:"pending"`
 	// Incomplete is set when the deadline stopped the collection early.
-	Incomplete bool `json:"incomplete,omitempty"`
-	// LeftAlone names the files in the record dir that hold a record of
-	// another container (not one greenboost-hook wrote under that name):
-	// acting on the id inside would touch that container's record, so they
-	// are left in place for the admin, and are no failure of the run.
+	Incomplete bool `json:"incomplete"`
+	// LeftAlone names the files in the record dir that greenboost-hook did
+	// not write: a record of another container (acting on the id inside
+	// would touch that container's record), content that does not parse as
+	// a record, a name the hook never gives. Each wraps ErrForeignRecord;
+	// they are left in place for the admin, and are no failure of the run.
 	LeftAlone []error `json:"-"`
 }
 
@@ -47,7 +50,7 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 			res.Incomplete = true
 			return res, errors.Join(errs...)
 		}
-		rec, err := ReadRecord(cfg.Hook.StateDir, id)
+		rec, err := readListedRecord(cfg.Hook.StateDir, id)
 		if err != nil {
 			if errors.Is(err, ErrForeignRecord) {
 				res.LeftAlone = append(res.LeftAlone, err)
@@ -99,6 +102,27 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 		res.NodesReleased = append(res.NodesReleased, n.CgroupID)
 	}
 	return res, errors.Join(errs...)
+}
+
+// readListedRecord reads the record of a file recordIDs listed. A file
+// greenboost-hook did not write, which no run of gc or status will ever
+// read, comes back as an error that names it and wraps ErrForeignRecord;
+// failing to read a file (permissions, I/O) is an error of its own.
+func readListedRecord(stateDir, id string) (*Record, error) {
+	if _, err := recordPath(stateDir, id); err != nil {
+		// ".json", "..json": a name the hook never gives.
+		file := filepath.Join(RecordDir(stateDir), id+".json")
+		return nil, fmt.Errorf("%s: %w (%w); remove it by hand", file, ErrForeignRecord, err)
+	}
+	rec, err := ReadRecord(stateDir, id)
+	var readErr *fs.PathError
+	if err == nil || errors.Is(err, ErrForeignRecord) || errors.As(err, &readErr) {
+		return rec, err
+	}
+	// Content that does not parse as a record (garbage, an empty file):
+	// the hook writes records atomically, so this is no write in progress.
+	// ReadRecord's error names the file.
+	return nil, fmt.Errorf("%w: %w; remove it by hand", err, ErrForeignRecord)
 }
 
 // CollectBriefly is the bounded gc of the containerd shim on delete: it

@@ -2,6 +2,7 @@ package hook
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -57,50 +58,69 @@ func TestCollectDropsRecordsOfGoneContainers(t *testing.T) {
 	}
 }
 
-// A file whose record names another container is left alone and named, and
-// is no failure: the gc timer runs every minute, and one stray file must not
-// fail it until someone removes it. The rest of the collection still runs.
-func TestCollectKeepsRecordNamedByAnotherFile(t *testing.T) {
-	cfg := config.Default()
-	cfg.Hook.StateDir = t.TempDir()
-	live := t.TempDir()
-	liveID, err := kmod.CgroupID(live)
-	if err != nil {
-		t.Fatal(err)
+// A file in the record dir that greenboost-hook did not write (a record of
+// another container, content that does not parse, a name the hook never
+// gives) is left alone and named, and is no failure: the gc timer runs every
+// minute, and one stray file must not fail it until someone removes it. The
+// rest of the collection still runs, and status names the file too.
+func TestCollectLeavesForeignFilesAlone(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		content string
+	}{
+		{"another container's record", "stale-other.json", `{"id":"ctr-live","cgroup":{"id":12345,"path":"/nonexistent/cgroup"}}`},
+		{"garbage", "bad.json", "garbage\n"},
+		{"empty", "empty.json", ""},
+		{"truncated", "broken.json", `{"id":`},
+		{"wrong type", "typed.json", `{"id":"typed","pid":"one"}`},
+		{"bad time", "timed.json", `{"id":"timed","time":"yesterday"}`},
+		{"not a JSON object", "list.json", `[]`},
+		{"no id in the name", ".json", `{"id":""}`},
 	}
-	for _, r := range []*Record{
-		{ID: "ctr-live", Cgroup: Cgroup{ID: liveID, Path: live}},
-		{ID: "ctr-dead", Cgroup: Cgroup{ID: 12345, Path: filepath.Join(t.TempDir(), "removed-cgroup")}},
-	} {
-		if err := WriteRecord(cfg.Hook.StateDir, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stray := filepath.Join(RecordDir(cfg.Hook.StateDir), "stale-other.json")
-	if err := os.WriteFile(stray, []byte(`{"id":"ctr-live","cgroup":{"id":12345,"path":"/nonexistent/cgroup"}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	res, err := Collect(cfg, nil, time.Now().Add(time.Minute), true)
-	if err != nil {
-		t.Errorf("error = %v, want none for a foreign record", err)
-	}
-	if len(res.LeftAlone) != 1 || !strings.Contains(res.LeftAlone[0].Error(), "stale-other.json") {
-		t.Errorf("left alone: %v, want one naming stale-other.json", res.LeftAlone)
-	}
-	if !slices.Equal(res.RecordsDropped, []string{"ctr-dead"}) {
-		t.Errorf("dropped %v, want [ctr-dead]", res.RecordsDropped)
-	}
-	left, err := ReadRecords(cfg.Hook.StateDir)
-	if len(left) != 1 || left[0].ID != "ctr-live" || err == nil {
-		t.Errorf("records left: %v (%v); want ctr-live, and the stray one named in the error", left, err)
-	}
-	if _, err := os.Stat(stray); err != nil {
-		t.Errorf("the stray file was removed: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Hook.StateDir = t.TempDir()
+			live := t.TempDir()
+			liveID, err := kmod.CgroupID(live)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []*Record{
+				{ID: "ctr-live", Cgroup: Cgroup{ID: liveID, Path: live}},
+				{ID: "ctr-dead", Cgroup: Cgroup{ID: 12345, Path: filepath.Join(t.TempDir(), "removed-cgroup")}},
+			} {
+				if err := WriteRecord(cfg.Hook.StateDir, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stray := filepath.Join(RecordDir(cfg.Hook.StateDir), tt.file)
+			writeFile(t, stray, tt.content)
+			res, err := Collect(cfg, nil, time.Now().Add(time.Minute), true)
+			if err != nil {
+				t.Errorf("error = %v, want none for a file the hook did not write", err)
+			}
+			if len(res.LeftAlone) != 1 || !strings.Contains(res.LeftAlone[0].Error(), stray) ||
+				!errors.Is(res.LeftAlone[0], ErrForeignRecord) || !strings.Contains(res.LeftAlone[0].Error(), "remove it by hand") {
+				t.Errorf("left alone: %v, want one naming %s and the fix", res.LeftAlone, stray)
+			}
+			if !slices.Equal(res.RecordsDropped, []string{"ctr-dead"}) {
+				t.Errorf("dropped %v, want [ctr-dead]", res.RecordsDropped)
+			}
+			left, err := ReadRecords(cfg.Hook.StateDir)
+			if len(left) != 1 || left[0].ID != "ctr-live" || !errors.Is(err, ErrForeignRecord) || !strings.Contains(fmt.Sprint(err), stray) {
+				t.Errorf("records left: %v (%v); want ctr-live, and the stray file named in the error", left, err)
+			}
+			if _, err := os.Stat(stray); err != nil {
+				t.Errorf("the stray file was removed: %v", err)
+			}
+		})
 	}
 }
 
-// Only a foreign record is let off: a record that cannot be parsed, a
-// record dir that cannot be read and module errors still fail the run.
+// Only files the hook did not write are let off: a record file or a record
+// dir that cannot be read and module errors still fail the run.
 func TestCollectFailures(t *testing.T) {
 	errList := errors.New("CG_LIST: input/output error")
 	tests := []struct {
@@ -112,11 +132,15 @@ func TestCollectFailures(t *testing.T) {
 		noStray bool
 	}{
 		{
-			name: "unparsable record",
+			name: "record unreadable",
 			setup: func(t *testing.T, stateDir string) {
-				writeFile(t, filepath.Join(RecordDir(stateDir), "broken.json"), `{"id":`)
+				// Tests run as root, who reads any file: a directory stands
+				// in for a file that cannot be read.
+				if err := os.MkdirAll(filepath.Join(RecordDir(stateDir), "dir.json"), 0o755); err != nil {
+					t.Fatal(err)
+				}
 			},
-			want: "broken.json",
+			want: "dir.json: is a directory",
 		},
 		{
 			name: "record dir unreadable",

@@ -19,12 +19,13 @@ type ContainerUsage struct {
 	T3Limit  uint64 `json:"t3_limit_bytes"`
 	Buffers  uint32 `json:"buffers"`
 	Enforced bool   `json:"enforced"`
-	Pending  bool   `json:"pending,omitempty"`
+	Pending  bool   `json:"pending"`
 }
 
-// ReadRecords loads every record in the state dir, sorted by id. Records
-// that cannot be read are left out and named in the error, with the others
-// still returned.
+// ReadRecords loads every record in the state dir, sorted by id. Files that
+// cannot be read, or that are no record greenboost-hook wrote (wrapping
+// ErrForeignRecord, as gc's LeftAlone), are left out and named in the error,
+// one joined error each, with the others still returned.
 func ReadRecords(stateDir string) ([]*Record, error) {
 	ids, err := recordIDs(stateDir)
 	if err != nil {
@@ -33,7 +34,7 @@ func ReadRecords(stateDir string) ([]*Record, error) {
 	var recs []*Record
 	var errs []error
 	for _, id := range ids {
-		rec, err := ReadRecord(stateDir, id)
+		rec, err := readListedRecord(stateDir, id)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // removed meanwhile
 		}

@@ -74,6 +74,9 @@ func newApp() *cli.App {
 	}
 	refuseArguments(app.Commands)
 	setupCommands(app.Commands)
+	// urfave/cli adds --help to the app only with its own help command.
+	app.Commands = append(app.Commands, helpCommand(cli.ShowAppHelp))
+	app.Flags = append(app.Flags, cli.HelpFlag)
 	return app
 }
 
@@ -102,8 +105,8 @@ func refuseArguments(cmds []*cli.Command) {
 
 // setupCommands gives every command the one usage-error handler, and each
 // group (a command with subcommands) the action that refuses an unknown
-// subcommand: without one urfave/cli runs its help action, which prints only
-// "No help topic for 'x'".
+// subcommand and a help command that refuses an unknown topic: urfave/cli's
+// own print only "No help topic for 'x'" and exit 3.
 func setupCommands(cmds []*cli.Command) {
 	for _, cmd := range cmds {
 		cmd.OnUsageError = usageError
@@ -112,7 +115,33 @@ func setupCommands(cmds []*cli.Command) {
 				cmd.Action = unknownCommand(cli.ShowSubcommandHelp)
 			}
 			setupCommands(cmd.Subcommands)
+			cmd.Subcommands = append(cmd.Subcommands, helpCommand(cli.ShowSubcommandHelp))
 		}
+	}
+}
+
+// helpCommand stands in for urfave/cli's help command of the app or of a
+// group (showHelp shows that one's help): `help` and `help COMMAND` print
+// the help as urfave/cli's does, `help bogus` is the usage error of an
+// unknown command.
+func helpCommand(showHelp cli.ActionFunc) *cli.Command {
+	return &cli.Command{
+		Name:         "help",
+		Aliases:      []string{"h"},
+		Usage:        "Shows a list of commands or help for one command",
+		ArgsUsage:    "[command]",
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			parent := c.Lineage()[1] // the app or the group
+			topic := c.Args().First()
+			if topic == "" {
+				return showHelp(parent)
+			}
+			if parent.Command.Command(topic) == nil {
+				return unknownCommandError(parent, topic)
+			}
+			return cli.ShowCommandHelp(parent, topic)
+		},
 	}
 }
 
@@ -124,13 +153,19 @@ func unknownCommand(showHelp cli.ActionFunc) cli.ActionFunc {
 		if !c.Args().Present() {
 			return showHelp(c)
 		}
-		path := commandPath(c)
-		words := strings.TrimPrefix(strings.TrimPrefix(path, c.App.Name), " ")
-		if words != "" {
-			words += " "
-		}
-		return fmt.Errorf("unknown command %q; see %s --help", words+c.Args().First(), path)
+		return unknownCommandError(c, c.Args().First())
 	}
+}
+
+// unknownCommandError names word as an unknown command of the app or group
+// of c, and the --help to read.
+func unknownCommandError(c *cli.Context, word string) error {
+	path := commandPath(c)
+	words := strings.TrimPrefix(strings.TrimPrefix(path, c.App.Name), " ")
+	if words != "" {
+		words += " "
+	}
+	return fmt.Errorf("unknown command %q; see %s --help", words+word, path)
 }
 
 // usageError turns urfave/cli's flag parse errors (printed with the whole

@@ -70,6 +70,10 @@ func TestUnknownCommand(t *testing.T) {
 		{[]string{"cdi", "bogus"}, []string{`unknown command "cdi bogus"`, "see greenboost-ctk cdi --help"}},
 		{[]string{"config", "shw"}, []string{`unknown command "config shw"`, "see greenboost-ctk config --help"}},
 		{[]string{"runtime", "bogus"}, []string{`unknown command "runtime bogus"`, "see greenboost-ctk runtime --help"}},
+		{[]string{"help", "bogus"}, []string{`greenboost-ctk: unknown command "bogus"; see greenboost-ctk --help`}},
+		{[]string{"h", "bogus"}, []string{`unknown command "bogus"`}},
+		{[]string{"config", "help", "bogus"}, []string{`unknown command "config bogus"`, "see greenboost-ctk config --help"}},
+		{[]string{"cdi", "h", "bogus"}, []string{`unknown command "cdi bogus"`, "see greenboost-ctk cdi --help"}},
 	} {
 		code, stdout, stderr := runCLI(t, tt.args...)
 		if code != 1 || stdout != "" {
@@ -93,6 +97,11 @@ func TestHelp(t *testing.T) {
 		{[]string{"help", "gc"}, "greenboost-ctk gc [command options]"},
 		{[]string{"gc", "--help"}, "--timeout value"},
 		{[]string{"cdi", "help", "list"}, "--spec-dir value"},
+		{[]string{"h", "status"}, "greenboost-ctk status [command options]"},
+		{[]string{"config", "help"}, "show     "},
+		{[]string{"config", "h", "show"}, "greenboost-ctk config show"},
+		{[]string{"help", "help"}, "Shows a list of commands"},
+		{[]string{"--help"}, "help, h"},
 		{[]string{"runtime", "configure", "-h"}, "--set-as-default"},
 	} {
 		code, stdout, stderr := runCLI(t, tt.args...)
@@ -119,6 +128,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"cdi", "--bogus", "list"}, []string{"unknown flag --bogus", "see greenboost-ctk cdi --help"}},
 		{[]string{"config", "show", "--bogus"}, []string{"unknown flag --bogus", "see greenboost-ctk config show --help"}},
 		{[]string{"runtime", "configure", "--bogus"}, []string{"unknown flag --bogus", "see greenboost-ctk runtime configure --help"}},
+		{[]string{"gc", "--timeout", "0"}, []string{"--timeout 0s", "above zero", "see greenboost-ctk gc --help"}},
+		{[]string{"gc", "--timeout=-1s"}, []string{"--timeout -1s", "above zero"}},
 	} {
 		code, stdout, stderr := runCLI(t, tt.args...)
 		if code != 1 || stdout != "" {

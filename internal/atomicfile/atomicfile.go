@@ -4,8 +4,10 @@ package atomicfile
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -65,4 +67,61 @@ func keepOwner(tmp *os.File, path string) error {
 		return nil
 	}
 	return tmp.Chown(int(st.Uid), int(st.Gid))
+}
+
+// FollowLinks returns the file path's chain of symlinks ends at, which
+// need not exist, for a write to replace that file and keep the links. A relative target is resolved as the kernel does, against
+// the directory the link really is in (that directory may be reached through
+// a link itself, /etc/docker -> /srv/conf/docker), not against the path's
+// spelling.
+func FollowLinks(path string) (string, error) {
+	followed := false
+	for range 40 { // as the kernel's limit
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			if followed {
+				// Cleaned only now, with every link resolved: a ".." of a
+				// target steps out of the real directory.
+				return resolvePath(path), nil
+			}
+			return path, nil
+		}
+		dest, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(dest) {
+			dir, _ := splitLast(path)
+			dest = resolvePath(dir) + string(filepath.Separator) + dest
+		}
+		path, followed = dest, true
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
+}
+
+// resolvePath returns path with the symlinks in its existing part resolved
+// and the part that does not exist yet appended, cleaned.
+func resolvePath(path string) string {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		return real
+	}
+	dir, base := splitLast(path)
+	if dir == path {
+		return filepath.Clean(path)
+	}
+	return filepath.Join(resolvePath(dir), base)
+}
+
+// splitLast splits path at its last separator without cleaning it (as
+// filepath.Split and Dir do), so that a ".." after a link is left to
+// EvalSymlinks, which walks it as the kernel does.
+func splitLast(path string) (dir, base string) {
+	i := strings.LastIndexByte(path, filepath.Separator)
+	switch {
+	case i < 0:
+		return ".", path
+	case i == 0:
+		return string(filepath.Separator), path[1:]
+	}
+	return path[:i], path[i+1:]
 }

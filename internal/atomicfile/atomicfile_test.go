@@ -88,3 +88,44 @@ func TestWriteFailureKeepsOldFile(t *testing.T) {
 		t.Fatal("write into a missing directory succeeded")
 	}
 }
+
+func TestFollowLinks(t *testing.T) {
+	root := t.TempDir()
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		root = real
+	}
+	for _, dir := range []string{"a/b", "c"} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{
+		"l":       "a/b",            // a directory link
+		"c/rel":   "../l/x.json",    // relative, through the directory link: a/b/x.json
+		"c/up":    "../l/../y.json", // ".." after a link is the link target's parent: a/y.json
+		"c/chain": "rel",            // a link to a link
+		"c/new":   "../l/new/z.json",
+		"c/loop":  "loop",
+	} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for path, want := range map[string]string{
+		"c/rel":     "a/b/x.json",
+		"c/up":      "a/y.json",
+		"c/chain":   "a/b/x.json",
+		"c/new":     "a/b/new/z.json", // a directory to create
+		"c/plain":   "c/plain",        // no link: as given
+		"l/x.json":  "l/x.json",
+		"c/missing": "c/missing",
+	} {
+		got, err := FollowLinks(filepath.Join(root, path))
+		if err != nil || got != filepath.Join(root, want) {
+			t.Errorf("FollowLinks(%s) = %s (%v), want %s", path, got, err, want)
+		}
+	}
+	if _, err := FollowLinks(filepath.Join(root, "c/loop")); err == nil || !strings.Contains(err.Error(), "too many levels") {
+		t.Errorf("a loop: %v", err)
+	}
+}

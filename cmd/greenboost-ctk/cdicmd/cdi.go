@@ -15,6 +15,7 @@ import (
 
 	"github.com/greenboost/greenboost-container-toolkit/cdi"
 	"github.com/greenboost/greenboost-container-toolkit/hook"
+	"github.com/greenboost/greenboost-container-toolkit/internal/atomicfile"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 )
 
@@ -58,9 +59,16 @@ func New() *cli.Command {
 type generateCommand struct {
 	output string
 	format string
+	// target is the file written: output, or where its symlinks lead.
+	target string
 }
 
 func (g *generateCommand) validate(*cli.Context) error {
+	if g.output != "-" {
+		if err := g.checkOutput(); err != nil {
+			return err
+		}
+	}
 	if g.format == "" {
 		g.format = "yaml"
 		if len(g.output) > 5 && g.output[len(g.output)-5:] == ".json" {
@@ -70,6 +78,26 @@ func (g *generateCommand) validate(*cli.Context) error {
 	if g.format != "yaml" && g.format != "json" {
 		return fmt.Errorf("--format %q: expected yaml or json", g.format)
 	}
+	return nil
+}
+
+// checkOutput refuses an --output engines would never load or that names a
+// directory, and sets target: a symlink is written through, as `runtime
+// configure` does, so that the link stays and its file gets the new spec.
+func (g *generateCommand) checkOutput() error {
+	target, err := atomicfile.FollowLinks(g.output)
+	if err != nil {
+		return fmt.Errorf("--output %s: %w", g.output, err)
+	}
+	if fi, err := os.Stat(target); err == nil && fi.IsDir() {
+		return fmt.Errorf("--output %s: is a directory; name the spec file, such as %s", g.output, filepath.Join(g.output, filepath.Base(cdi.DefaultSpecPath)))
+	}
+	// The name engines see in the spec dir is the one given, not the
+	// link's target.
+	if err := cdi.CheckFileName(g.output); err != nil {
+		return fmt.Errorf("--output %w", err)
+	}
+	g.target = target
 	return nil
 }
 
@@ -91,17 +119,21 @@ func (g *generateCommand) run(c *cli.Context) error {
 		return err
 	}
 	if g.output == "-" {
-		_, err := os.Stdout.Write(data)
+		_, err := c.App.Writer.Write(data)
 		return err
 	}
-	if err := cdi.WriteSpec(g.output, data); err != nil {
+	if err := cdi.WriteSpec(g.target, data); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote CDI spec %s (cdiVersion %s, devices:", g.output, spec.Version)
+	written := g.output
+	if g.target != g.output {
+		written += " -> " + g.target
+	}
+	fmt.Fprintf(c.App.ErrWriter, "wrote CDI spec %s (cdiVersion %s, devices:", written, spec.Version)
 	for _, d := range spec.Devices {
-		fmt.Fprintf(os.Stderr, " %s=%s", cdi.Kind, d.Name)
+		fmt.Fprintf(c.App.ErrWriter, " %s=%s", cdi.Kind, d.Name)
 	}
-	fmt.Fprintln(os.Stderr, ")")
+	fmt.Fprintln(c.App.ErrWriter, ")")
 	return nil
 }
 
@@ -174,6 +206,6 @@ func validate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s: valid, cdiVersion %s, %d device(s), device numbers match the live node\n", path, spec.Version, len(spec.Devices))
+	fmt.Fprintf(c.App.Writer, "%s: valid, cdiVersion %s, %d device(s), device numbers match the live node\n", path, spec.Version, len(spec.Devices))
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -21,18 +22,20 @@ import (
 // sysModule is where a loaded module shows up (a variable for tests).
 var sysModule = "/sys/module/" + kmod.ModuleName
 
-// Module describes the loaded module.
+// Module describes the loaded module. Every field is always in the JSON
+// (scripts read a fixed schema): Version and Hierarchy are "" when not
+// known, Unavailable is "" when the module could be read.
 type Module struct {
 	Loaded      bool   `json:"loaded"`
-	Version     string `json:"version,omitempty"`
+	Version     string `json:"version"`
 	Device      string `json:"device"`
-	Hierarchy   string `json:"cgroup_hierarchy,omitempty"`
+	Hierarchy   string `json:"cgroup_hierarchy"`
 	T2TotalMB   uint64 `json:"t2_total_mb"`
 	T2UsedMB    uint64 `json:"t2_used_mb"`
 	T3TotalMB   uint64 `json:"t3_total_mb"`
 	T3UsedMB    uint64 `json:"t3_used_mb"`
 	Buffers     uint32 `json:"buffers"`
-	Unavailable string `json:"unavailable,omitempty"`
+	Unavailable string `json:"unavailable"`
 }
 
 // Status is the whole report.
@@ -80,16 +83,16 @@ func NewStatus() *cli.Command {
 			if err != nil {
 				return err
 			}
-			st, err := collectStatus(cfg)
+			st, err := collectStatus(cfg, c.App.ErrWriter)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
+				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			printStatus(st)
+			printStatus(c.App.Writer, st)
 			return nil
 		},
 	}
@@ -103,11 +106,13 @@ func openModule(cfg *config.Config) (*kmod.Device, error) {
 	return kmod.Open(cfg.Device.HostPath)
 }
 
-func collectStatus(cfg *config.Config) (*Status, error) {
+// collectStatus gathers the report; files in the record dir it cannot use
+// are named on warn, one line each.
+func collectStatus(cfg *config.Config, warn io.Writer) (*Status, error) {
 	recs, err := hook.ReadRecords(cfg.Hook.StateDir)
-	if err != nil {
-		// One bad record must not hide the module and the other containers.
-		fmt.Fprintf(os.Stderr, "greenboost-ctk: warning: records left out: %v\n", err)
+	// One bad record must not hide the module and the other containers.
+	for _, e := range splitErrors(err) {
+		fmt.Fprintf(warn, "greenboost-ctk: warning: record left out: %v\n", e)
 	}
 	st := &Status{Module: Module{Device: cfg.Device.HostPath}, UnclaimedNodes: []Node{}}
 	dev, err := openModule(cfg)
@@ -146,19 +151,31 @@ func collectStatus(cfg *config.Config) (*Status, error) {
 	return st, nil
 }
 
-func printStatus(st *Status) {
+// splitErrors returns the errors errors.Join put together, err itself when
+// it is a single one, none for nil.
+func splitErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		return joined.Unwrap()
+	}
+	return []error{err}
+}
+
+func printStatus(out io.Writer, st *Status) {
 	m := st.Module
 	switch {
 	case !m.Loaded:
-		fmt.Printf("Module:  not loaded (device %s)\n", m.Device)
+		fmt.Fprintf(out, "Module:  not loaded (device %s)\n", m.Device)
 	case m.Unavailable != "":
-		fmt.Printf("Module:  loaded, unavailable: %s\n", m.Unavailable)
+		fmt.Fprintf(out, "Module:  loaded, unavailable: %s\n", m.Unavailable)
 	default:
-		fmt.Printf("Module:  greenboost %s loaded, device %s, cgroup hierarchy %s\n", m.Version, m.Device, m.Hierarchy)
-		fmt.Printf("Pools:   T2 (RAM) %d of %d MiB used, T3 (NVMe) %d of %d MiB used, %d buffer(s)\n",
+		fmt.Fprintf(out, "Module:  greenboost %s loaded, device %s, cgroup hierarchy %s\n", m.Version, m.Device, m.Hierarchy)
+		fmt.Fprintf(out, "Pools:   T2 (RAM) %d of %d MiB used, T3 (NVMe) %d of %d MiB used, %d buffer(s)\n",
 			m.T2UsedMB, m.T2TotalMB, m.T3UsedMB, m.T3TotalMB, m.Buffers)
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CONTAINER\tCGROUP\tT2 USED/LIMIT\tT3 USED/LIMIT\tBUFFERS\tSTATE")
 	for _, c := range st.Containers {
 		state := "enforced"
@@ -203,6 +220,13 @@ func NewGC() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts", Destination: &asJSON},
 			&cli.DurationFlag{Name: "timeout", Value: hook.GCDeadline, Usage: "stop after this long", Destination: &timeout},
 		},
+		Before: func(c *cli.Context) error {
+			// A deadline already past would do nothing and say little.
+			if timeout <= 0 {
+				return fmt.Errorf("gc: --timeout %s: expected a duration above zero like 30s, 2m or 1m30s; see %s gc --help", timeout, c.App.Name)
+			}
+			return nil
+		},
 		Action: func(c *cli.Context) error {
 			cfg, err := config.Load(c.String("config"))
 			if err != nil {
@@ -224,13 +248,22 @@ func NewGC() *cli.Command {
 			for _, e := range res.LeftAlone {
 				fmt.Fprintf(c.App.ErrWriter, "greenboost-ctk: warning: gc left a file alone: %v\n", e)
 			}
+			// Stopping at the deadline is no failure either (the next run
+			// goes on), but what is left undone must not pass unnoticed.
+			if res.Incomplete {
+				fmt.Fprintf(c.App.ErrWriter, "greenboost-ctk: warning: gc stopped at its time limit (--timeout %s) before it was done; run it again, or with a longer --timeout\n", timeout)
+			}
 			if asJSON {
 				if encErr := json.NewEncoder(c.App.Writer).Encode(res); encErr != nil {
 					return encErr
 				}
 			} else {
-				fmt.Fprintf(c.App.Writer, "gc: %d record(s) dropped, %d module node(s) released, %d pending\n",
-					len(res.RecordsDropped), len(res.NodesReleased), len(res.Pending))
+				incomplete := ""
+				if res.Incomplete {
+					incomplete = " (incomplete: time limit reached)"
+				}
+				fmt.Fprintf(c.App.Writer, "gc: %d record(s) dropped, %d module node(s) released, %d pending%s\n",
+					len(res.RecordsDropped), len(res.NodesReleased), len(res.Pending), incomplete)
 			}
 			return err
 		},
