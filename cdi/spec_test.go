@@ -35,6 +35,10 @@ func testConfig(t *testing.T) *config.Config {
 	cfg.Device.HostPath = filepath.Join(dir, "greenboost")
 	standIn(t, cfg.Device.HostPath, 240, 7)
 	cfg.Library.HostPaths = []string{"/nonexistent/lib.so", lib}
+	cfg.Hook.Path = filepath.Join(dir, "greenboost-hook")
+	if err := os.WriteFile(cfg.Hook.Path, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Limits.Profiles = map[string]config.Profile{"small": {RAM: "1G"}, "big": {RAM: "16G", NVMe: "1T"}}
 	return cfg
 }

@@ -40,6 +40,15 @@ func Validate(path string) (*cdiapi.Spec, error) {
 	if spec.Kind != Kind {
 		return nil, fmt.Errorf("invalid CDI spec %s: kind %q, expected %q (a GreenBoost spec)", path, spec.Kind, Kind)
 	}
+	hooks := append([]*cdispec.Hook(nil), spec.ContainerEdits.Hooks...)
+	for _, d := range spec.Devices {
+		hooks = append(hooks, d.ContainerEdits.Hooks...)
+	}
+	for _, h := range hooks {
+		if err := CheckHook(h.Path); err != nil {
+			return spec, fmt.Errorf("invalid CDI spec %s: %w, then run `greenboost-ctk cdi generate`", path, err)
+		}
+	}
 	nodes := append([]*cdispec.DeviceNode(nil), spec.ContainerEdits.DeviceNodes...)
 	for _, d := range spec.Devices {
 		nodes = append(nodes, d.ContainerEdits.DeviceNodes...)
@@ -50,6 +59,19 @@ func Validate(path string) (*cdiapi.Spec, error) {
 		}
 	}
 	return spec, nil
+}
+
+// CheckHook fails where the hook binary at path cannot run: an engine would
+// fail every container the spec is given to with "fork/exec …".
+func CheckHook(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("hook %w: install greenboost-hook there, or set [hook] path", err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("hook %s is not an executable file: install greenboost-hook there, or set [hook] path", path)
+	}
+	return nil
 }
 
 func checkLive(n *cdispec.DeviceNode) error {

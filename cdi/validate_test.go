@@ -56,6 +56,8 @@ func TestValidateRejectsForeignKindAndName(t *testing.T) {
 			[]string{`kind "example.com/foo"`, `expected "greenboost.io/vram"`}},
 		{".yml", "greenboost.io-vram.yml", string(good), []string{"engines never load it", ".yaml or .json"}},
 		{".JSON", "greenboost.io-vram.JSON", string(good), []string{"engines never load it"}},
+		{"hook binary missing", "hook.yaml", strings.ReplaceAll(string(good), cfg.Hook.Path, "/nonexistent/greenboost-hook"),
+			[]string{"/nonexistent/greenboost-hook", "[hook] path", "cdi generate"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, tt.file)

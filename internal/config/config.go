@@ -209,7 +209,7 @@ func typeMismatch(msg string) (string, bool) {
 func validProfileName(name string) bool {
 	for i, c := range name {
 		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+		if !alnum && (i == 0 || i == len(name)-1 || c != '_' && c != '.' && c != '-') {
 			return false
 		}
 	}
@@ -265,7 +265,7 @@ func (c *Config) Validate() error {
 	for _, name := range c.ProfileNames() {
 		p := c.Limits.Profiles[name]
 		if !validProfileName(name) || name == DefaultDevice {
-			return fmt.Errorf("key limits.profiles.%s: invalid profile name: expected letters, digits, '_', '.', '-' and not %q", name, DefaultDevice)
+			return fmt.Errorf("key limits.profiles.%s: invalid profile name: expected letters, digits, '_', '.', '-', beginning and ending with a letter or digit, and not %q", name, DefaultDevice)
 		}
 		// A profile may leave a tier empty: it then has the default budget.
 		for _, tier := range []struct {

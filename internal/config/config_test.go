@@ -162,6 +162,8 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"relative path", "[device]\nhost-path = \"dev/greenboost\"\n", []string{"device.host-path"}},
 		{"bad profile name", "[limits.profiles.\"-x\"]\nram = \"1G\"\n", []string{"limits.profiles.-x"}},
 		{"profile named ext", "[limits.profiles.ext]\nram = \"1G\"\n", []string{"limits.profiles.ext"}},
+		// CDI device names end with a letter or digit: cdi generate would fail
+		{"profile name ending in -", "[limits.profiles.small-]\nram = \"1G\"\n", []string{"limits.profiles.small-", "ending with a letter or digit"}},
 		{"empty runtimes", "[runtime]\nruntimes = []\n", []string{"runtime.runtimes"}},
 		{"empty runtime", "[runtime]\nruntimes = [\"\", \"runc\"]\n", []string{"runtime.runtimes", "empty entry", "absolute path"}},
 		{"relative runtime", "[runtime]\nruntimes = [\"runc\", \"./runc\"]\n", []string{"runtime.runtimes", `"./runc"`, "relative path", `a name looked up on PATH, such as "runc", or an absolute path`}},

@@ -114,6 +114,9 @@ func (g *generateCommand) run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := cdi.CheckHook(cfg.Hook.Path); err != nil {
+		return fmt.Errorf("%w in %s", err, cfg.Path)
+	}
 	data, err := cdi.Encode(spec, g.format)
 	if err != nil {
 		return err

@@ -12,9 +12,17 @@ import (
 )
 
 // runCDI runs `greenboost-ctk cdi ARGS` with a config whose device is a
-// stand-in node the test makes (the tests run as root, DESIGN.md §6) and
-// whose library is an empty file; the module is never loaded.
+// stand-in node the test makes (the tests run as root, DESIGN.md §6), whose
+// library is an empty file and whose hook an empty executable; the module is
+// never loaded.
 func runCDI(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	return runCDIWithHook(t, "", args...)
+}
+
+// runCDIWithHook is runCDI with [hook] path set to hookPath ("": the empty
+// executable).
+func runCDIWithHook(t *testing.T, hookPath string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	dir := t.TempDir()
 	device := filepath.Join(dir, "greenboost")
@@ -25,8 +33,14 @@ func runCDI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	if err := os.WriteFile(lib, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if hookPath == "" {
+		hookPath = filepath.Join(dir, "greenboost-hook")
+		if err := os.WriteFile(hookPath, nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cfgPath := filepath.Join(dir, "config.toml")
-	cfg := fmt.Sprintf("[device]\nhost-path = %q\n[library]\nhost-paths = [%q]\n[kmod]\nload = \"never\"\n", device, lib)
+	cfg := fmt.Sprintf("[device]\nhost-path = %q\n[library]\nhost-paths = [%q]\n[kmod]\nload = \"never\"\n[hook]\npath = %q\n", device, lib, hookPath)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +187,19 @@ func TestGenerateOutputLinksAndDirectories(t *testing.T) {
 }
 
 // validate refuses a spec of another kind and one engines would not load.
+// A spec whose hook binary is missing would fail every container: generate
+// refuses to write one, naming the key to set.
+func TestGenerateWithoutHookBinary(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "greenboost.io-vram.yaml")
+	_, _, err := runCDIWithHook(t, "/nonexistent/greenboost-hook", "generate", "--output", out)
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/greenboost-hook") || !strings.Contains(err.Error(), "[hook] path") {
+		t.Fatalf("err = %v, want it to name the missing hook and [hook] path", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatalf("a spec was written")
+	}
+}
+
 func TestValidate(t *testing.T) {
 	dir := t.TempDir()
 	for _, tt := range []struct {
