@@ -3,6 +3,7 @@
 package hook
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/greenboost/greenboost-container-toolkit/internal/atomicfile"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
 	"github.com/greenboost/greenboost-container-toolkit/internal/request"
@@ -311,7 +313,7 @@ func kernelLimit(b uint64) uint64 {
 }
 
 func (h *Hook) poststop(state *specs.State) error {
-	return ReleaseContainer(h.cfg, state.ID, state.Bundle, h.warn)
+	return ReleaseContainer(context.Background(), h.cfg, state.ID, state.Bundle, h.warn)
 }
 
 // ReleaseContainer releases the budget of container id in the module and
@@ -321,8 +323,13 @@ func (h *Hook) poststop(state *specs.State) error {
 // namespace) and is left alone; bundle "" skips that check. When pools are
 // still held by a process outside the container, the record is kept as
 // pending and gc retries.
-func ReleaseContainer(cfg *config.Config, id, bundle string, warn io.Writer) error {
-	unlock, err := lockState(cfg.Hook.StateDir, true)
+//
+// ctx bounds the wait for the state lock, which gc or a prestart hook may
+// hold: a ctx that never ends (the poststop hook's) waits as long as it
+// takes; when ctx ends first the error wraps ErrLockTimeout, nothing is
+// changed and gc releases the container later.
+func ReleaseContainer(ctx context.Context, cfg *config.Config, id, bundle string, warn io.Writer) error {
+	unlock, err := lockForRelease(ctx, cfg.Hook.StateDir)
 	if err != nil {
 		return err
 	}
@@ -334,7 +341,7 @@ func ReleaseContainer(cfg *config.Config, id, bundle string, warn io.Writer) err
 	if err != nil {
 		return err
 	}
-	if bundle != "" && rec.Bundle != "" && filepath.Clean(rec.Bundle) != filepath.Clean(bundle) {
+	if bundle != "" && rec.Bundle != "" && !sameBundle(rec.Bundle, bundle) {
 		return nil
 	}
 	if !rec.Enforced {
@@ -346,6 +353,22 @@ func ReleaseContainer(cfg *config.Config, id, bundle string, warn io.Writer) err
 	}
 	defer dev.Close()
 	return release(dev, cfg.Hook.StateDir, rec, warn)
+}
+
+// lockForRelease takes the state lock, waiting until ctx ends; with a ctx
+// that cannot end, as long as it takes.
+func lockForRelease(ctx context.Context, stateDir string) (func(), error) {
+	if ctx.Done() == nil {
+		return lockState(stateDir, true)
+	}
+	return lockStateUntil(ctx, stateDir)
+}
+
+// sameBundle says whether two bundle paths name one directory. runc records
+// the bundle as its working directory, symlinks resolved, where containerd
+// names it as configured (/var/run/containerd/... with /var/run -> /run).
+func sameBundle(a, b string) bool {
+	return atomicfile.ResolvePath(a) == atomicfile.ResolvePath(b)
 }
 
 // release does CG_RELEASE for rec and removes the record, or keeps it as

@@ -2,6 +2,7 @@ package hook
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
@@ -223,17 +225,126 @@ func TestReleaseLeavesNamesakeInAnotherBundle(t *testing.T) {
 	if err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st); err != nil {
 		t.Fatal(err)
 	}
-	if err := ReleaseContainer(cfg, st.ID, "/run/other-namespace/bundle", &bytes.Buffer{}); err != nil {
+	if err := ReleaseContainer(context.Background(), cfg, st.ID, "/run/other-namespace/bundle", &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); err != nil {
 		t.Fatalf("a namesake's release removed the record: %v", err)
 	}
-	if err := ReleaseContainer(cfg, st.ID, st.Bundle+"/", &bytes.Buffer{}); err != nil {
+	if err := ReleaseContainer(context.Background(), cfg, st.ID, st.Bundle+"/", &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("record left after its own release: %v", err)
+	}
+}
+
+// runc records the bundle as its working directory, symlinks resolved;
+// containerd names it as configured (/var/run/containerd/... with /var/run
+// -> /run). Both name the container's own bundle, also once it is gone.
+func TestReleaseSymlinkedBundle(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		via      func(realBundle, link string) string // the bundle the release names
+		gone     bool                                 // the bundle is removed before the release
+		wantKept bool
+	}{
+		{"through a symlinked parent", func(_, link string) string { return link }, false, false},
+		{"through a symlinked parent, bundle gone", func(_, link string) string { return link }, true, false},
+		{"unresolved with a trailing slash", func(realBundle, _ string) string { return realBundle + "/" }, false, false},
+		{"another bundle under the symlink", func(_, link string) string { return link + "-other" }, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, st := hookFixture(t, nil, nil)
+			cfg.Limits.Enforce = false
+			root := t.TempDir()
+			realDir := filepath.Join(root, "run", "containerd")
+			if err := os.MkdirAll(filepath.Join(realDir, "b1"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(root, "run"), filepath.Join(root, "varrun")); err != nil {
+				t.Fatal(err)
+			}
+			realBundle := filepath.Join(realDir, "b1")
+			link := filepath.Join(root, "varrun", "containerd", "b1")
+			if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: st.ID, Bundle: realBundle, Pid: st.Pid}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.gone {
+				if err := os.Remove(realBundle); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := ReleaseContainer(context.Background(), cfg, st.ID, tc.via(realBundle, link), &bytes.Buffer{}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadRecord(cfg.Hook.StateDir, st.ID)
+			if kept := err == nil; kept != tc.wantKept {
+				t.Errorf("record kept = %v (%v), want %v", kept, err, tc.wantKept)
+			}
+		})
+	}
+}
+
+// The shim bounds its wait for the state lock (gc or a prestart hook may
+// hold it; containerd gives a task delete 10 s, `shim delete` 5 s): when the
+// bound passes it gets ErrLockTimeout and the record stays for gc. The
+// poststop hook (a context that never ends) still waits as long as it takes.
+func TestReleaseLockWait(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		bound    time.Duration // 0: context.Background()
+		holdFor  time.Duration // the other process's hold
+		wantErr  error
+		wantKept bool
+	}{
+		{"bounded, lock freed in time", 2 * time.Second, 50 * time.Millisecond, nil, false},
+		{"bounded, lock held past the bound", 100 * time.Millisecond, 3 * time.Second, ErrLockTimeout, true},
+		{"unbounded (poststop) waits", 0, 300 * time.Millisecond, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, st := hookFixture(t, nil, nil)
+			if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: st.ID, Bundle: st.Bundle, Pid: st.Pid}); err != nil {
+				t.Fatal(err)
+			}
+			unlock, err := lockState(cfg.Hook.StateDir, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			freed := make(chan struct{})
+			timer := time.AfterFunc(tc.holdFor, func() { unlock(); close(freed) })
+			defer func() {
+				if timer.Stop() {
+					unlock()
+				}
+			}()
+			ctx := context.Background()
+			if tc.bound > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.bound)
+				defer cancel()
+			}
+			start := time.Now()
+			err = ReleaseContainer(ctx, cfg, st.ID, st.Bundle, &bytes.Buffer{})
+			took := time.Since(start)
+			if !errors.Is(err, tc.wantErr) || (err != nil) != (tc.wantErr != nil) {
+				t.Fatalf("ReleaseContainer after %v: %v, want %v", took, err, tc.wantErr)
+			}
+			if tc.wantErr != nil && took > tc.bound+time.Second {
+				t.Errorf("ReleaseContainer waited %v for the lock, bound %v", took, tc.bound)
+			}
+			if tc.wantErr == nil {
+				select {
+				case <-freed:
+				default:
+					t.Errorf("ReleaseContainer returned after %v while the lock was held", took)
+				}
+			}
+			_, err = ReadRecord(cfg.Hook.StateDir, st.ID)
+			if kept := err == nil; kept != tc.wantKept {
+				t.Errorf("record kept = %v (%v), want %v", kept, err, tc.wantKept)
+			}
+		})
 	}
 }
 

@@ -82,7 +82,7 @@ func FollowLinks(path string) (string, error) {
 			if followed {
 				// Cleaned only now, with every link resolved: a ".." of a
 				// target steps out of the real directory.
-				return resolvePath(path), nil
+				return ResolvePath(path), nil
 			}
 			return path, nil
 		}
@@ -92,16 +92,16 @@ func FollowLinks(path string) (string, error) {
 		}
 		if !filepath.IsAbs(dest) {
 			dir, _ := splitLast(path)
-			dest = resolvePath(dir) + string(filepath.Separator) + dest
+			dest = ResolvePath(dir) + string(filepath.Separator) + dest
 		}
 		path, followed = dest, true
 	}
 	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
 }
 
-// resolvePath returns path with the symlinks in its existing part resolved
+// ResolvePath returns path with the symlinks in its existing part resolved
 // and the part that does not exist yet appended, cleaned.
-func resolvePath(path string) string {
+func ResolvePath(path string) string {
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		return real
 	}
@@ -109,7 +109,7 @@ func resolvePath(path string) string {
 	if dir == path {
 		return filepath.Clean(path)
 	}
-	return filepath.Join(resolvePath(dir), base)
+	return filepath.Join(ResolvePath(dir), base)
 }
 
 // splitLast splits path at its last separator without cleaning it (as

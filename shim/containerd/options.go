@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	runtimeoptions "github.com/containerd/containerd/pkg/runtimeoptions/v1"
@@ -141,11 +144,9 @@ func runtimeBinary(opts *options.Options, find runtimeFinder) (string, error) {
 // runc shim reads its options.json.
 const bundleConfigFile = "greenboost-config"
 
-// useConfig makes path the GreenBoost config of the container in bundle: it
-// must load, it is noted in the bundle, and greenboost-runtime (run by the
-// runc task service with the shim's environment) gets it as
-// GREENBOOST_CONFIG. One shim serves the containers of one runtime entry (a
-// container, or a pod's), so the variable is the shim's own.
+// useConfig checks that path, the runtime option ConfigPath, is a GreenBoost
+// config that loads, and notes it in bundle. greenboost-runtime gets it as
+// GREENBOOST_CONFIG through shimConfig.
 func useConfig(bundle, path string) error {
 	if !filepath.IsAbs(path) {
 		return fmt.Errorf("runtime option ConfigPath %q: want an absolute path to a GreenBoost config file", path)
@@ -160,16 +161,95 @@ func useConfig(bundle, path string) error {
 	if err := os.WriteFile(filepath.Join(bundle, bundleConfigFile), []byte(path), 0o600); err != nil {
 		return fmt.Errorf("noting the GreenBoost config in the bundle: %w", err)
 	}
-	return os.Setenv(config.PathEnv, path)
+	return nil
+}
+
+// notedConfigPath returns the GreenBoost config noted in bundle by
+// useConfig, if any.
+func notedConfigPath(bundle string) (string, bool) {
+	data, err := os.ReadFile(filepath.Join(bundle, bundleConfigFile))
+	if err != nil || len(data) == 0 {
+		return "", false
+	}
+	return string(data), true
 }
 
 // configPathOf returns the GreenBoost config of the container in bundle: the
 // one noted by useConfig, else GREENBOOST_CONFIG or the default.
 func configPathOf(bundle string) string {
-	if data, err := os.ReadFile(filepath.Join(bundle, bundleConfigFile)); err == nil && len(data) > 0 {
-		return string(data)
+	if path, ok := notedConfigPath(bundle); ok {
+		return path
 	}
 	return config.PathFromEnv()
+}
+
+// shimConfig sets GREENBOOST_CONFIG, which greenboost-runtime reads on every
+// verb the runc task service runs (create, start, kill, delete, exec: all
+// with the shim's environment), for the containers of one shim. containerd
+// may group several containers in one shim (a pod's, by the
+// io.kubernetes.cri.sandbox-id or io.containerd.runc.v2.group annotation),
+// and the environment is the shim's: so the containers it runs at one time
+// must share one config. A container created without ConfigPath gets the
+// shim's own, GREENBOOST_CONFIG as it was at the shim's start.
+type shimConfig struct {
+	mu sync.Mutex
+	// GREENBOOST_CONFIG at the shim's start, and whether it was set.
+	startValue string
+	startSet   bool
+	// running maps the containers of this shim, from create to delete, to
+	// the config file they run with.
+	running map[string]string
+}
+
+func newShimConfig() *shimConfig {
+	v, ok := os.LookupEnv(config.PathEnv)
+	return &shimConfig{startValue: v, startSet: ok, running: map[string]string{}}
+}
+
+// enter makes configPath ("" for the shim's own) the config of container
+// id, or refuses when another running container of this shim has another.
+func (c *shimConfig) enter(id, configPath string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	want := c.file(configPath)
+	for _, other := range slices.Sorted(maps.Keys(c.running)) {
+		if other != id && c.running[other] != want {
+			return fmt.Errorf("container %s asks for the GreenBoost config %s but container %s, served by the same shim (containerd groups a pod's containers in one shim), runs with %s: greenboost-runtime gets one config per shim; give the runtime entries of one pod the same ConfigPath",
+				id, want, other, c.running[other])
+		}
+	}
+	var err error
+	switch {
+	case configPath != "":
+		err = os.Setenv(config.PathEnv, configPath)
+	case c.startSet:
+		err = os.Setenv(config.PathEnv, c.startValue)
+	default:
+		err = os.Unsetenv(config.PathEnv)
+	}
+	if err != nil {
+		return fmt.Errorf("setting %s: %w", config.PathEnv, err)
+	}
+	c.running[id] = want
+	return nil
+}
+
+// leave says container id no longer runs in this shim.
+func (c *shimConfig) leave(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.running, id)
+}
+
+// file is the config file configPath ("" for the shim's own) names.
+func (c *shimConfig) file(configPath string) string {
+	if configPath != "" {
+		return filepath.Clean(configPath)
+	}
+	if c.startValue != "" {
+		return filepath.Clean(c.startValue)
+	}
+	return config.DefaultPath
 }
 
 // systemdCgroupsPath says whether the bundle's spec asks for a cgroup in

@@ -10,14 +10,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/containerd/api/types/runc/options"
 	apitask "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/namespaces"
 	runtimeoptions "github.com/containerd/containerd/pkg/runtimeoptions/v1"
+	"github.com/containerd/containerd/runtime/v2/runc/manager"
 	"github.com/containerd/containerd/runtime/v2/shim"
 	"github.com/containerd/typeurl/v2"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/greenboost/greenboost-container-toolkit/hook"
@@ -186,9 +190,8 @@ func TestRuncOptions(t *testing.T) {
 	}
 }
 
-// TestUseConfig: the GreenBoost config a runtime option names must load; it
-// reaches greenboost-runtime through GREENBOOST_CONFIG and the later
-// releases through the bundle.
+// TestUseConfig: the GreenBoost config a runtime option names must load;
+// it reaches the later releases through the bundle.
 func TestUseConfig(t *testing.T) {
 	t.Setenv(config.PathEnv, "/etc/greenboost/from-env.toml")
 	bundle := t.TempDir()
@@ -203,22 +206,99 @@ func TestUseConfig(t *testing.T) {
 			t.Errorf("useConfig(%q): %v, want an error containing %q", bad.path, err, bad.want)
 		}
 	}
-	if os.Getenv(config.PathEnv) != "/etc/greenboost/from-env.toml" {
-		t.Errorf("a refused ConfigPath changed GREENBOOST_CONFIG to %q", os.Getenv(config.PathEnv))
-	}
-	good := filepath.Join(t.TempDir(), "small.toml")
-	if err := os.WriteFile(good, []byte("[limits]\nram = \"1G\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	good := writeConfig(t, "small.toml")
 	if err := useConfig(bundle, good); err != nil {
 		t.Fatal(err)
-	}
-	if got := os.Getenv(config.PathEnv); got != good {
-		t.Errorf("GREENBOOST_CONFIG for greenboost-runtime = %q, want %q", got, good)
 	}
 	t.Setenv(config.PathEnv, "/etc/greenboost/other.toml") // a later shim process
 	if got := configPathOf(bundle); got != good {
 		t.Errorf("the releases use %q, want the bundle's %q", got, good)
+	}
+}
+
+func writeConfig(t *testing.T, name string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte("[limits]\nram = \"1G\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestServiceConfig: greenboost-runtime gets the container's GreenBoost
+// config through the shim's GREENBOOST_CONFIG. A shim that serves several
+// containers (a pod's, grouped) restores its own for a container without
+// ConfigPath, and refuses a container whose config differs from the one
+// its running containers use.
+func TestServiceConfig(t *testing.T) {
+	small, big, base := writeConfig(t, "small.toml"), writeConfig(t, "big.toml"), writeConfig(t, "base.toml")
+	const unset = "<unset>"
+	type step struct {
+		op         string // "create" or "delete"
+		id, config string // config: the runtime option ConfigPath
+		refused    string // create: a part of the InvalidArgument error; "" for success
+		env        string // create: GREENBOOST_CONFIG the runtime gets
+	}
+	for _, tc := range []struct {
+		name     string
+		startEnv string // GREENBOOST_CONFIG at the shim's start
+		steps    []step
+	}{
+		{"shim started with GREENBOOST_CONFIG", base, []step{
+			{op: "create", id: "c1", config: small, env: small},
+			{op: "create", id: "c2", refused: "container c1, served by the same shim"},
+			{op: "create", id: "c3", config: big, refused: "runs with " + small},
+			{op: "create", id: "c4", config: small, env: small},
+			{op: "delete", id: "c1"},
+			{op: "delete", id: "c4"},
+			{op: "create", id: "c5", env: base},
+			{op: "create", id: "c6", config: big, refused: "container c5"},
+			{op: "create", id: "c7", config: base, env: base}, // the shim's own, named
+		}},
+		{"shim started without GREENBOOST_CONFIG", unset, []step{
+			{op: "create", id: "c1", config: big, env: big},
+			{op: "delete", id: "c1"},
+			{op: "create", id: "c2", env: unset},
+			{op: "create", id: "c3", env: unset},
+			{op: "create", id: "c4", config: small, refused: config.DefaultPath},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(config.PathEnv, tc.startEnv)
+			if tc.startEnv == unset {
+				os.Unsetenv(config.PathEnv)
+			}
+			find := func() (string, error) { return "/opt/gb/bin/greenboost-runtime", nil }
+			inner := &fakeTasks{}
+			s := newService(inner, find, &fakeReleaser{})
+			ctx := context.Background()
+			for _, st := range tc.steps {
+				if st.op == "delete" {
+					if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: st.id}); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				req := &taskAPI.CreateTaskRequest{ID: st.id, Bundle: writeBundle(t, "/default/"+st.id)}
+				if st.config != "" {
+					req.Options = anyOf(t, &runtimeoptions.Options{ConfigPath: st.config})
+				}
+				inner.created, inner.env = nil, ""
+				_, err := s.Create(ctx, req)
+				if st.refused != "" {
+					if err == nil || !errdefs.IsInvalidArgument(errdefs.FromGRPC(err)) || !strings.Contains(err.Error(), st.refused) || inner.created != nil {
+						t.Fatalf("create %s: %v (inner create called: %v), want InvalidArgument containing %q and no create", st.id, err, inner.created != nil, st.refused)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("create %s: %v", st.id, err)
+				}
+				if inner.env != st.env {
+					t.Errorf("create %s: the runtime got GREENBOOST_CONFIG %q, want %q", st.id, inner.env, st.env)
+				}
+			}
+		})
 	}
 }
 
@@ -229,11 +309,16 @@ type fakeTasks struct {
 	deleteErr error
 	status    apitask.Status
 	created   *taskAPI.CreateTaskRequest
+	env       string // GREENBOOST_CONFIG at the last create, "<unset>" when unset
 	deleted   []string
 }
 
 func (f *fakeTasks) Create(_ context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
 	f.created = r
+	f.env = "<unset>"
+	if v, ok := os.LookupEnv(config.PathEnv); ok {
+		f.env = v
+	}
 	if f.createErr != nil {
 		return nil, f.createErr
 	}
@@ -252,9 +337,12 @@ func (f *fakeTasks) State(_ context.Context, r *taskAPI.StateRequest) (*taskAPI.
 	return &taskAPI.StateResponse{ID: r.ID, Status: f.status}, nil
 }
 
-type fakeReleaser struct{ ids []string }
+type fakeReleaser struct{ ids, bundles []string }
 
-func (f *fakeReleaser) release(_ context.Context, id, _, _ string) { f.ids = append(f.ids, id) }
+func (f *fakeReleaser) release(_ context.Context, id, bundle, _ string) {
+	f.ids = append(f.ids, id)
+	f.bundles = append(f.bundles, bundle)
+}
 
 func TestServiceCreate(t *testing.T) {
 	const ours = "/opt/gb/bin/greenboost-runtime"
@@ -338,6 +426,7 @@ func (f fakeManager) Stop(context.Context, string) (shim.StopStatus, error) {
 
 func TestManagerStop(t *testing.T) {
 	ctx := context.Background()
+	t.Chdir(t.TempDir())
 	rel := &fakeReleaser{}
 	if st, err := newManager(fakeManager{}, rel).Stop(ctx, "c1"); err != nil || st.Pid != 7 {
 		t.Fatalf("Stop: %v %v", st, err)
@@ -351,6 +440,65 @@ func TestManagerStop(t *testing.T) {
 	}
 	if len(rel.ids) != 0 {
 		t.Errorf("a failed shim delete released %v", rel.ids)
+	}
+}
+
+// TestManagerStopRuntimeConfig: `shim delete` runs in a new process with
+// containerd's environment; containerd's runc manager runs the runtime
+// noted in the bundle (greenboost-runtime) with `delete --force`, which
+// passes the verb to the runc or crun of its config. That must be the
+// config the container was created with (ConfigPath noted in the bundle),
+// else GREENBOOST_CONFIG as containerd has it.
+func TestManagerStopRuntimeConfig(t *testing.T) {
+	small := writeConfig(t, "small.toml")
+	for _, tc := range []struct {
+		name, note, containerdEnv, want string
+	}{
+		{"ConfigPath noted in the bundle", small, "/etc/greenboost/default.toml", small},
+		{"no ConfigPath", "", "/etc/greenboost/default.toml", "/etc/greenboost/default.toml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(config.PathEnv, tc.containerdEnv)
+			const id = "c1"
+			bundle := filepath.Join(t.TempDir(), "default", id)
+			if err := os.MkdirAll(bundle, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			// A stand-in greenboost-runtime that notes the config it got.
+			seen := filepath.Join(t.TempDir(), "seen")
+			runtime := filepath.Join(t.TempDir(), RuntimeBinary)
+			script := "#!/bin/sh\nprintf '%s %s' \"$GREENBOOST_CONFIG\" \"$*\" > " + seen + "\n"
+			if err := os.WriteFile(runtime, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(bundle, "runtime"), []byte(runtime), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(bundle, "init.pid"), []byte("4242"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tc.note != "" {
+				if err := useConfig(bundle, tc.note); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Chdir(bundle)
+			rel := &fakeReleaser{}
+			ctx := namespaces.WithNamespace(context.Background(), "default")
+			if st, err := newManager(manager.NewShimManager(RuntimeType), rel).Stop(ctx, id); err != nil || st.Pid != 4242 {
+				t.Fatalf("Stop: %+v, %v", st, err)
+			}
+			got, err := os.ReadFile(seen)
+			if err != nil {
+				t.Fatalf("the runtime did not run: %v", err)
+			}
+			if cfg, args, _ := strings.Cut(string(got), " "); cfg != tc.want || !strings.Contains(args, "delete --force "+id) {
+				t.Errorf("the runtime ran %q with GREENBOOST_CONFIG %q, want delete --force %s with %q", args, cfg, id, tc.want)
+			}
+			if len(rel.bundles) != 1 || rel.bundles[0] != bundle {
+				t.Errorf("released bundles %v, want [%s]", rel.bundles, bundle)
+			}
+		})
 	}
 }
 
@@ -374,4 +522,47 @@ func TestDefaultReleaser(t *testing.T) {
 	// Idempotent: a second delete (the poststop hook got there first) is fine.
 	defaultReleaser{}.release(ctx, "c1", "", onTaskDelete)
 	defaultReleaser{}.release(ctx, "never-started", "", onShimDelete)
+}
+
+// The shim's release waits for the state lock (held by gc or a prestart
+// hook) only releaseLockWait: containerd gives a task delete 10 s and kills
+// `shim delete` after 5 s. The record stays for gc.
+func TestDefaultReleaserLockBusy(t *testing.T) {
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	cfgPath := filepath.Join(dir, "config.toml")
+	cfg := "[kmod]\nload = \"never\"\n[limits]\nenforce = false\n[hook]\nstate-dir = \"" + stateDir + "\"\n"
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(config.PathEnv, cfgPath)
+	if err := hook.WriteRecord(stateDir, &hook.Record{ID: "c1", Bundle: "/b", Pid: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	// Another process's hold, as long as containerd's whole delete timeout.
+	lock, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		defaultReleaser{}.release(context.Background(), "c1", "/b", onTaskDelete)
+		done <- time.Since(start)
+	}()
+	select {
+	case took := <-done:
+		if took < releaseLockWait/2 {
+			t.Errorf("release returned after %v, before the lock wait (%v) was up", took, releaseLockWait)
+		}
+	case <-time.After(releaseLockWait + 3*time.Second):
+		t.Fatalf("release still waits for the state lock after %v", releaseLockWait+3*time.Second)
+	}
+	if _, err := hook.ReadRecord(stateDir, "c1"); err != nil {
+		t.Errorf("the record was not kept for gc: %v", err)
+	}
 }

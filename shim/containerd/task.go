@@ -16,13 +16,15 @@ import (
 	"github.com/containerd/ttrpc"
 )
 
-// service is containerd's runc task service with GreenBoost's two changes:
-// Create runs greenboost-runtime unless the options name a runtime, and
-// Delete of a container releases its GreenBoost budget and record.
+// service is containerd's runc task service with GreenBoost's changes:
+// Create runs greenboost-runtime unless the options name a runtime, with the
+// GreenBoost config they name, and Delete of a container releases its
+// GreenBoost budget and record.
 type service struct {
 	taskAPI.TaskService
 	findRuntime runtimeFinder
 	rel         releaser
+	configs     *shimConfig
 }
 
 var _ taskAPI.TaskService = (*service)(nil)
@@ -46,7 +48,7 @@ func initTaskService(ic *plugin.InitContext) (interface{}, error) {
 }
 
 func newService(inner taskAPI.TaskService, find runtimeFinder, rel releaser) *service {
-	return &service{TaskService: inner, findRuntime: find, rel: rel}
+	return &service{TaskService: inner, findRuntime: find, rel: rel, configs: newShimConfig()}
 }
 
 // RegisterTTRPC serves this wrapper, not the inner service, as the task API.
@@ -56,23 +58,29 @@ func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 }
 
 // Create fills in the runtime binary (and the GreenBoost config the options
-// name) and creates the container. When creation fails, whatever the
-// prestart hook recorded is released.
+// name, which must be the one of the shim's other running containers) and
+// creates the container. When creation fails, whatever the prestart hook
+// recorded is released.
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
 	opts, configPath, err := runcOptions(r.Options, r.Bundle, s.findRuntime)
 	if err == nil && configPath != "" {
 		err = useConfig(r.Bundle, configPath)
 	}
+	if err == nil {
+		err = s.configs.enter(r.ID, configPath)
+	}
 	if err != nil {
 		return nil, errdefs.ToGRPC(errdefs.ErrInvalidArgument.WithMessage(err.Error()))
 	}
 	if r.Options, err = marshalOptions(opts); err != nil {
+		s.configs.leave(r.ID)
 		return nil, errdefs.ToGRPC(err)
 	}
 	log.G(ctx).WithField("id", r.ID).WithField("runtime", opts.BinaryName).Debug("greenboost: creating task")
 	resp, err := s.TaskService.Create(ctx, r)
 	if err != nil {
 		s.rel.release(ctx, r.ID, r.Bundle, onCreateFailure)
+		s.configs.leave(r.ID)
 	}
 	return resp, err
 }
@@ -89,6 +97,10 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	// namespace; ask before the delete forgets it.
 	before, stateErr := s.TaskService.State(ctx, &taskAPI.StateRequest{ID: r.ID})
 	resp, err := s.TaskService.Delete(ctx, r)
+	if err == nil {
+		// greenboost-runtime runs no more verbs for it.
+		s.configs.leave(r.ID)
+	}
 	if stateErr == nil && (err == nil || s.stopped(ctx, r.ID)) {
 		s.rel.release(ctx, r.ID, before.GetBundle(), onTaskDelete)
 	}
