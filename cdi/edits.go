@@ -16,10 +16,8 @@ import (
 )
 
 const (
-	// Vendor and Class make the CDI kind greenboost.io/vram.
-	Vendor = "greenboost.io"
-	Class  = "vram"
-	Kind   = Vendor + "/" + Class
+	// Kind is the CDI kind of our devices: greenboost.io/vram.
+	Kind = config.CDIKind
 
 	// ActiveEnv tells the preload library (and people) that GreenBoost is on.
 	ActiveEnv = "GREENBOOST_ACTIVE"

@@ -150,7 +150,14 @@ func (h *Hook) replacePrevious(dev kmod.Kernel, rec *Record) error {
 		return nil // none, or not ours to judge (gc names it)
 	}
 	if containerAlive(old) {
-		if filepath.Clean(old.Bundle) == filepath.Clean(rec.Bundle) {
+		if sameBundle(old.Bundle, rec.Bundle) {
+			// The same start of the container (one pid) running our
+			// prestart again: the engine was given two of our CDI devices,
+			// each with its hooks, and the last would win.
+			if old.Pid == rec.Pid && deviceName(old.Profile) != deviceName(rec.Profile) {
+				return fmt.Errorf("container %s asks for two GreenBoost devices, %s=%s and %s=%s, whose budgets differ: request one",
+					rec.ID, config.CDIKind, deviceName(old.Profile), config.CDIKind, deviceName(rec.Profile))
+			}
 			return nil
 		}
 		return fmt.Errorf("container %s: a running container with the same id (bundle %s) holds the GreenBoost record %s: one id can have one budget; use another container id",
@@ -160,6 +167,14 @@ func (h *Hook) replacePrevious(dev kmod.Kernel, rec *Record) error {
 		dev.Release(kmod.Cgroup{Hierarchy: old.Cgroup.Hierarchy, ID: old.Cgroup.ID}, 0) //nolint:errcheck // best effort, as gc's
 	}
 	return nil
+}
+
+// deviceName is the CDI device a hook profile stands for.
+func deviceName(profile string) string {
+	if profile == "" {
+		return config.DefaultDevice
+	}
+	return profile
 }
 
 // request reads what the container asks for (opt-out, budgets) from its

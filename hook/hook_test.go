@@ -389,6 +389,31 @@ func TestPrestartRefusesLiveNamesake(t *testing.T) {
 	}
 }
 
+// Two of our CDI devices given to one container run two prestart hooks for
+// the same start: budgets that differ are refused, not left to their order.
+func TestPrestartRefusesTwoDevices(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	cfg.Limits.Enforce = false
+	if err := runStage(t, New(cfg, "small", &bytes.Buffer{}), Prestart, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := runStage(t, New(cfg, "small", &bytes.Buffer{}), Prestart, st); err != nil {
+		t.Fatalf("the same device twice: %v", err)
+	}
+	err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st)
+	if err == nil || !strings.Contains(err.Error(), "greenboost.io/vram=small and greenboost.io/vram=ext") {
+		t.Fatalf("error = %v, want a refusal naming both devices", err)
+	}
+	if rec, err := ReadRecord(cfg.Hook.StateDir, st.ID); err != nil || rec.Profile != "small" {
+		t.Fatalf("record %+v (%v): want the first device's kept", rec, err)
+	}
+	// A later start of the container (another pid) takes its new device.
+	st.Pid = 1
+	if err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st); err != nil {
+		t.Fatalf("a restart with another device: %v", err)
+	}
+}
+
 // A budget needs the container's own cgroup: one shared with other
 // processes would bind them, and its release would lift their budget.
 func TestOwnCgroup(t *testing.T) {

@@ -314,6 +314,9 @@ func checkSize(key string, value Size) error {
 // DefaultDevice is the CDI device that carries the config's default limits.
 const DefaultDevice = "ext"
 
+// CDIKind is the CDI kind of GreenBoost's devices, one per profile.
+const CDIKind = "greenboost.io/vram"
+
 // ProfileNames lists the configured profiles in a stable order.
 func (c *Config) ProfileNames() []string {
 	names := make([]string, 0, len(c.Limits.Profiles))
