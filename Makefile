@@ -69,9 +69,18 @@ module-dkms:
 # The deb and rpm (packaging/nfpm.yaml) in DIST. The version is written out in
 # nfpm.yaml, its scripts and dkms.conf (nfpm expands no variables in paths).
 package: build
-	@grep -qx 'version: "$(VERSION)"' packaging/nfpm.yaml && \
-		grep -qx 'version=$(VERSION) .*' packaging/scripts/postinst && grep -qx 'version=$(VERSION) .*' packaging/scripts/prerm || \
-		{ echo "package: VERSION $(VERSION) differs from packaging/nfpm.yaml or packaging/scripts/*: change them (and kmod/module/dkms.conf) together"; exit 1; }
+	@# Every place the version is written out (nfpm expands no variables in paths):
+	@# a partial bump would install a module DKMS cannot find, or report another version.
+	@bad=; \
+	grep -qx 'version: "$(VERSION)"' packaging/nfpm.yaml || bad="$$bad packaging/nfpm.yaml(version:)"; \
+	src=$$(grep -o 'dst: /usr/src/greenboost-[^/ ]*' packaging/nfpm.yaml | sort -u); \
+	[ "$$src" = "dst: /usr/src/greenboost-$(VERSION)" ] || bad="$$bad packaging/nfpm.yaml(/usr/src/greenboost-VERSION)"; \
+	for f in packaging/scripts/postinst packaging/scripts/prerm; do \
+		grep -qx 'version=$(VERSION) .*' $$f || bad="$$bad $$f(version=)"; \
+	done; \
+	grep -qx 'PACKAGE_VERSION="$(VERSION)"' kmod/module/dkms.conf || bad="$$bad kmod/module/dkms.conf(PACKAGE_VERSION)"; \
+	grep -Eqx '[#]define[[:space:]]+GB_MODULE_VERSION[[:space:]]+"$(VERSION)"' kmod/module/greenboost.c || bad="$$bad kmod/module/greenboost.c(GB_MODULE_VERSION)"; \
+	[ -z "$$bad" ] || { echo "package: VERSION $(VERSION) is not what these say:$$bad; change them all together"; exit 1; }
 	@mkdir -p $(DIST)
 	@for p in deb rpm; do $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p $$p -t $(DIST)/ || exit 1; done
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 	"github.com/greenboost/greenboost-container-toolkit/kmod"
+	"golang.org/x/sys/unix"
 )
 
 // GCResult says what a collection did.
@@ -31,9 +32,16 @@ type GCResult struct {
 // Collect releases what dead containers left: records of containers whose
 // cgroup is gone (their budgets released first) and module nodes whose
 // cgroup no longer exists. k is nil when the module is not loaded; then only
-// records are dropped. With wait false a held state lock skips the run.
+// records are dropped, as they are when k is a module without the cgroup ABI
+// (an upstream GreenBoost module). With wait false a held state lock skips
+// the run.
 func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (GCResult, error) {
 	res := GCResult{RecordsDropped: []string{}, NodesReleased: []uint64{}, Pending: []string{}}
+	if k != nil && !hasCgroupABI(k) {
+		// An upstream module: it holds no budgets and lists no nodes, so
+		// the run is the one without a module, not a failure every minute.
+		k = nil
+	}
 	unlock, err := lockState(cfg.Hook.StateDir, wait)
 	if err != nil {
 		return res, err
@@ -102,6 +110,14 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 		res.NodesReleased = append(res.NodesReleased, n.CgroupID)
 	}
 	return res, errors.Join(errs...)
+}
+
+// hasCgroupABI reports whether k answers the cgroup ABI's query. ENOTTY or
+// EINVAL is a module without it (an upstream one, or another driver at the
+// path); any other failure is left to the calls that follow to report.
+func hasCgroupABI(k kmod.Kernel) bool {
+	_, err := k.Query()
+	return !errors.Is(err, unix.ENOTTY) && !errors.Is(err, unix.EINVAL)
 }
 
 // readListedRecord reads the record of a file recordIDs listed. A file

@@ -13,6 +13,7 @@ import (
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 	"github.com/greenboost/greenboost-container-toolkit/kmod"
+	"golang.org/x/sys/unix"
 )
 
 func TestCollectDropsRecordsOfGoneContainers(t *testing.T) {
@@ -156,6 +157,12 @@ func TestCollectFailures(t *testing.T) {
 			want:   errList.Error(),
 		},
 		{
+			// Only ENOTTY and EINVAL say "no cgroup ABI".
+			name:   "module query fails otherwise",
+			kernel: &fakeKernel{queryErr: unix.EIO, listErr: errList},
+			want:   errList.Error(),
+		},
+		{
 			name: "module release fails",
 			setup: func(t *testing.T, stateDir string) {
 				if err := WriteRecord(stateDir, &Record{ID: "dead", Enforced: true, Cgroup: Cgroup{ID: 7, Path: "/nonexistent/cgroup"}}); err != nil {
@@ -197,16 +204,61 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// fakeKernel is a module whose List and Release fail as told.
+// fakeKernel is a module whose Query, List and Release fail as told; it
+// counts the releases asked of it.
 type fakeKernel struct {
 	kmod.Kernel
-	listErr, releaseErr error
+	queryErr, listErr, releaseErr error
+	releases                      int
 }
+
+func (f *fakeKernel) Query() (kmod.CgQuery, error) { return kmod.CgQuery{}, f.queryErr }
 
 func (f *fakeKernel) List() ([]kmod.CgEntry, error) { return nil, f.listErr }
 
 func (f *fakeKernel) Release(kmod.Cgroup, uint32) (kmod.CgRelease, error) {
+	f.releases++
 	return kmod.CgRelease{}, f.releaseErr
+}
+
+// An upstream GreenBoost module answers the cgroup ABI's ioctls with ENOTTY
+// (or EINVAL): gc runs as without a module, dropping the records of gone
+// containers (one enforced before the module was swapped too: the upstream
+// module holds no budget to release), and does not fail (its timer runs
+// every minute).
+func TestCollectWithoutCgroupABI(t *testing.T) {
+	for _, errno := range []unix.Errno{unix.ENOTTY, unix.EINVAL} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Hook.StateDir = t.TempDir()
+			for _, r := range []*Record{
+				{ID: "dead", Pid: 1 << 30},
+				{ID: "dead-enforced", Enforced: true, Cgroup: Cgroup{ID: 7, Path: "/nonexistent/cgroup"}},
+				{ID: "alive", Pid: os.Getpid()},
+			} {
+				if err := WriteRecord(cfg.Hook.StateDir, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// As kmod.Device wraps them.
+			k := &fakeKernel{
+				queryErr:   fmt.Errorf("greenboost CG_QUERY on /dev/greenboost: %w", errno),
+				listErr:    fmt.Errorf("list cgroup nodes: greenboost CG_LIST on /dev/greenboost: %w", errno),
+				releaseErr: fmt.Errorf("greenboost CG_RELEASE on /dev/greenboost: %w", errno),
+			}
+			res, err := Collect(cfg, k, time.Now().Add(time.Minute), true)
+			if err != nil {
+				t.Fatalf("error = %v, want none with a module that has no cgroup ABI", err)
+			}
+			slices.Sort(res.RecordsDropped)
+			if !slices.Equal(res.RecordsDropped, []string{"dead", "dead-enforced"}) || len(res.NodesReleased) != 0 || k.releases != 0 {
+				t.Errorf("dropped %v, released nodes %v, %d release call(s); want the two dead records dropped and no release", res.RecordsDropped, res.NodesReleased, k.releases)
+			}
+			if _, err := ReadRecord(cfg.Hook.StateDir, "alive"); err != nil {
+				t.Errorf("the live container's record: %v", err)
+			}
+		})
+	}
 }
 
 func TestCollectSkipsWhenLocked(t *testing.T) {
