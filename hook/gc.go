@@ -42,12 +42,6 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 		// the run is the one without a module, not a failure every minute.
 		k = nil
 	}
-	unlock, err := lockState(cfg.Hook.StateDir, wait)
-	if err != nil {
-		return res, err
-	}
-	defer unlock()
-
 	ids, err := recordIDs(cfg.Hook.StateDir)
 	if err != nil {
 		return res, err
@@ -58,32 +52,17 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 			res.Incomplete = true
 			return res, errors.Join(errs...)
 		}
-		rec, err := readListedRecord(cfg.Hook.StateDir, id)
+		// The state lock is held for one record at a time: a prestart
+		// hook or the shim's release waits for one record, not the run.
+		unlock, err := lockState(cfg.Hook.StateDir, wait)
 		if err != nil {
-			if errors.Is(err, ErrForeignRecord) {
-				res.LeftAlone = append(res.LeftAlone, err)
-			} else {
-				errs = append(errs, err)
-			}
-			continue
+			return res, errors.Join(append(errs, err)...)
 		}
-		if !rec.Pending && containerAlive(rec) {
-			continue
-		}
-		if rec.Enforced && k != nil {
-			if err := release(k, cfg.Hook.StateDir, rec, io.Discard); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if rec.Pending {
-				res.Pending = append(res.Pending, rec.ID)
-				continue
-			}
-		} else if err := RemoveRecord(cfg.Hook.StateDir, rec.ID); err != nil {
+		err = collectRecord(cfg.Hook.StateDir, k, id, &res)
+		unlock()
+		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		res.RecordsDropped = append(res.RecordsDropped, rec.ID)
 	}
 
 	if k == nil {
@@ -118,6 +97,39 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 func hasCgroupABI(k kmod.Kernel) bool {
 	_, err := k.Query()
 	return !errors.Is(err, unix.ENOTTY) && !errors.Is(err, unix.EINVAL)
+}
+
+// collectRecord drops the record of container id if the container is gone,
+// releasing its budget first, and notes what it did in res. The caller holds
+// the state lock.
+func collectRecord(stateDir string, k kmod.Kernel, id string, res *GCResult) error {
+	rec, err := readListedRecord(stateDir, id)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // removed since it was listed (a poststop)
+	}
+	if errors.Is(err, ErrForeignRecord) {
+		res.LeftAlone = append(res.LeftAlone, err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !rec.Pending && containerAlive(rec) {
+		return nil
+	}
+	if rec.Enforced && k != nil {
+		if err := release(k, stateDir, rec, io.Discard); err != nil {
+			return err
+		}
+		if rec.Pending {
+			res.Pending = append(res.Pending, rec.ID)
+			return nil
+		}
+	} else if err := RemoveRecord(stateDir, rec.ID); err != nil {
+		return err
+	}
+	res.RecordsDropped = append(res.RecordsDropped, rec.ID)
+	return nil
 }
 
 // readListedRecord reads the record of a file recordIDs listed. A file

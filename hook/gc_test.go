@@ -210,11 +210,17 @@ type fakeKernel struct {
 	kmod.Kernel
 	queryErr, listErr, releaseErr error
 	releases                      int
+	onList                        func() // called by List
 }
 
 func (f *fakeKernel) Query() (kmod.CgQuery, error) { return kmod.CgQuery{}, f.queryErr }
 
-func (f *fakeKernel) List() ([]kmod.CgEntry, error) { return nil, f.listErr }
+func (f *fakeKernel) List() ([]kmod.CgEntry, error) {
+	if f.onList != nil {
+		f.onList()
+	}
+	return nil, f.listErr
+}
 
 func (f *fakeKernel) Release(kmod.Cgroup, uint32) (kmod.CgRelease, error) {
 	f.releases++
@@ -269,8 +275,44 @@ func TestCollectSkipsWhenLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unlock()
-	if _, err := Collect(cfg, nil, time.Now().Add(time.Second), false); err != errLocked {
+	dead := &Record{ID: "dead", Bundle: "/b", Pid: 1, Cgroup: Cgroup{ID: 1, Path: filepath.Join(t.TempDir(), "gone")}}
+	if err := WriteRecord(cfg.Hook.StateDir, dead); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Collect(cfg, nil, time.Now().Add(time.Second), false); !errors.Is(err, errLocked) {
 		t.Fatalf("error = %v, want errLocked", err)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, "dead"); err != nil {
+		t.Fatalf("the record went while another process held the lock: %v", err)
+	}
+}
+
+// gc holds the state lock for one record at a time, so that a prestart hook
+// or the shim's release never waits for a whole run: after the records, in
+// the node pass, another process takes it at once.
+func TestCollectLocksPerRecord(t *testing.T) {
+	cfg := config.Default()
+	cfg.Hook.StateDir = t.TempDir()
+	for _, id := range []string{"a", "b"} {
+		rec := &Record{ID: id, Bundle: "/b", Pid: 1, Enforced: true, Cgroup: Cgroup{ID: 1, Path: filepath.Join(t.TempDir(), "gone")}}
+		if err := WriteRecord(cfg.Hook.StateDir, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lockErr error
+	k := &fakeKernel{onList: func() {
+		unlock, err := lockState(cfg.Hook.StateDir, false)
+		if err == nil {
+			unlock()
+		}
+		lockErr = err
+	}}
+	res, err := Collect(cfg, k, time.Now().Add(time.Minute), true)
+	if err != nil || len(res.RecordsDropped) != 2 || k.releases != 2 {
+		t.Fatalf("gc: %+v, %d releases, %v", res, k.releases, err)
+	}
+	if lockErr != nil {
+		t.Fatalf("the state lock was still held after the records: %v", lockErr)
 	}
 }
 
