@@ -502,15 +502,23 @@ func TestManagerStopRuntimeConfig(t *testing.T) {
 	}
 }
 
-func TestDefaultReleaser(t *testing.T) {
+// releaserConfig points GREENBOOST_CONFIG at a config without a module
+// whose state dir it returns.
+func releaserConfig(t *testing.T) (stateDir string) {
+	t.Helper()
 	dir := t.TempDir()
-	stateDir := filepath.Join(dir, "state")
+	stateDir = filepath.Join(dir, "state")
 	cfgPath := filepath.Join(dir, "config.toml")
 	cfg := "[kmod]\nload = \"never\"\n[limits]\nenforce = false\n[hook]\nstate-dir = \"" + stateDir + "\"\n"
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("GREENBOOST_CONFIG", cfgPath)
+	t.Setenv(config.PathEnv, cfgPath)
+	return stateDir
+}
+
+func TestDefaultReleaser(t *testing.T) {
+	stateDir := releaserConfig(t)
 	if err := hook.WriteRecord(stateDir, &hook.Record{ID: "c1", Bundle: "/b", Pid: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -528,14 +536,7 @@ func TestDefaultReleaser(t *testing.T) {
 // hook) only releaseLockWait: containerd gives a task delete 10 s and kills
 // `shim delete` after 5 s. The record stays for gc.
 func TestDefaultReleaserLockBusy(t *testing.T) {
-	dir := t.TempDir()
-	stateDir := filepath.Join(dir, "state")
-	cfgPath := filepath.Join(dir, "config.toml")
-	cfg := "[kmod]\nload = \"never\"\n[limits]\nenforce = false\n[hook]\nstate-dir = \"" + stateDir + "\"\n"
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(config.PathEnv, cfgPath)
+	stateDir := releaserConfig(t)
 	if err := hook.WriteRecord(stateDir, &hook.Record{ID: "c1", Bundle: "/b", Pid: 1 << 30}); err != nil {
 		t.Fatal(err)
 	}
