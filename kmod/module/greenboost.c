@@ -339,8 +339,13 @@ static int gb_t3_init(const char *path, bool allow_mem)
 		filp_close(f, NULL);
 		return -EINVAL;
 	}
-	/* evictions make room in RAM: their I/O must not wait for a new worker */
-	gb_t3_wq = alloc_workqueue("greenboost_t3", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	/*
+	 * Evictions make room in RAM: their I/O must not wait for a new worker
+	 * (MEM_RECLAIM). Bound and high-priority, the worker runs on the
+	 * caller's CPU as soon as the caller sleeps waiting for it; an unbound
+	 * one on another CPU made a 4 MiB evict+promote 1.6 times slower.
+	 */
+	gb_t3_wq = alloc_workqueue("greenboost_t3", WQ_HIGHPRI | WQ_MEM_RECLAIM, 0);
 	if (!gb_t3_wq) {
 		filp_close(f, NULL);
 		return -ENOMEM;
