@@ -82,7 +82,11 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 			res.Incomplete = true
 			break
 		}
-		if _, err := k.Release(kmod.Cgroup{Hierarchy: n.Hierarchy, ID: n.CgroupID}, 0); err != nil {
+		_, err := k.Release(kmod.Cgroup{Hierarchy: n.Hierarchy, ID: n.CgroupID}, 0)
+		if errors.Is(err, unix.ENOENT) {
+			continue // freed since the list: a release got there first
+		}
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}

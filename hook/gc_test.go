@@ -210,7 +210,8 @@ type fakeKernel struct {
 	kmod.Kernel
 	queryErr, listErr, releaseErr error
 	releases                      int
-	onList                        func() // called by List
+	onList                        func()         // called by List
+	nodes                         []kmod.CgEntry // what List returns
 }
 
 func (f *fakeKernel) Query() (kmod.CgQuery, error) { return kmod.CgQuery{}, f.queryErr }
@@ -219,7 +220,7 @@ func (f *fakeKernel) List() ([]kmod.CgEntry, error) {
 	if f.onList != nil {
 		f.onList()
 	}
-	return nil, f.listErr
+	return f.nodes, f.listErr
 }
 
 func (f *fakeKernel) Release(kmod.Cgroup, uint32) (kmod.CgRelease, error) {
@@ -313,6 +314,18 @@ func TestCollectLocksPerRecord(t *testing.T) {
 	}
 	if lockErr != nil {
 		t.Fatalf("the state lock was still held after the records: %v", lockErr)
+	}
+}
+
+// A node freed between gc's list and its release (a poststop or the shim's
+// release got there first) is no failure of the run.
+func TestCollectNodeFreedMeanwhile(t *testing.T) {
+	cfg := config.Default()
+	cfg.Hook.StateDir = t.TempDir()
+	k := &fakeKernel{nodes: []kmod.CgEntry{{CgroupID: 7}}, releaseErr: unix.ENOENT}
+	res, err := Collect(cfg, k, time.Now().Add(time.Minute), true)
+	if err != nil || k.releases != 1 || len(res.NodesReleased) != 0 {
+		t.Fatalf("gc: %+v, %d releases, %v; want no error", res, k.releases, err)
 	}
 }
 

@@ -154,7 +154,7 @@ func (h *Hook) replacePrevious(dev kmod.Kernel, rec *Record) error {
 			// The same start of the container (one pid) running our
 			// prestart again: the engine was given two of our CDI devices,
 			// each with its hooks, and the last would win.
-			if old.Pid == rec.Pid && deviceName(old.Profile) != deviceName(rec.Profile) {
+			if old.Pid == rec.Pid && old.Limits != rec.Limits {
 				return fmt.Errorf("container %s asks for two GreenBoost devices, %s=%s and %s=%s, whose budgets differ: request one",
 					rec.ID, config.CDIKind, deviceName(old.Profile), config.CDIKind, deviceName(rec.Profile))
 			}

@@ -400,11 +400,16 @@ func TestPrestartRefusesTwoDevices(t *testing.T) {
 	if err := runStage(t, New(cfg, "small", &bytes.Buffer{}), Prestart, st); err != nil {
 		t.Fatalf("the same device twice: %v", err)
 	}
+	// another device with the same budgets: nothing depends on the order
+	cfg.Limits.Profiles["small2"] = cfg.Limits.Profiles["small"]
+	if err := runStage(t, New(cfg, "small2", &bytes.Buffer{}), Prestart, st); err != nil {
+		t.Fatalf("two devices with the same budgets: %v", err)
+	}
 	err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st)
-	if err == nil || !strings.Contains(err.Error(), "greenboost.io/vram=small and greenboost.io/vram=ext") {
+	if err == nil || !strings.Contains(err.Error(), "greenboost.io/vram=small2 and greenboost.io/vram=ext") {
 		t.Fatalf("error = %v, want a refusal naming both devices", err)
 	}
-	if rec, err := ReadRecord(cfg.Hook.StateDir, st.ID); err != nil || rec.Profile != "small" {
+	if rec, err := ReadRecord(cfg.Hook.StateDir, st.ID); err != nil || rec.Profile != "small2" {
 		t.Fatalf("record %+v (%v): want the first device's kept", rec, err)
 	}
 	// A later start of the container (another pid) takes its new device.

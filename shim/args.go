@@ -252,9 +252,10 @@ func (a Args) BundleDir() (string, error) {
 }
 
 // SpecPath is the spec file the runtime will run: crun's --config (which
-// crun reads relative to the working directory) or BUNDLE/config.json.
+// crun reads relative to the working directory, except "config.json", the
+// bundle's) or BUNDLE/config.json.
 func (a Args) SpecPath(bundle string) string {
-	if a.Config != "" {
+	if a.Config != "" && a.Config != "config.json" {
 		return filepath.Clean(a.Config)
 	}
 	return ocispec.Path(bundle)

@@ -99,4 +99,7 @@ func TestSpecPath(t *testing.T) {
 	if got := (Args{Config: "o.json"}).SpecPath("/b"); got != "o.json" {
 		t.Errorf("--config o.json: %s", got)
 	}
+	if got := (Args{Config: "config.json"}).SpecPath("/b"); got != "/b/config.json" {
+		t.Errorf("--config config.json (crun reads the bundle's): %s", got)
+	}
 }

@@ -21,7 +21,8 @@ import (
 // that the runtime inherits (the engine's file may be a pipe, in a
 // read-only place, or read again by the engine), or "" to run the engine's
 // file as it is: a container without GreenBoost, or anything the runtime
-// should report itself (an unknown container, an unreadable file).
+// should report itself (an unknown container, an unreadable file; a file
+// that does not parse reaches it as read).
 func execProcessWithEnv(runtime, root, process, id string) (string, error) {
 	// Only --root: the engine's --log must not get our query's errors.
 	stateArgs := []string{"state", id}
@@ -59,7 +60,9 @@ func execProcessWithEnv(runtime, root, process, id string) (string, error) {
 	var p specs.Process
 	unknown, err := decodeKeepingUnknown(data, &p)
 	if err != nil {
-		return "", nil
+		// The runtime reports it; the bytes go to it as read, since a pipe
+		// cannot be read twice.
+		return copyToMemfd(process, data)
 	}
 	ours, _, _ := strings.Cut(envValue(containerEnv, cdi.PreloadEnv), ":")
 	preload := mergePreload(ours, envValue(p.Env, cdi.PreloadEnv))
@@ -69,13 +72,18 @@ func execProcessWithEnv(runtime, root, process, id string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encoding the exec process: %w", err)
 	}
-	// Not close-on-exec: the runtime opens it by its /proc/self/fd path,
-	// and closes it before the container's process starts.
+	return copyToMemfd(process, edited)
+}
+
+// copyToMemfd puts data in an in-memory file and returns its path for the
+// runtime. Not close-on-exec: the runtime opens it by its /proc/self/fd
+// path, and closes it before the container's process starts.
+func copyToMemfd(process string, data []byte) (string, error) {
 	fd, err := unix.MemfdCreate("greenboost-exec-process", 0)
 	if err != nil {
 		return "", fmt.Errorf("copying the exec process %s: %w", process, err)
 	}
-	if _, err := unix.Write(fd, edited); err != nil {
+	if _, err := unix.Write(fd, data); err != nil {
 		unix.Close(fd)
 		return "", fmt.Errorf("copying the exec process %s: %w", process, err)
 	}

@@ -423,6 +423,17 @@ func TestExecGetsTheContainersGreenBoostEnv(t *testing.T) {
 		t.Fatalf("exec process from a pipe: env = %q", env)
 	}
 
+	// A pipe that does not parse reaches the runtime as it was read.
+	cmd = exec.Command(wrapperBin, "exec", "-p", "/dev/stdin", "c1")
+	cmd.Env = []string{"PATH=" + f.dir + ":/usr/bin:/bin", "GREENBOOST_CONFIG=" + cfg, "FAKE_BUNDLE=" + bundle}
+	cmd.Stdin = strings.NewReader("{not json")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("exec -p /dev/stdin (bad JSON): %v %s", err, out)
+	}
+	if seen := f.processSeen(t); string(seen) != "{not json" {
+		t.Fatalf("the runtime got %q, want the bytes read from the pipe", seen)
+	}
+
 	// A file the wrapper cannot read is the runtime's to report.
 	if _, stderr, err := f.runEnv(t, []string{"GREENBOOST_CONFIG=" + cfg, "FAKE_BUNDLE=" + bundle}, "exec", "--process", "/nonexistent.json", "c1"); err != nil || stderr != "" {
 		t.Fatalf("exec --process /nonexistent.json: err=%v stderr=%q", err, stderr)

@@ -68,7 +68,7 @@ func (s *Spec) Flush() error {
 		return fmt.Errorf("encoding OCI spec: %w", err)
 	}
 	if err := atomicfile.Write(s.path, data, s.mode); err != nil {
-		if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+		if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) {
 			return fmt.Errorf("%w: greenboost-runtime adds GreenBoost by editing the spec, so its directory must be writable; "+
 				"or opt the container out (GREENBOOST_DISABLE=1, or annotation greenboost.io/disable=true)", err)
 		}

@@ -3,6 +3,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -66,7 +67,13 @@ func keepOwner(tmp *os.File, path string) error {
 	if !ok || (int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getegid()) {
 		return nil
 	}
-	return tmp.Chown(int(st.Uid), int(st.Gid))
+	err = tmp.Chown(int(st.Uid), int(st.Gid))
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) {
+		// Not ours to give (not root, NFS root squash, an unmapped id):
+		// the file is written as it always was, owned by the writer.
+		return nil
+	}
+	return err
 }
 
 // FollowLinks returns the file path's chain of symlinks ends at, which

@@ -359,11 +359,14 @@ static int gb_t3_init(const char *path, bool allow_mem)
 static void gb_t3_punch_stale(void)
 {
 	struct gb_t3_extent *e, *tmp;
+	const struct cred *old_cred;
 	int ret;
 
 	lockdep_assert_held(&gb_t3_lock);
 	if (!gb_t3_stale)
 		return;
+	/* the store's, as its I/O: not the freeing process's label */
+	old_cred = override_creds(gb_t3_file->f_cred);
 	list_for_each_entry_safe(e, tmp, &gb_t3_extents, link) {
 		if (!e->stale)
 			continue;
@@ -376,6 +379,7 @@ static void gb_t3_punch_stale(void)
 		list_del(&e->link);
 		kfree(e);
 	}
+	revert_creds(old_cred);
 }
 
 /* Every buffer holds a module reference, so no live extent is left. */
