@@ -340,8 +340,8 @@ func (h *Hook) poststop(state *specs.State) error {
 // pending and gc retries.
 //
 // ctx bounds the wait for the state lock, which gc or a prestart hook may
-// hold: a ctx that never ends (the poststop hook's) waits as long as it
-// takes; when ctx ends first the error wraps ErrLockTimeout, nothing is
+// hold: a ctx that never ends (the poststop hook's) waits stateLockWait;
+// when the wait ends first the error wraps ErrLockTimeout, nothing is
 // changed and gc releases the container later.
 func ReleaseContainer(ctx context.Context, cfg *config.Config, id, bundle string, warn io.Writer) error {
 	unlock, err := lockForRelease(ctx, cfg.Hook.StateDir)
@@ -371,7 +371,7 @@ func ReleaseContainer(ctx context.Context, cfg *config.Config, id, bundle string
 }
 
 // lockForRelease takes the state lock, waiting until ctx ends; with a ctx
-// that cannot end, as long as it takes.
+// that cannot end, stateLockWait.
 func lockForRelease(ctx context.Context, stateDir string) (func(), error) {
 	if ctx.Done() == nil {
 		return lockState(stateDir, true)

@@ -289,7 +289,7 @@ func TestReleaseSymlinkedBundle(t *testing.T) {
 // The shim bounds its wait for the state lock (gc or a prestart hook may
 // hold it; containerd gives a task delete 10 s, `shim delete` 5 s): when the
 // bound passes it gets ErrLockTimeout and the record stays for gc. The
-// poststop hook (a context that never ends) still waits as long as it takes.
+// poststop hook (a context that never ends) waits up to stateLockWait.
 func TestReleaseLockWait(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -300,7 +300,7 @@ func TestReleaseLockWait(t *testing.T) {
 	}{
 		{"bounded, lock freed in time", 2 * time.Second, 50 * time.Millisecond, nil, false},
 		{"bounded, lock held past the bound", 100 * time.Millisecond, 3 * time.Second, ErrLockTimeout, true},
-		{"unbounded (poststop) waits", 0, 300 * time.Millisecond, nil, false},
+		{"poststop (no bound of its own) waits", 0, 300 * time.Millisecond, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, st := hookFixture(t, nil, nil)

@@ -21,18 +21,25 @@ var ErrLockTimeout = errors.New("timed out waiting for the state lock")
 // lockPollInterval is how often lockStateUntil tries the lock again.
 const lockPollInterval = 10 * time.Millisecond
 
+// stateLockWait bounds a waiting lockState. Holders keep the lock for
+// milliseconds; one that keeps it longer is stuck, and a hook that waited
+// for it would hang container starts and stops with it. A variable for tests.
+var stateLockWait = 10 * time.Second
+
 // lockState takes the state dir's flock, which guards every
-// read-modify-write of records (poststop, the shim's delete, gc).
+// read-modify-write of records (prestart, poststop, the shim's delete, gc):
+// with wait, for up to stateLockWait, else only if it is free now.
 func lockState(stateDir string, wait bool) (func(), error) {
+	if wait {
+		ctx, cancel := context.WithTimeout(context.Background(), stateLockWait)
+		defer cancel()
+		return lockStateUntil(ctx, stateDir)
+	}
 	f, err := openLock(stateDir)
 	if err != nil {
 		return nil, err
 	}
-	how := unix.LOCK_EX
-	if !wait {
-		how |= unix.LOCK_NB
-	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if err == unix.EWOULDBLOCK {
 			return nil, errLocked
@@ -64,19 +71,27 @@ func lockStateUntil(ctx context.Context, stateDir string) (func(), error) {
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("%w %s: %w", ErrLockTimeout, stateDir, ctx.Err())
+			return nil, fmt.Errorf("%w %s (another process holds it; `fuser -v %s` names it): %w",
+				ErrLockTimeout, f.Name(), f.Name(), ctx.Err())
 		case <-tick.C:
 		}
 	}
 }
 
+// openLock opens the lock file, which only its owner (root) may open: flock
+// needs no more than a read-only descriptor, so a lock others can read is
+// one any local user can hold forever. An older lock made 0644 is tightened.
 func openLock(stateDir string) (*os.File, error) {
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the state dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening the state lock: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("restricting the state lock to its owner: %w", err)
 	}
 	return f, nil
 }
