@@ -46,7 +46,7 @@ type Hook struct {
 }
 
 // New returns a hook for the CDI device profile ("" or "ext" for the
-// config's defaults); warnings go to warn (stderr: runc shows it).
+// config's defaults); warnings go to warn, one per write.
 func New(cfg *config.Config, profile string, warn io.Writer) *Hook {
 	return &Hook{cfg: cfg, profile: profile, warn: warn}
 }

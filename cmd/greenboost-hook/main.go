@@ -36,6 +36,7 @@ func main() {
 	cfgPath := flags.String("config", config.PathFromEnv(), "config file (env GREENBOOST_CONFIG)")
 	profile := flags.String("profile", "", "CDI device profile whose limits apply (default: the config's [limits])")
 	showVersion := flags.Bool("version", false, "print the version and exit")
+	flags.BoolVar(showVersion, "v", false, "print the version and exit (as the other binaries)")
 	if err := flags.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Print(usage)
@@ -63,7 +64,9 @@ func main() {
 
 	cfg, err := config.Load(*cfgPath)
 	if err == nil {
-		h := hook.New(cfg, *profile, os.Stderr)
+		// A hook that succeeds is silent to the user: runc and crun drop its
+		// stderr then, so warnings also go to the log.
+		h := hook.New(cfg, *profile, io.MultiWriter(os.Stderr, logWriter{path: cfg.Runtime.LogFile, level: "warn"}))
 		h.Info = func(msg string) {
 			logLine(cfg.Runtime.LogFile, "info", fmt.Sprintf("greenboost-hook %s: %s", stage, msg))
 		}
@@ -111,6 +114,14 @@ func flagError(err error) string {
 // flagName writes a flag with two dashes, as the usage does.
 func flagName(name string) string {
 	return "--" + strings.TrimLeft(name, "-")
+}
+
+// logWriter logs each write (one warning) as a line of the log file.
+type logWriter struct{ path, level string }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	logLine(w.path, w.level, strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // logLine appends a line to the toolkit's log file: runc shows a hook's

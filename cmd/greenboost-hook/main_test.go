@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,6 +109,35 @@ func TestOptOutIsLogged(t *testing.T) {
 	}
 }
 
+// A prestart that succeeds without enforcing ([limits] enforce = false, no
+// module) warns on stderr and in [runtime] log-file: runc and crun drop the
+// stderr of a hook that succeeds.
+func TestNotEnforcedWarningIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "runtime.log")
+	cfg := filepath.Join(dir, "config.toml")
+	content := "[runtime]\nlog-file = \"" + logFile + "\"\n[device]\nhost-path = \"/nonexistent/greenboost\"\n[kmod]\nload = \"never\"\n[limits]\nenforce = false\n[hook]\nstate-dir = \"" + filepath.Join(dir, "state") + "\"\n"
+	if err := os.WriteFile(cfg, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "bundle")
+	if err := os.Mkdir(bundle, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"process":{"env":["GREENBOOST_RAM_LIMIT=1G"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := fmt.Sprintf(`{"ociVersion":"1.0.2","id":"c1","status":"created","pid":%d,"bundle":%q}`, os.Getpid(), bundle)
+	_, stderr, code := runHook(t, state, "--config", cfg, "prestart")
+	if code != 0 || !strings.Contains(stderr, "NOT enforced") {
+		t.Fatalf("exit %d, stderr %q: want exit 0 and the warning", code, stderr)
+	}
+	data, err := os.ReadFile(logFile)
+	if err != nil || !strings.Contains(string(data), "level=warn") || !strings.Contains(string(data), "budgets of container c1 are NOT enforced (ram 1G") {
+		t.Fatalf("log file %s = %q (%v)", logFile, data, err)
+	}
+}
+
 // A failing hook also appends its message to [runtime] log-file (crun drops
 // a hook's stderr), creating the log's folder: on the CDI path nothing else
 // may have made it.
@@ -129,8 +159,10 @@ func TestFailureIsLogged(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	out, _, code := runHook(t, "", "--version")
-	if code != 0 || !strings.HasPrefix(out, "greenboost-hook version") || !strings.Contains(out, "commit:") {
-		t.Fatalf("exit %d, output %q", code, out)
+	for _, arg := range []string{"--version", "-version", "-v"} {
+		out, _, code := runHook(t, "", arg)
+		if code != 0 || !strings.HasPrefix(out, "greenboost-hook version") || !strings.Contains(out, "commit:") {
+			t.Fatalf("%s: exit %d, output %q", arg, code, out)
+		}
 	}
 }
