@@ -30,7 +30,11 @@ func Run(argv []string) error {
 		if args.Verb == "" && hasVersionFlag(argv[1:]) {
 			fmt.Println(version.String("greenboost-runtime"))
 		}
-		runtime, err := findRuntime(config.Runtimes(cfgPath))
+		runtimes, err := config.Runtimes(cfgPath)
+		if err != nil {
+			return err
+		}
+		runtime, err := findRuntime(runtimes)
 		if err != nil {
 			return err
 		}
