@@ -188,7 +188,7 @@ func (h *Hook) request(state *specs.State) (request.Request, error) {
 	if len(annotations) == 0 {
 		annotations = specAnnotations
 	}
-	return request.Parse(annotations, env), nil
+	return request.Parse(annotations, env)
 }
 
 // limits resolves the budgets: annotations > env > CDI profile > config.

@@ -91,7 +91,10 @@ func editBundle(cfg *config.Config, id, specPath string, logger *slog.Logger) er
 	if raw.Process != nil {
 		env = raw.Process.Env
 	}
-	req := request.Parse(raw.Annotations, env)
+	req, err := request.Parse(raw.Annotations, env)
+	if err != nil {
+		return err
+	}
 	if req.Disable {
 		logger.Info("container opted out of GreenBoost; spec left untouched", "spec", specPath)
 		return nil

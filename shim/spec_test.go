@@ -118,6 +118,7 @@ func TestEditBundleLeavesFileUntouched(t *testing.T) {
 		{"already-edited-elsewhere", ""}, // CDI-injected, another config and a profile
 		{"malformed", "parsing OCI spec @BUNDLE@/config.json"},
 		{"bogus-limit", `invalid GREENBOOST_RAM_LIMIT "bogus": expected`},
+		{"bogus-opt-out", `invalid GREENBOOST_DISABLE "yes": expected true or false`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			in := filepath.Join("testdata", tt.name, "in.json")

@@ -4,6 +4,7 @@ package request
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -33,14 +34,20 @@ type Request struct {
 	NVMe    Value
 }
 
-// Parse reads the request from a spec's annotations and process env.
-func Parse(annotations map[string]string, env []string) Request {
+// Parse reads the request from a spec's annotations and process env. An
+// opt-out that is not a boolean is an error: ignoring it would start the
+// container with GreenBoost it asked to be without, or the other way round.
+func Parse(annotations map[string]string, env []string) (Request, error) {
 	vars := envMap(env)
+	disable, err := disabled(annotations, vars)
+	if err != nil {
+		return Request{}, err
+	}
 	return Request{
-		Disable: disabled(annotations, vars),
+		Disable: disable,
 		RAM:     pick(annotations, vars, AnnotationRAM, EnvRAM),
 		NVMe:    pick(annotations, vars, AnnotationNVMe, EnvNVMe),
-	}
+	}, nil
 }
 
 func pick(annotations, vars map[string]string, annotation, env string) Value {
@@ -63,16 +70,23 @@ func envMap(env []string) map[string]string {
 	return m
 }
 
-// disabled reads the opt-out: the annotation decides where it holds a
-// boolean, else the variable; a value that is neither true nor false does
-// not hide the other.
-func disabled(annotations, vars map[string]string) bool {
-	for _, v := range []string{annotations[AnnotationDisable], vars[EnvDisable]} {
-		if b, err := strconv.ParseBool(strings.TrimSpace(v)); err == nil {
-			return b
+// disabled reads the opt-out: the first of the annotation and the variable
+// that is set and not empty decides.
+func disabled(annotations, vars map[string]string) (bool, error) {
+	v := pick(annotations, vars, AnnotationDisable, EnvDisable)
+	if strings.TrimSpace(v.Raw) == "" {
+		if v.Key == AnnotationDisable { // an empty annotation says nothing
+			v = Value{Key: EnvDisable, Raw: vars[EnvDisable]}
+		}
+		if strings.TrimSpace(v.Raw) == "" {
+			return false, nil
 		}
 	}
-	return false
+	b, err := strconv.ParseBool(strings.TrimSpace(v.Raw))
+	if err != nil {
+		return false, fmt.Errorf("invalid %s %q: expected true or false (or 1 or 0)", v.Key, v.Raw)
+	}
+	return b, nil
 }
 
 // Limits resolves the budgets in bytes (0 = unlimited): the request where it

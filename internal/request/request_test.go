@@ -23,7 +23,11 @@ func TestPrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ram, nvme, err := Parse(tt.annotations, tt.env).Limits(defaults[0], defaults[1])
+			req, err := Parse(tt.annotations, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ram, nvme, err := req.Limits(defaults[0], defaults[1])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +50,11 @@ func TestBadValueNamesKeyValueAndForm(t *testing.T) {
 		{nil, []string{"GREENBOOST_RAM_LIMIT=0.0001K"}, EnvRAM, "0.0001K", "less than one byte"},
 		{map[string]string{AnnotationRAM: "16777216T"}, nil, AnnotationRAM, "16777216T", "too large"},
 	} {
-		_, _, err := Parse(tt.annotations, tt.env).Limits(defaults[0], defaults[1])
+		req, err := Parse(tt.annotations, tt.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = req.Limits(defaults[0], defaults[1])
 		if err == nil {
 			t.Fatalf("%s=%s accepted", tt.key, tt.value)
 		}
@@ -65,21 +73,33 @@ func TestDisable(t *testing.T) {
 		annotations map[string]string
 		env         []string
 		want        bool
+		wantErr     string // what the error names, besides "expected true or false"
 	}{
-		{nil, nil, false},
-		{nil, []string{"GREENBOOST_DISABLE=1"}, true},
-		{nil, []string{"GREENBOOST_DISABLE=0"}, false},
-		{nil, []string{"GREENBOOST_DISABLE="}, false},
-		{map[string]string{AnnotationDisable: "true"}, nil, true},
-		{map[string]string{AnnotationDisable: "false"}, nil, false},
+		{nil, nil, false, ""},
+		{nil, []string{"GREENBOOST_DISABLE=1"}, true, ""},
+		{nil, []string{"GREENBOOST_DISABLE=0"}, false, ""},
+		{nil, []string{"GREENBOOST_DISABLE="}, false, ""},
+		{nil, []string{"GREENBOOST_DISABLE=TRUE"}, true, ""},
+		{map[string]string{AnnotationDisable: "true"}, nil, true, ""},
+		{map[string]string{AnnotationDisable: "false"}, nil, false, ""},
 		// The annotation, when present, decides: it comes first, as for budgets.
-		{map[string]string{AnnotationDisable: "false"}, []string{"GREENBOOST_DISABLE=1"}, false},
-		{map[string]string{AnnotationDisable: "true"}, []string{"GREENBOOST_DISABLE=0"}, true},
-		{map[string]string{AnnotationDisable: "yes"}, []string{"GREENBOOST_DISABLE=1"}, true},
-		{map[string]string{AnnotationDisable: ""}, []string{"GREENBOOST_DISABLE=1"}, true},
+		{map[string]string{AnnotationDisable: "false"}, []string{"GREENBOOST_DISABLE=1"}, false, ""},
+		{map[string]string{AnnotationDisable: "true"}, []string{"GREENBOOST_DISABLE=0"}, true, ""},
+		{map[string]string{AnnotationDisable: ""}, []string{"GREENBOOST_DISABLE=1"}, true, ""},
+		// A value that is not a boolean fails, whatever the other says.
+		{map[string]string{AnnotationDisable: "yes"}, []string{"GREENBOOST_DISABLE=1"}, false, `invalid greenboost.io/disable "yes"`},
+		{nil, []string{"GREENBOOST_DISABLE=yes"}, false, `invalid GREENBOOST_DISABLE "yes"`},
+		{map[string]string{AnnotationDisable: " "}, []string{"GREENBOOST_DISABLE=on"}, false, `invalid GREENBOOST_DISABLE "on"`},
 	} {
-		if got := Parse(tt.annotations, tt.env).Disable; got != tt.want {
-			t.Errorf("Parse(%v, %v).Disable = %v, want %v", tt.annotations, tt.env, got, tt.want)
+		req, err := Parse(tt.annotations, tt.env)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "expected true or false") {
+				t.Errorf("Parse(%v, %v): %v, want an error naming %s and the expected form", tt.annotations, tt.env, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || req.Disable != tt.want {
+			t.Errorf("Parse(%v, %v) = %v, %v; want Disable %v", tt.annotations, tt.env, req.Disable, err, tt.want)
 		}
 	}
 }
@@ -89,7 +109,13 @@ func FuzzParse(f *testing.F) {
 	f.Add("greenboost.io/disable", "true", "GREENBOOST_RAM_LIMIT=")
 	f.Add("x", "y", "=")
 	f.Fuzz(func(t *testing.T, key, value, envEntry string) {
-		req := Parse(map[string]string{key: value}, []string{envEntry})
+		req, err := Parse(map[string]string{key: value}, []string{envEntry})
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "expected") {
+				t.Fatalf("error is not one line with the expected form: %q", err)
+			}
+			return
+		}
 		ram, nvme, err := req.Limits(defaults[0], defaults[1])
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "expected") {
