@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"unicode"
 )
 
 // decodeKeepingUnknown decodes data into v, a pointer to a runtime-spec type,
@@ -62,11 +63,18 @@ func mergeUnknown(orig, edited any) any {
 		if !ok {
 			return edited
 		}
+		// An index of e's keys by case-folding class: a scan of e per member
+		// of o made a spec with many unknown members take minutes.
+		keys := make(map[string]string, len(e))
+		for k := range e {
+			keys[foldClass(k)] = k
+		}
 		for k, ov := range o {
-			if ek, found := foldedKey(e, k); found {
+			if ek, found := keys[foldClass(k)]; found {
 				e[ek] = mergeUnknown(ov, e[ek])
 			} else {
 				e[k] = ov
+				keys[foldClass(k)] = k
 			}
 		}
 		return e
@@ -114,6 +122,19 @@ func within(edited, orig any) bool {
 		return true
 	}
 	return reflect.DeepEqual(edited, orig)
+}
+
+// foldClass maps a key to one member of its case-folding class (each rune
+// to the least of its strings.EqualFold equivalents): keys equal under
+// strings.EqualFold, as encoding/json matches them, get the same class.
+func foldClass(key string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, key)
 }
 
 func foldedKey(m map[string]any, key string) (string, bool) {

@@ -41,3 +41,16 @@ func TestUnknownMembersSurvive(t *testing.T) {
 		t.Error("a malformed process decoded")
 	}
 }
+
+// foldClass groups keys exactly as strings.EqualFold (encoding/json's key
+// match) does, including the non-ASCII folds.
+func TestFoldClass(t *testing.T) {
+	keys := []string{"env", "ENV", "Env", "enV", "cwd", "args", "k", "K", "\u212a", "s", "S", "\u017f", "ß", "ẞ", "oomScoreAdj", "OOMSCOREADJ", "x-1", "X-1", ""}
+	for _, a := range keys {
+		for _, b := range keys {
+			if same := foldClass(a) == foldClass(b); same != strings.EqualFold(a, b) {
+				t.Errorf("foldClass(%q) == foldClass(%q) is %v, strings.EqualFold %v", a, b, same, !same)
+			}
+		}
+	}
+}
