@@ -8,9 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -195,9 +198,16 @@ func printStatus(out io.Writer, st *Status) {
 	w.Flush()
 }
 
+// shortID is a container id's first 12 characters, as `docker ps` shows
+// it, quoted where it holds anything but printable text: ids come from
+// engines and users (crun takes control characters), and must not drive the
+// terminal.
 func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
+	if r := []rune(id); len(r) > 12 {
+		id = string(r[:12])
+	}
+	if !utf8.ValidString(id) || strings.IndexFunc(id, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(id)
 	}
 	return id
 }

@@ -101,6 +101,29 @@ func TestForeignRecordLeftAlone(t *testing.T) {
 	}
 }
 
+// Container ids are the engine's or a user's, and crun takes control
+// characters: status shows them quoted, never as terminal commands.
+func TestStatusQuotesUnprintableIDs(t *testing.T) {
+	stateDir := t.TempDir()
+	for _, id := range []string{"\x1b[2J\x1b[1;1Hfake", "plain-id-longer-than-twelve", "ünïcödé"} {
+		if err := hook.WriteRecord(stateDir, &hook.Record{ID: id, Pid: os.Getpid()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout, _, err := runCommand(t, NewStatus(), stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsRune(stdout, 0x1b) {
+		t.Errorf("status printed an escape character: %q", stdout)
+	}
+	for _, want := range []string{`"\x1b[2J\x1b[1;1Hfa"`, "\nplain-id-lon ", "\nünïcödé "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("status output %q lacks %q", stdout, want)
+		}
+	}
+}
+
 // A time limit of zero or less would stop gc before it does anything: a
 // usage error, one line, that names the flag and the form expected.
 func TestGCRefusesTimeoutNotAboveZero(t *testing.T) {
