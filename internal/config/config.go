@@ -74,8 +74,8 @@ type Limits struct {
 
 // Profile is a named pair of budgets.
 type Profile struct {
-	RAM  Size `toml:"ram"`
-	NVMe Size `toml:"nvme"`
+	RAM  Size `toml:"ram,omitempty"` // "": [limits] ram
+	NVMe Size `toml:"nvme,omitempty"`
 }
 
 // Hook locates greenboost-hook and its state.

@@ -89,6 +89,25 @@ func TestDefaultRoundTrips(t *testing.T) {
 	}
 }
 
+// config show prints a profile as written: a tier it leaves out (which
+// falls back to [limits]) is left out, not shown as the invalid size ''.
+func TestProfileTierLeftOutIsNotPrinted(t *testing.T) {
+	cfg, err := Load(writeConfig(t, "[limits]\nnvme = \"2G\"\n[limits.profiles.small]\nram = \"1G\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "nvme = ''") || !strings.Contains(string(data), "[limits.profiles.small]\nram = '1G'\n") {
+		t.Fatalf("printed config:\n%s", data)
+	}
+	if _, nvme, err := cfg.ProfileLimits("small"); err != nil || nvme != "2G" {
+		t.Fatalf("profile small's nvme = %q, %v; want [limits] nvme", nvme, err)
+	}
+}
+
 func TestLoadOverridesOnlyGivenKeys(t *testing.T) {
 	cfg, err := Load(writeConfig(t, `
 [runtime]
