@@ -93,7 +93,7 @@ func refuseArguments(cmds []*cli.Command) {
 		before := cmd.Before
 		cmd.Before = func(c *cli.Context) error {
 			if c.Args().Present() {
-				return fmt.Errorf("%s takes no arguments, got %q (flags go before any word; see --help)", c.Command.FullName(), c.Args().First())
+				return fmt.Errorf("takes no arguments, got %q (flags go before any word)", c.Args().First())
 			}
 			if before != nil {
 				return before(c)
@@ -103,13 +103,24 @@ func refuseArguments(cmds []*cli.Command) {
 	}
 }
 
-// setupCommands gives every command the one usage-error handler, and each
-// group (a command with subcommands) the action that refuses an unknown
-// subcommand and a help command that refuses an unknown topic: urfave/cli's
-// own print only "No help topic for 'x'" and exit 3.
+// setupCommands gives every command the one usage-error handler, a Before
+// whose errors (usage errors: validation sits there) name the command and
+// its --help, and each group (a command with subcommands) the action that
+// refuses an unknown subcommand and a help command that refuses an unknown
+// topic: urfave/cli's own print only "No help topic for 'x'" and exit 3.
 func setupCommands(cmds []*cli.Command) {
 	for _, cmd := range cmds {
 		cmd.OnUsageError = usageError
+		if before := cmd.Before; before != nil {
+			cmd.Before = func(c *cli.Context) error {
+				err := before(c)
+				if err == nil || strings.Contains(err.Error(), "--help") {
+					return err
+				}
+				path := commandPath(c)
+				return fmt.Errorf("%s: %w; see %s --help", strings.TrimPrefix(path, c.App.Name+" "), err, path)
+			}
+		}
 		if len(cmd.Subcommands) > 0 {
 			if cmd.Action == nil {
 				cmd.Action = unknownCommand(cli.ShowSubcommandHelp)

@@ -130,6 +130,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"runtime", "configure", "--bogus"}, []string{"unknown flag --bogus", "see greenboost-ctk runtime configure --help"}},
 		{[]string{"gc", "--timeout", "0"}, []string{"--timeout 0s", "above zero", "see greenboost-ctk gc --help"}},
 		{[]string{"gc", "--timeout=-1s"}, []string{"--timeout -1s", "above zero"}},
+		// Values checked in Before name the command and its --help too.
+		{[]string{"cdi", "generate", "--format", "xml"}, []string{"greenboost-ctk: cdi generate: --format \"xml\"", "see greenboost-ctk cdi generate --help"}},
+		{[]string{"cdi", "validate", "a", "b"}, []string{"cdi validate: takes at most one FILE, got 2", "see greenboost-ctk cdi validate --help"}},
+		{[]string{"runtime", "configure", "--runtime", "podman"}, []string{"runtime configure: --runtime podman", "see greenboost-ctk runtime configure --help"}},
+		{[]string{"config", "show", "extra"}, []string{"config show: takes no arguments, got \"extra\"", "see greenboost-ctk config show --help"}},
 	} {
 		code, stdout, stderr := runCLI(t, tt.args...)
 		if code != 1 || stdout != "" {

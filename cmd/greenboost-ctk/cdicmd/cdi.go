@@ -50,7 +50,13 @@ func New() *cli.Command {
 				Name:      "validate",
 				Usage:     "check a spec with the CDI library and against the live device (stale major:minor fails)",
 				ArgsUsage: "[FILE]",
-				Action:    validate,
+				Before: func(c *cli.Context) error {
+					if c.NArg() > 1 {
+						return fmt.Errorf("takes at most one FILE, got %d", c.NArg())
+					}
+					return nil
+				},
+				Action: validate,
 			},
 		},
 	}
@@ -198,9 +204,6 @@ func generateHint(dirs []string) string {
 }
 
 func validate(c *cli.Context) error {
-	if c.NArg() > 1 {
-		return fmt.Errorf("validate takes at most one FILE, got %d", c.NArg())
-	}
 	path := cdi.DefaultSpecPath
 	if c.NArg() == 1 {
 		path = c.Args().First()
