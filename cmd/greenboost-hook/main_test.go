@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -78,24 +79,36 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-// An opted-out container starts: the hook sets nothing, prints nothing and
-// notes it in [runtime] log-file, even where budgets cannot be enforced.
-func TestOptOutIsLogged(t *testing.T) {
+// hookFixture writes a config without a module (limits is more lines for
+// [limits]) and a bundle whose container has env, and returns the config,
+// the log file and the state dir.
+func hookFixture(t *testing.T, limits string, env ...string) (cfg, logFile, stateDir, bundle string) {
+	t.Helper()
 	dir := t.TempDir()
-	logFile := filepath.Join(dir, "runtime.log")
-	cfg := filepath.Join(dir, "config.toml")
-	content := "[runtime]\nlog-file = \"" + logFile + "\"\n[device]\nhost-path = \"/nonexistent/greenboost\"\n[kmod]\nload = \"never\"\n[hook]\nstate-dir = \"" + filepath.Join(dir, "state") + "\"\n"
+	logFile = filepath.Join(dir, "runtime.log")
+	stateDir = filepath.Join(dir, "state")
+	cfg = filepath.Join(dir, "config.toml")
+	content := fmt.Sprintf("[runtime]\nlog-file = %q\n[device]\nhost-path = \"/nonexistent/greenboost\"\n[kmod]\nload = \"never\"\n[limits]\n%s[hook]\nstate-dir = %q\n",
+		logFile, limits, stateDir)
 	if err := os.WriteFile(cfg, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bundle := filepath.Join(dir, "bundle")
+	bundle = filepath.Join(dir, "bundle")
 	if err := os.Mkdir(bundle, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"process":{"env":["GREENBOOST_DISABLE=1"]}}`), 0o644); err != nil {
+	spec, _ := json.Marshal(map[string]any{"process": map[string]any{"env": env}})
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), spec, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	state := `{"ociVersion":"1.0.2","id":"c1","status":"created","pid":1,"bundle":"` + bundle + `"}`
+	return cfg, logFile, stateDir, bundle
+}
+
+// An opted-out container starts: the hook sets nothing, prints nothing and
+// notes it in [runtime] log-file, even where budgets cannot be enforced.
+func TestOptOutIsLogged(t *testing.T) {
+	cfg, logFile, stateDir, bundle := hookFixture(t, "", "GREENBOOST_DISABLE=1")
+	state := fmt.Sprintf(`{"ociVersion":"1.0.2","id":"c1","status":"created","pid":1,"bundle":%q}`, bundle)
 	stdout, stderr, code := runHook(t, state, "--config", cfg, "prestart")
 	if code != 0 || stdout != "" || stderr != "" {
 		t.Fatalf("exit %d, stdout %q, stderr %q: want exit 0 and no output", code, stdout, stderr)
@@ -104,7 +117,7 @@ func TestOptOutIsLogged(t *testing.T) {
 	if err != nil || !strings.Contains(string(data), "level=info") || !strings.Contains(string(data), "container c1 opted out") {
 		t.Fatalf("log file %s = %q (%v)", logFile, data, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "state", "containers", "c1.json")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(stateDir, "containers", "c1.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("record of an opted-out container: %v", err)
 	}
 }
@@ -113,20 +126,7 @@ func TestOptOutIsLogged(t *testing.T) {
 // module) warns on stderr and in [runtime] log-file: runc and crun drop the
 // stderr of a hook that succeeds.
 func TestNotEnforcedWarningIsLogged(t *testing.T) {
-	dir := t.TempDir()
-	logFile := filepath.Join(dir, "runtime.log")
-	cfg := filepath.Join(dir, "config.toml")
-	content := "[runtime]\nlog-file = \"" + logFile + "\"\n[device]\nhost-path = \"/nonexistent/greenboost\"\n[kmod]\nload = \"never\"\n[limits]\nenforce = false\n[hook]\nstate-dir = \"" + filepath.Join(dir, "state") + "\"\n"
-	if err := os.WriteFile(cfg, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bundle := filepath.Join(dir, "bundle")
-	if err := os.Mkdir(bundle, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"process":{"env":["GREENBOOST_RAM_LIMIT=1G"]}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, logFile, _, bundle := hookFixture(t, "enforce = false\n", "GREENBOOST_RAM_LIMIT=1G")
 	state := fmt.Sprintf(`{"ociVersion":"1.0.2","id":"c1","status":"created","pid":%d,"bundle":%q}`, os.Getpid(), bundle)
 	_, stderr, code := runHook(t, state, "--config", cfg, "prestart")
 	if code != 0 || !strings.Contains(stderr, "NOT enforced") {
