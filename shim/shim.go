@@ -30,11 +30,7 @@ func Run(argv []string) error {
 		if args.Verb == "" && hasVersionFlag(argv[1:]) {
 			fmt.Println(version.String("greenboost-runtime"))
 		}
-		runtimes, err := config.Runtimes(cfgPath)
-		if err != nil {
-			return err
-		}
-		runtime, err := findRuntime(runtimes)
+		runtime, err := findRuntime(config.Runtimes(cfgPath))
 		if err != nil {
 			return err
 		}

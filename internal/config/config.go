@@ -218,8 +218,13 @@ func validProfileName(name string) bool {
 
 // Validate checks every value that has a restricted form.
 func (c *Config) Validate() error {
-	if err := validateRuntimes(c.Runtime.Runtimes); err != nil {
-		return err
+	if len(c.Runtime.Runtimes) == 0 {
+		return errors.New("key runtime.runtimes: empty; expected at least one runtime such as \"runc\"")
+	}
+	for _, r := range c.Runtime.Runtimes {
+		if err := checkRuntime(r); err != nil {
+			return fmt.Errorf("key runtime.runtimes: %w", err)
+		}
 	}
 	if !filepath.IsAbs(c.Runtime.LogFile) {
 		return fmt.Errorf("key runtime.log-file: %q is not an absolute path", c.Runtime.LogFile)
@@ -286,18 +291,6 @@ func (c *Config) Validate() error {
 
 // runtimeForm is the expected form of a [runtime] runtimes entry.
 const runtimeForm = `expected a name looked up on PATH, such as "runc", or an absolute path`
-
-func validateRuntimes(runtimes []string) error {
-	if len(runtimes) == 0 {
-		return errors.New("key runtime.runtimes: empty; expected at least one runtime such as \"runc\"")
-	}
-	for _, r := range runtimes {
-		if err := checkRuntime(r); err != nil {
-			return fmt.Errorf("key runtime.runtimes: %w", err)
-		}
-	}
-	return nil
-}
 
 // checkRuntime refuses a runtimes entry that is empty or a relative path:
 // the wrapper would resolve one against its working directory, the bundle.

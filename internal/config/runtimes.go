@@ -1,41 +1,27 @@
 package config
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 
 	"github.com/pelletier/go-toml/v2"
 )
 
-// Runtimes returns [runtime] runtimes from the file at path, reading only
-// that key: the wrapper's pass-through verbs must not fail or slow down on
-// the rest of the config, which create validates. A missing file gives the
-// defaults; a file that cannot be read or parsed, or a bad runtimes value,
-// is an error: falling back to the defaults could run another runtime than
-// the one that created the container, which would not know it.
+// Runtimes returns only [runtime] runtimes from the file at path, leniently:
+// the wrapper's pass-through verbs must not fail or slow down on the rest of
+// the config, which create has already validated. Defaults on any problem.
 // Path "" is DefaultPath, as for Load.
-func Runtimes(path string) ([]string, error) {
-	path = pathOrDefault(path)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Default().Runtime.Runtimes, nil
-	}
+func Runtimes(path string) []string {
+	data, err := os.ReadFile(pathOrDefault(path))
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return Default().Runtime.Runtimes
 	}
-	partial := struct {
+	var partial struct {
 		Runtime struct {
 			Runtimes []string `toml:"runtimes"`
 		} `toml:"runtime"`
-	}{}
-	partial.Runtime.Runtimes = Default().Runtime.Runtimes
-	if err := toml.Unmarshal(data, &partial); err != nil {
-		return nil, fmt.Errorf("config %s: %s", path, describeDecodeError(err))
 	}
-	if err := validateRuntimes(partial.Runtime.Runtimes); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+	if toml.Unmarshal(data, &partial) != nil || len(partial.Runtime.Runtimes) == 0 {
+		return Default().Runtime.Runtimes
 	}
-	return partial.Runtime.Runtimes, nil
+	return partial.Runtime.Runtimes
 }
