@@ -614,52 +614,54 @@ static bool gb_cgroup_alive(struct cgroup *cgrp)
 	return cgrp && (READ_ONCE(cgrp->self.flags) & CSS_ONLINE);
 }
 
-#ifdef CONFIG_MEMCG
 /*
- * The root css of the v1 memory hierarchy; rcu_read_lock() held.  Ids of a
- * v1 hierarchy are the kernfs ids of its own kernfs root, so they are
- * unique within it (never reused while the module runs) and equal the
- * inode numbers user space stats, as on cgroup2.
+ * The root css of the hierarchy the module accounts in; rcu_read_lock()
+ * held.  Ids of a v1 hierarchy are the kernfs ids of its own kernfs root, so
+ * they are unique within it (never reused while the module runs) and equal
+ * the inode numbers user space stats, as on cgroup2.
  */
-static struct cgroup_subsys_state *gb_v1_root_css(void)
+static struct cgroup_subsys_state *gb_root_css(void)
 {
-	struct cgroup_subsys_state *root = task_css(current, memory_cgrp_id);
+#ifdef CONFIG_MEMCG
+	if (gb_cg_hier == GB_CG_HIER_V1_MEMORY) {
+		struct cgroup_subsys_state *root = task_css(current, memory_cgrp_id);
 
-	while (root->parent)
-		root = root->parent;
-	return root;
-}
+		while (root->parent)
+			root = root->parent;
+		return root;
+	}
 #endif
+	return &cgrp_dfl_root.cgrp.self;
+}
 
-/* A cgroup of the active hierarchy by id, referenced, or NULL. */
+/*
+ * A cgroup of the active hierarchy by id, referenced, or NULL, wherever it
+ * is: ids are global, and an admin in a cgroup namespace (a nested
+ * container engine) names cgroups outside it.  cgroup_get_from_id() finds
+ * only those inside the caller's namespace, and v1 has no exported id
+ * lookup, so the rest walk the hierarchy.  The walk finds offline (dying)
+ * cgroups too, which the callers tell apart with gb_cgroup_alive().
+ */
 static struct cgroup *gb_cgroup_get_by_id(u64 id)
 {
+	struct cgroup_subsys_state *pos;
 	struct cgroup *cgrp = NULL;
 
 	if (gb_cg_hier == GB_CG_HIER_V2) {
 		cgrp = cgroup_get_from_id(id);
-		return IS_ERR_OR_NULL(cgrp) ? NULL : cgrp;
+		if (!IS_ERR_OR_NULL(cgrp))
+			return cgrp;
+		cgrp = NULL;
 	}
-#ifdef CONFIG_MEMCG
-	{
-		struct cgroup_subsys_state *pos;
-
-		/*
-		 * v1 has no exported id lookup: walk the memory hierarchy.  It
-		 * holds offline (zombie) memcgs too, which the caller tells
-		 * apart with gb_cgroup_alive().
-		 */
-		rcu_read_lock();
-		css_for_each_descendant_pre(pos, gb_v1_root_css()) {
-			if (cgroup_id(pos->cgroup) != id)
-				continue;
-			if (cgroup_tryget(pos->cgroup))
-				cgrp = pos->cgroup;
-			break;
-		}
-		rcu_read_unlock();
+	rcu_read_lock();
+	css_for_each_descendant_pre(pos, gb_root_css()) {
+		if (cgroup_id(pos->cgroup) != id)
+			continue;
+		if (cgroup_tryget(pos->cgroup))
+			cgrp = pos->cgroup;
+		break;
 	}
-#endif
+	rcu_read_unlock();
 	return cgrp;
 }
 
@@ -771,13 +773,14 @@ static int gb_charge_init(struct gb_charge *c)
 }
 
 /*
- * Charge bytes to every node of c, or to none (EDQUOT).  An uncharge (bytes
+ * Charge bytes to every node of c, or to none and return the node that had
+ * no room (its failcnt is the caller's to count).  An uncharge (bytes
  * holding a negative s64) never fails.
  */
-static int gb_charge_add(struct gb_charge *c, enum gb_tier tier, u64 bytes)
+static struct gb_cg_node *gb_charge_try(struct gb_charge *c, enum gb_tier tier, u64 bytes)
 {
 	bool uncharge = (s64)bytes < 0;
-	unsigned int i;
+	unsigned int i, k;
 
 	for (i = 0; i < c->nr_nodes; i++) {
 		struct gb_cg_counter *cnt = &c->nodes[i]->tier[tier];
@@ -785,15 +788,24 @@ static int gb_charge_add(struct gb_charge *c, enum gb_tier tier, u64 bytes)
 
 		/* Giving bytes back always succeeds, even over a lowered limit. */
 		if (!uncharge && usage > (u64)atomic64_read(&cnt->max)) {
-			atomic64_sub(bytes, &cnt->usage);
-			atomic64_inc(&cnt->failcnt);
-			while (i--)
-				atomic64_sub(bytes, &c->nodes[i]->tier[tier].usage);
-			return -EDQUOT;
+			for (k = 0; k <= i; k++)
+				atomic64_sub(bytes, &c->nodes[k]->tier[tier].usage);
+			return c->nodes[i];
 		}
 	}
 	c->bytes[tier] += bytes;
-	return 0;
+	return NULL;
+}
+
+/* The same, EDQUOT counted in the failcnt of the level that refused. */
+static int gb_charge_add(struct gb_charge *c, enum gb_tier tier, u64 bytes)
+{
+	struct gb_cg_node *full = gb_charge_try(c, tier, bytes);
+
+	if (!full)
+		return 0;
+	atomic64_inc(&full->tier[tier].failcnt);
+	return -EDQUOT;
 }
 
 /*
@@ -810,23 +822,69 @@ static void gb_charge_force(struct gb_charge *c, enum gb_tier tier, u64 bytes)
 	c->bytes[tier] += bytes;
 }
 
+static void gb_charge_uncharge_node(const struct gb_charge *c, struct gb_cg_node *node)
+{
+	int t;
+
+	for (t = 0; t < GB_NR_TIERS; t++)
+		if (c->bytes[t])
+			atomic64_sub(c->bytes[t], &node->tier[t].usage);
+}
+
+/* A buffer lets go of a node it no longer charges. */
+static void gb_cg_node_put_buffer(struct gb_cg_node *node)
+{
+	if (atomic_dec_and_test(&node->nr_buffers) && READ_ONCE(node->released))
+		gb_cg_node_reap(node);
+	kref_put(&node->ref, gb_cg_node_free);
+}
+
 static void gb_charge_exit(struct gb_charge *c)
 {
 	unsigned int i;
-	int t;
 
 	for (i = 0; i < c->nr_nodes; i++) {
-		struct gb_cg_node *node = c->nodes[i];
-
-		for (t = 0; t < GB_NR_TIERS; t++)
-			if (c->bytes[t])
-				atomic64_sub(c->bytes[t], &node->tier[t].usage);
-		if (atomic_dec_and_test(&node->nr_buffers) && READ_ONCE(node->released))
-			gb_cg_node_reap(node);
-		kref_put(&node->ref, gb_cg_node_free);
+		gb_charge_uncharge_node(c, c->nodes[i]);
+		gb_cg_node_put_buffer(c->nodes[i]);
 	}
 	kfree(c->nodes);
 	memset(c, 0, sizeof(*c));
+}
+
+/*
+ * Called under gb_buffers_lock as a new buffer joins gb_buffers: uncharge
+ * the nodes CG_RELEASE marked since gb_charge_init() and move them, in
+ * order, past c->nr_nodes; returns how many for gb_charge_put_dropped().
+ * CG_RELEASE marks before it walks gb_buffers under that lock, so either
+ * its report has this buffer or this sees the mark: a released node never
+ * keeps a charge that its release did not report, nor one after it left
+ * the xarray.
+ */
+static unsigned int gb_charge_drop_released(struct gb_charge *c)
+{
+	unsigned int i = 0, n = c->nr_nodes;
+	struct gb_cg_node *node;
+
+	while (i < c->nr_nodes) {
+		node = c->nodes[i];
+		if (!READ_ONCE(node->released)) {
+			i++;
+			continue;
+		}
+		gb_charge_uncharge_node(c, node);
+		c->nr_nodes--;
+		memmove(&c->nodes[i], &c->nodes[i + 1], (n - i - 1) * sizeof(*c->nodes));
+		c->nodes[n - 1] = node;
+	}
+	return n - c->nr_nodes;
+}
+
+static void gb_charge_put_dropped(struct gb_charge *c, unsigned int nr_dropped)
+{
+	unsigned int i;
+
+	for (i = c->nr_nodes; i < c->nr_nodes + nr_dropped; i++)
+		gb_cg_node_put_buffer(c->nodes[i]);
 }
 
 /*
@@ -1077,19 +1135,13 @@ static long gb_cg_release(void __user *uarg)
 	m.id = target->id;
 	m.level = target->level;
 	m.recursive = r.flags & GB_CG_F_RECURSIVE;
-	gb_walk_charges(gb_cg_sum_charge, &m);
-	r.t2_live_bytes = m.bytes[GB_T2];
-	r.t3_live_bytes = m.bytes[GB_T3];
-	r.nr_live_buffers = m.nr_buffers;
 
 	ret = 0;
-	if (r.flags & GB_CG_F_FAIL_IF_BUSY) {
-		ret = m.nr_buffers ? -EBUSY : 0;
-		/* Also catch buffers still being created or freed. */
+	/* nr_buffers also counts buffers still being created or freed. */
+	if (r.flags & GB_CG_F_FAIL_IF_BUSY)
 		xa_for_each(&gb_cg_nodes, index, node)
 			if (gb_cg_node_matches(node, &m) && atomic_read(&node->nr_buffers))
 				ret = -EBUSY;
-	}
 	if (!ret) {
 		xa_for_each(&gb_cg_nodes, index, node) {
 			if (!gb_cg_node_matches(node, &m))
@@ -1098,11 +1150,23 @@ static long gb_cg_release(void __user *uarg)
 				atomic64_set(&node->tier[t].max, (s64)GB_CG_UNLIMITED);
 			WRITE_ONCE(node->released, true);
 			released++;
-			/* Pairs with the full barrier of the last uncharge. */
-			smp_mb();
-			if (!atomic_read(&node->nr_buffers))
-				gb_cg_node_remove(node);
 		}
+	}
+	/*
+	 * After the marking: a buffer still being created drops the released
+	 * nodes when it joins gb_buffers (gb_charge_drop_released()), so what
+	 * stays charged to them is what this walk finds.
+	 */
+	gb_walk_charges(gb_cg_sum_charge, &m);
+	r.t2_live_bytes = m.bytes[GB_T2];
+	r.t3_live_bytes = m.bytes[GB_T3];
+	r.nr_live_buffers = m.nr_buffers;
+	if (!ret) {
+		/* Pairs with the full barrier of the last uncharge. */
+		smp_mb();
+		xa_for_each(&gb_cg_nodes, index, node)
+			if (gb_cg_node_matches(node, &m) && !atomic_read(&node->nr_buffers))
+				gb_cg_node_remove(node);
 	}
 	mutex_unlock(&gb_cg_lock);
 	r.nr_nodes_released = released;
@@ -1132,39 +1196,26 @@ static int gb_cg_find_sorted(struct gb_cg_node **nodes, u32 n, u64 id)
 }
 
 /*
- * Whether the cgroup of each of nodes[0..n) (sorted by id) still exists.  On
- * v1 this is one walk of the memory hierarchy for the whole batch, not one
- * per node: v1 hosts can hold many thousands of zombie memcgs.
+ * Whether the cgroup of each of nodes[0..n) (sorted by id) still exists,
+ * inside the caller's cgroup namespace or not: one walk of the hierarchy for
+ * the whole batch, not one per node (v1 hosts can hold many thousands of
+ * zombie memcgs).
  */
 static void gb_cg_alive_batch(struct gb_cg_node **nodes, u32 n, bool *alive)
 {
-	struct cgroup *cgrp;
-	u32 i;
+	struct cgroup_subsys_state *pos;
+	int k;
 
-	if (gb_cg_hier == GB_CG_HIER_V2) {
-		for (i = 0; i < n; i++) {
-			cgrp = gb_cgroup_get_by_id(nodes[i]->id);
-			alive[i] = gb_cgroup_alive(cgrp);
-			if (cgrp)
-				cgroup_put(cgrp);
-		}
+	if (!n)
 		return;
+	/* Under RCU a cgroup's flags can be read without a reference. */
+	rcu_read_lock();
+	css_for_each_descendant_pre(pos, gb_root_css()) {
+		k = gb_cg_find_sorted(nodes, n, cgroup_id(pos->cgroup));
+		if (k >= 0 && gb_cgroup_alive(pos->cgroup))
+			alive[k] = true;
 	}
-#ifdef CONFIG_MEMCG
-	if (n) {
-		struct cgroup_subsys_state *pos;
-		int k;
-
-		/* Under RCU a cgroup's flags can be read without a reference. */
-		rcu_read_lock();
-		css_for_each_descendant_pre(pos, gb_v1_root_css()) {
-			k = gb_cg_find_sorted(nodes, n, cgroup_id(pos->cgroup));
-			if (k >= 0 && gb_cgroup_alive(pos->cgroup))
-				alive[k] = true;
-		}
-		rcu_read_unlock();
-	}
-#endif
+	rcu_read_unlock();
 }
 
 static long gb_cg_list(void __user *uarg)
@@ -1638,34 +1689,42 @@ out:
  * Charge T2 to c, evicting to make room: level by level from the cgroup up,
  * while a level has no room, the coldest idle buffers charged to it go (so a
  * full cgroup does not evict its siblings' buffers; a full parent does).
- * EDQUOT once a level has no room and nothing left to evict.
+ * EDQUOT once a level has no room and nothing left to evict, counted once in
+ * that level's failcnt (the probes are not refusals).
  */
 static int gb_charge_t2_evicting(struct gb_charge *c, u64 size, struct gb_buffer *except,
 				 struct gb_recycle *rc)
 {
-	int ret = gb_charge_add(c, GB_T2, size);
+	struct gb_cg_node *full;
 	unsigned int i;
 
-	if (ret != -EDQUOT || !gb_t3_ready())
-		return ret;
+	if (!gb_t3_ready())
+		return gb_charge_add(c, GB_T2, size);
+	if (!gb_charge_try(c, GB_T2, size))
+		return 0;
 	for (i = 0; i < c->nr_nodes; i++) {
 		struct gb_charge level = { .nodes = &c->nodes[i], .nr_nodes = 1 };
 		u64 pass = atomic64_inc_return(&gb_pass_clock);
 		int n;
 
-		/* Probe this level alone; a refusal counts in its failcnt. */
-		while (gb_charge_add(&level, GB_T2, size)) {
+		/* Probe this level alone. */
+		while ((full = gb_charge_try(&level, GB_T2, size))) {
 			do {
 				if (fatal_signal_pending(current))
 					return -EINTR;
 				n = gb_evict_one(&level, except, pass, rc);
 			} while (!n);
 			if (n < 0)
-				return -EDQUOT;
+				goto refused;
 		}
 		gb_charge_sub(&level, GB_T2, size);
 	}
-	return gb_charge_add(c, GB_T2, size);
+	full = gb_charge_try(c, GB_T2, size);
+	if (!full)
+		return 0;
+refused:
+	atomic64_inc(&full->tier[GB_T2].failcnt);
+	return -EDQUOT;
 }
 
 /* The same for the global pool (ENOSPC) and RAM guard (ENOMEM). */
@@ -2083,6 +2142,7 @@ static long gb_buffer_export(struct gb_buffer *buf, void __user *uarg, void *req
 			     size_t req_size, s32 *fd_out)
 {
 	DEFINE_DMA_BUF_EXPORT_INFO(exp);
+	unsigned int nr_dropped;
 	struct dma_buf *dmabuf;
 	int fd;
 
@@ -2099,7 +2159,9 @@ static long gb_buffer_export(struct gb_buffer *buf, void __user *uarg, void *req
 	spin_lock(&gb_buffers_lock);
 	list_add_tail(&buf->link, &gb_buffers);
 	gb_nr_buffers++;
+	nr_dropped = gb_charge_drop_released(&buf->charge);
 	spin_unlock(&gb_buffers_lock);
+	gb_charge_put_dropped(&buf->charge, nr_dropped);
 
 	/* From here on dma_buf_put() frees the buffer through ->release. */
 	fd = get_unused_fd_flags(O_CLOEXEC);

@@ -53,10 +53,11 @@
  * mmap, vmap or begin_cpu_access (DMA_BUF_IOCTL_SYNC) reads the buffer back
  * and moves the charge back, evicting the owner's other idle buffers if its
  * T2 budget is full; if even that makes no room, the buffer is still read
- * back but stays charged to T3 (and keeps its store space) until it is
- * evicted again: a map never fails for want of budget.  A buffer is never
- * evicted while a map of it is in progress, and a map waits for an eviction
- * in progress to end.
+ * back and charged to T2 past the budget (and to the pool past its cap),
+ * its store space freed, and the owner's next allocations evict first: a
+ * map never fails for want of budget.  A buffer is never evicted while a
+ * map of it is in progress, and a map waits for an eviction in progress to
+ * end.
  */
 struct gb_alloc_req {
 	__u64 size;		/* in: bytes */
@@ -191,6 +192,9 @@ struct gb_t3_cap_req {
  * CG_QUERY: anyone; input fields other than size must be 0.  Returns the
  *	caller's cgroup in the hierarchy the module accounts in.  features:
  *	GB_CG_FEAT_*.
+ * Ids are global: a caller in a cgroup namespace names cgroups outside it
+ * too.
+ *
  * CG_SET_LIMIT: CAP_SYS_ADMIN; flags pick which limits change; creates the
  *	node (the cgroup must exist, else ENOENT); returns the previous
  *	limits.  A limit below current usage only makes later charges fail.
@@ -198,14 +202,18 @@ struct gb_t3_cap_req {
  *	anyone; other cgroups: CAP_SYS_ADMIN (else EPERM).  A cgroup without
  *	a node reads as zero usage, unlimited, with node_flags telling only
  *	whether it is alive.  The effective max is the lowest limit on the
- *	path from the cgroup to the root.
+ *	path from the cgroup to the root.  A failcnt counts the charges the
+ *	level refused: each EDQUOT, each eviction skipped for the T3 budget,
+ *	each promotion charged past the T2 budget.
  * CG_RELEASE: CAP_SYS_ADMIN; clears the limits and marks the node (and with
  *	GB_CG_F_RECURSIVE every descendant node) released; reports the live
  *	buffers charged to any of them, each counted once, and the number of
  *	nodes released.  GB_CG_F_FAIL_IF_BUSY: EBUSY and no change while any
  *	buffer is live (the report is still filled in).  No node: ENOENT.
  *	Live buffers stay valid; a released node is no longer charged and is
- *	freed when its last buffer goes.  CG_SET_LIMIT on it takes it back.
+ *	freed when its last buffer goes (a buffer still being created when
+ *	the node is released is not charged to it).  CG_SET_LIMIT on it takes
+ *	it back.
  * CG_LIST: CAP_SYS_ADMIN; nodes with id > start_after_id in id order, at
  *	most max_entries (and at most 1024) per call; entry_size must be in
  *	[sizeof(struct gb_cg_entry), 4096], entries are written entry_size

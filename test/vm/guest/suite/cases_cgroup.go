@@ -25,9 +25,11 @@ func init() {
 	register(90, ModeTest, "exit-uncharge", time.Minute, testExitUncharge)
 	register(100, ModeTest, "scm-rights", time.Minute, testSCMRights)
 	registerBoth(110, "release", time.Minute, testRelease)
+	register(115, ModeTest, "release-during-alloc", 2*time.Minute, testReleaseDuringAlloc)
 	registerBoth(120, "list-dead", time.Minute, testListDead)
 	register(130, ModeTest, "eperm-userns", time.Minute, func(t *T) { testEPERM(t, childOpts{userns: true}) })
 	registerBoth(140, "eperm-nobody", time.Minute, func(t *T) { testEPERM(t, childOpts{uid: 65534}) })
+	register(145, ModeTest, "cgroup-namespace", time.Minute, testCgroupNamespace)
 	register(150, ModeTest, "bad-args", time.Minute, testBadArgs)
 }
 
@@ -427,6 +429,118 @@ func testRelease(t *T) {
 		_, err = d.Release(x.cg, 0)
 	}
 	isErrno(t, err, unix.ENOENT, "busy descendant freed with its last buffer")
+}
+
+// testReleaseDuringAlloc: CG_RELEASE while an ALLOC of the cgroup is still
+// filling its pages (charged, not yet a DMA-BUF). With FAIL_IF_BUSY it is
+// EBUSY and changes nothing. A plain release either reports the new buffer
+// or the buffer ends up not charged to the released node: whatever stays
+// charged to a released node is in its release's report, which is what the
+// hook's pending records rely on.
+func testReleaseDuringAlloc(t *T) {
+	const size = 512 * miB // zeroing it takes a while under TCG
+	d := device(t)
+	c := mkcg(t, "gbt-rel-alloc")
+	ch := startChild(t, "alloc", childOpts{cgroupDir: c.dir})
+	for _, flags := range []uint32{kmod.CgFlagFailIfBusy, 0} {
+		setLimit(t, c, 768*miB, kmod.Unlimited)
+		done := make(chan response, 1)
+		go func() { done <- ch.do(request{Op: "alloc", Size: size}) }()
+		var r kmod.CgRelease
+		var err error
+		released, over := false, false
+		for i := 0; i < 2000 && !released; i++ {
+			if u := usage(t, c); u.T2Usage > 0 {
+				over = len(done) > 0
+				r, err = d.Release(c.cg, flags)
+				released = true
+			}
+			time.Sleep(time.Millisecond)
+		}
+		a := <-done
+		if !released || over || a.Errno != 0 {
+			t.Fatalf("flags %#x: CG_RELEASE did not run while the ALLOC did (seen charged %v, over %v; ALLOC: %s)",
+				flags, released, over, a.Err)
+		}
+		u := usage(t, c)
+		t.Logf("flags %#x: release %+v (%v); then usage %s in %d buffers, flags %#x",
+			flags, r, err, human(u.T2Usage), u.NrBuffers, u.NodeFlags)
+		if flags != 0 {
+			isErrno(t, err, unix.EBUSY, "FAIL_IF_BUSY during an ALLOC")
+			if r.NrNodesReleased != 0 || u.T2Max != 768*miB || u.NodeFlags&kmod.CgNodeReleased != 0 || u.T2Usage != size {
+				t.Errorf("after EBUSY: %+v; want the limit kept, not released, the new buffer charged", u)
+			}
+		} else {
+			t.Check(err, "CG_RELEASE during an ALLOC")
+			reported := r.T2Live == size && r.NrLiveBuffers == 1
+			dropped := r.T2Live == 0 && r.NrLiveBuffers == 0 && u.T2Usage == 0 && u.NodeFlags&kmod.CgNodeReleased == 0
+			if r.NrNodesReleased != 1 || !reported && !dropped {
+				t.Errorf("release reported %s in %d buffers, yet the node (flags %#x) holds %s in %d buffers",
+					human(r.T2Live), r.NrLiveBuffers, u.NodeFlags, human(u.T2Usage), u.NrBuffers)
+			}
+		}
+		ch.must(request{Op: "close", FD: a.FD})
+	}
+	ch.exit()
+}
+
+// testCgroupNamespace: an admin (root in the initial user namespace) in a
+// cgroup namespace, as a nested container engine runs, names cgroups
+// outside it by their global ids: SET_LIMIT makes their nodes, CG_LIST and
+// GET_USAGE tell live ones from removed ones (the garbage collector releases
+// the nodes that are neither alive nor released). Unprivileged, a process
+// in such a namespace still reads only its own subtree.
+func testCgroupNamespace(t *T) {
+	inner := mkcg(t, "gbt-cgns")
+	sub := mkcg(t, "gbt-cgns/sub")
+	other := mkcg(t, "gbt-cgns-other")
+	fresh := mkcg(t, "gbt-cgns-fresh")
+	dead := mkcg(t, "gbt-cgns-dead")
+	setLimit(t, other, 8*miB, kmod.Unlimited)
+	setLimit(t, dead, 8*miB, kmod.Unlimited)
+	t.Check(rmcg(dead.dir), "rmdir "+dead.dir)
+
+	ch := startChild(t, "admin-cgns", childOpts{cgroupDir: inner.dir, cgns: true})
+	if out := ch.must(request{Op: "cgroup"}).Output; out != "0::/" {
+		t.Fatalf("the helper's /proc/self/cgroup is %q; want 0::/ (a cgroup namespace rooted at %s)", out, shortcg(inner))
+	}
+	if r := ch.do(request{Op: "setlimit", Cg: fresh.cg, T2: 16 * miB, T3: kmod.Unlimited}); r.Errno != 0 {
+		t.Errorf("SET_LIMIT of %s (outside the caller's cgroup namespace, no node yet): %s", shortcg(fresh), r.Err)
+	} else if u := usage(t, fresh); u.T2Max != 16*miB {
+		t.Errorf("%s: limit %s after SET_LIMIT, want 16 MiB", shortcg(fresh), human(u.T2Max))
+	}
+	if r := ch.do(request{Op: "setlimit", Cg: other.cg, T2: 12 * miB, T3: kmod.Unlimited}); r.Errno != 0 || r.Limit.PrevT2Max != 8*miB {
+		t.Errorf("SET_LIMIT of %s (outside, with a node): %+v %s; want previous 8 MiB", shortcg(other), r.Limit, r.Err)
+	}
+	_, err := device(t).SetLimit(dead.cg, miB, kmod.Unlimited)
+	t.Check(err, "SET_LIMIT of a removed cgroup's node")
+	r := ch.do(request{Op: "setlimit", Cg: kmod.Cgroup{Hierarchy: cgLayout.hierarchy, ID: 1 << 40}, T2: miB, T3: kmod.Unlimited})
+	wantErrno(t, r, unix.ENOENT, "SET_LIMIT of an unknown id from a cgroup namespace")
+	list := ch.must(request{Op: "list"}).List
+	for _, c := range []cgroup{other, fresh, dead} {
+		e := findEntry(list, c.cg.ID)
+		switch {
+		case e == nil:
+			t.Errorf("CG_LIST from a cgroup namespace: no entry for %s", shortcg(c))
+		case (e.NodeFlags&kmod.CgNodeAlive != 0) != (c != dead) || e.NodeFlags&kmod.CgNodeAliveUnknown != 0:
+			t.Errorf("CG_LIST from a cgroup namespace: %s has flags %#x; want ALIVE exactly when the cgroup exists", shortcg(c), e.NodeFlags)
+		}
+	}
+	if u := ch.must(request{Op: "usage", Cg: other.cg}).Usage; u.NodeFlags&kmod.CgNodeAlive == 0 || u.T2Max != 12*miB {
+		t.Errorf("GET_USAGE of %s from a cgroup namespace: %+v; want ALIVE, 12 MiB", shortcg(other), u)
+	}
+	ch.exit()
+
+	setLimit(t, inner, 8*miB, kmod.Unlimited)
+	nb := startChild(t, "nobody-cgns", childOpts{cgroupDir: inner.dir, cgns: true, uid: 65534, passDev: true})
+	wantErrno(t, nb.do(request{Op: "usage", Cg: other.cg}), unix.EPERM, "unprivileged GET_USAGE of a cgroup outside its namespace")
+	wantErrno(t, nb.do(request{Op: "setlimit", Cg: inner.cg, T2: kmod.Unlimited, T3: kmod.Unlimited}), unix.EPERM, "unprivileged SET_LIMIT")
+	for _, c := range []cgroup{inner, sub} {
+		if r := nb.do(request{Op: "usage", Cg: c.cg}); r.Errno != 0 || r.Usage.NodeFlags&kmod.CgNodeAlive == 0 {
+			t.Errorf("unprivileged GET_USAGE of %s (its own subtree) from a cgroup namespace: %+v %s", shortcg(c), r.Usage, r.Err)
+		}
+	}
+	nb.exit()
 }
 
 func findEntry(list []kmod.CgEntry, id uint64) *kmod.CgEntry {

@@ -19,6 +19,7 @@ import (
 
 func init() {
 	register(210, ModeTest, "stress", 6*time.Minute, testStress)
+	register(215, ModeTest, "release-stress", 3*time.Minute, testReleaseStress)
 	register(220, ModeTest, "all-zero", time.Minute, testAllZero)
 	register(230, ModeTest, "reload", 2*time.Minute, testReload)
 }
@@ -122,6 +123,85 @@ func testStress(t *T) {
 	}
 	for _, c := range []cgroup{p, a, b} {
 		expectUsage(t, c, 0, 0, "after the stress")
+	}
+	after, _ := d.Info()
+	if after.ActiveBuffers != before.ActiveBuffers || after.AllocatedMB != before.AllocatedMB {
+		t.Errorf("module-wide after the stress: %d buffers, %d MiB; before %d, %d",
+			after.ActiveBuffers, after.AllocatedMB, before.ActiveBuffers, before.AllocatedMB)
+	}
+}
+
+// testReleaseStress: allocations race CG_RELEASE (plain, FAIL_IF_BUSY,
+// recursive from the parent) and SET_LIMIT taking the nodes back. The race
+// of a release with a buffer that has looked its nodes up but not yet taken
+// them cannot be forced from user space; this runs it often, and afterwards
+// every node is freed and nothing is left charged.
+func testReleaseStress(t *T) {
+	const threads, cycles = 4, 400
+	d := device(t)
+	p := mkcg(t, "gbt-relstress")
+	a := mkcg(t, "gbt-relstress/a")
+	before, _ := d.Info()
+	ch := startChild(t, "relstress", childOpts{cgroupDir: a.dir, args: []string{"stress", itoa(threads), itoa(cycles), "5"}})
+	stop := make(chan struct{})
+	var releases, busy atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rng := rand.New(rand.NewSource(5))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, c := range []cgroup{p, a} {
+				if _, err := d.SetLimit(c.cg, 16*miB, kmod.Unlimited); err != nil {
+					t.Errorf("SET_LIMIT during the stress: %v", err)
+					return
+				}
+			}
+			time.Sleep(time.Duration(rng.Intn(2000)) * time.Microsecond)
+			c, flags := a, uint32(0)
+			if rng.Intn(3) == 0 {
+				c, flags = p, kmod.CgFlagRecursive
+			}
+			if rng.Intn(2) == 0 {
+				flags |= kmod.CgFlagFailIfBusy
+			}
+			_, err := d.Release(c.cg, flags)
+			switch {
+			case errors.Is(err, unix.EBUSY) || errors.Is(err, unix.ENOENT):
+				busy.Add(1)
+			case err != nil:
+				t.Errorf("CG_RELEASE during the stress: %v", err)
+				return
+			}
+			releases.Add(1)
+		}
+	}()
+	out, err := ch.wait()
+	close(stop)
+	wg.Wait()
+	var res stressResult
+	if err == nil {
+		err = json.Unmarshal([]byte(out), &res)
+	}
+	t.Check(err, "stress helper")
+	t.Logf("%d cycles (%d EDQUOT) in %v, %d releases (%d EBUSY or ENOENT)",
+		res.Ops, res.EDQUOT, res.Elapsed.Round(time.Millisecond), releases.Load(), busy.Load())
+	if res.Other != 0 || res.Ops != threads*cycles {
+		t.Errorf("%d of %d cycles, %d errors other than EDQUOT: %v", res.Ops, threads*cycles, res.Other, res.Errors)
+	}
+	for _, c := range []cgroup{a, p} {
+		if _, err := d.Release(c.cg, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			t.Errorf("final release of %s: %v", shortcg(c), err)
+		}
+		expectUsage(t, c, 0, 0, "after the stress")
+		if u := usage(t, c); u.NodeFlags&kmod.CgNodeReleased != 0 {
+			t.Errorf("%s: released node not freed after its last buffer: %+v", shortcg(c), u)
+		}
 	}
 	after, _ := d.Info()
 	if after.ActiveBuffers != before.ActiveBuffers || after.AllocatedMB != before.AllocatedMB {

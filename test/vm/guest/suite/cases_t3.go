@@ -24,6 +24,7 @@ func init() {
 	register(300, ModeTest, "t3-setup", 2*time.Minute, testT3Setup)
 	register(310, ModeTest, "t3-evict-promote", 2*time.Minute, testT3EvictPromote)
 	register(320, ModeTest, "t3-edquot", time.Minute, testT3EDQUOT)
+	register(322, ModeTest, "t3-failcnt", time.Minute, testT3Failcnt)
 	register(325, ModeTest, "t3-pool-evict", time.Minute, testT3PoolEvict)
 	register(327, ModeTest, "t3-fsize-limit", time.Minute, testT3FileSizeLimit)
 	register(330, ModeTest, "t3-mapped-stay", time.Minute, testT3MappedStay)
@@ -354,10 +355,15 @@ func testT3EDQUOT(t *T) {
 		t.Errorf("T3 failcnt 0 after a refused eviction")
 	}
 	expectTiers(t, c, 4*miB, 4*miB, "after the refused ALLOC")
-	// promoted although neither budget has room: it never fails a map
+	// promoted although neither budget has room (it never fails a map):
+	// charged to T2 past its limit, its store space freed
 	bufs[0].check(t, "buffer 0")
-	if t2, t3 := tiers(t, c); t2+t3 != 8*miB {
-		t.Errorf("after promoting one: T2 %s + T3 %s, want 8 MiB", human(t2), human(t3))
+	if t2, t3 := tiers(t, c); t2 != 6*miB || t3 != 2*miB {
+		t.Errorf("after promoting one with no room: T2 %s, T3 %s; want 6 MiB (past the 4 MiB limit), 2 MiB", human(t2), human(t3))
+	}
+	if info, _ := d.Info(); info.NVMeSwapUsedMB != 2 || info.NVMeT3AllocatedMB != 2 {
+		t.Errorf("after promoting one with no room: store holds %d MiB for %d MiB evicted; want 2, 2",
+			info.NVMeSwapUsedMB, info.NVMeT3AllocatedMB)
 	}
 
 	// the store's cap: T3 budget unlimited, but only 4 MiB of store
@@ -376,6 +382,55 @@ func testT3EDQUOT(t *T) {
 	for i, b := range bufs {
 		b.check(t, fmt.Sprintf("buffer %d", i))
 	}
+	closeAll(bufs)
+	bufs = nil
+	expectTiers(t, c, 0, 0, "after closing all")
+	expectStoreEmpty(t, "after closing all")
+}
+
+// testT3Failcnt: with a store, an ALLOC the T2 budget refuses counts once in
+// t2_failcnt (the probes for room are not refusals), one that made its room
+// by evicting counts nothing, and evictions the T3 budget refuses count in
+// t3_failcnt.
+func testT3Failcnt(t *T) {
+	t3Module(t)
+	d := device(t)
+	c := mkcg(t, "gbt-t3-failcnt")
+	setLimit(t, c, 4*miB, kmod.Unlimited)
+	enterCg(t, c)
+	var bufs []gbuf
+	t.Cleanup(func() { closeAll(bufs) })
+	failcnt := func(t2 uint64, t3 bool, what string) {
+		if u := usage(t, c); u.T2Failcnt != t2 || (u.T3Failcnt > 0) != t3 {
+			t.Errorf("%s: failcnt T2 %d, T3 %d; want T2 %d, T3 above 0: %v", what, u.T2Failcnt, u.T3Failcnt, t2, t3)
+		}
+	}
+
+	// nothing idle to evict: a KV-cache buffer fills the budget
+	kv, err := allocFill(t, 4*miB, kmod.AllocKVCache, 1)
+	t.Check(err, "ALLOC 4 MiB of KV cache")
+	for i := uint64(1); i <= 3; i++ {
+		_, err = d.Alloc(2*miB, 0)
+		isErrno(t, err, unix.EDQUOT, "ALLOC with the budget full of KV cache")
+		failcnt(i, false, fmt.Sprintf("after %d refused ALLOCs", i))
+	}
+	unix.Close(kv.fd)
+	expectTiers(t, c, 0, 0, "after closing the KV cache")
+
+	// room made by evicting: no refusal
+	for i := 0; i < 3; i++ {
+		b, err := allocFill(t, 2*miB, 0, byte(10+i))
+		t.Check(err, "ALLOC 2 MiB")
+		bufs = append(bufs, b)
+	}
+	expectTiers(t, c, 4*miB, 2*miB, "6 MiB over a 4 MiB T2 budget")
+	failcnt(3, false, "after an ALLOC that evicted")
+
+	// every eviction refused by the T3 budget: one T2 refusal
+	setLimit(t, c, 4*miB, 2*miB)
+	_, err = d.Alloc(2*miB, 0)
+	isErrno(t, err, unix.EDQUOT, "ALLOC with T2 full and no T3 budget left")
+	failcnt(4, true, "after an ALLOC whose evictions the T3 budget refused")
 	closeAll(bufs)
 	bufs = nil
 	expectTiers(t, c, 0, 0, "after closing all")

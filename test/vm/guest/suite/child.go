@@ -204,6 +204,7 @@ type childOpts struct {
 	cgroupDir string   // cgroup of cgLayout to start in ("" = the parent's)
 	uid       int      // run as this uid/gid (with passDev: the node may not be open to it)
 	userns    bool     // in a new user namespace, mapping root to root
+	cgns      bool     // in a new cgroup namespace rooted at its cgroup
 	passDev   bool     // inherit the parent's /dev/greenboost as fd 3
 	sock      *os.File // inherited as fd 4
 	args      []string // "serve" by default
@@ -243,6 +244,10 @@ func startChild(t *T, name string, o childOpts) *child {
 		attr.Cloneflags = syscall.CLONE_NEWUSER
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}}
+	}
+	if o.cgns {
+		// with CLONE_INTO_CGROUP, the namespace's root is cgroupDir
+		attr.Cloneflags |= syscall.CLONE_NEWCGROUP
 	}
 	cmd.SysProcAttr = attr
 	if o.passDev {
