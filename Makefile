@@ -107,6 +107,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/request/
 	$(GO) test -run '^$$' -fuzz FuzzLoadSpec -fuzztime 30s ./shim/
 	$(GO) test -run '^$$' -fuzz FuzzEdits -fuzztime 30s ./shim/
+	$(GO) test -run '^$$' -fuzz FuzzParseArgs -fuzztime 30s ./shim/
 	$(GO) test -run '^$$' -fuzz FuzzReadState -fuzztime 30s ./hook/
 	$(GO) test -run '^$$' -fuzz FuzzReadRecord -fuzztime 30s ./hook/
 

@@ -103,3 +103,38 @@ func TestSpecPath(t *testing.T) {
 		t.Errorf("--config config.json (crun reads the bundle's): %s", got)
 	}
 }
+
+// FuzzParseArgs: any argv parses without a panic; a spec is edited only for
+// a create or run with an id; and swapping in an exec process file changes
+// that one argument, to the new path, and nothing else.
+func FuzzParseArgs(f *testing.F) {
+	f.Add("--root\x00/r\x00create\x00--bundle\x00/b\x00--pid-file\x00/p\x00id")
+	f.Add("exec\x00-p/p.json\x00c1")
+	f.Add("exec\x00--pidfd-socket\x00/s\x00--process=/p.json\x00c1\x00-c")
+	f.Add("create\x00--\x00-b\x00/b")
+	f.Add("run\x00-bDIR\x00--bund=/x\x00-f\x00cfg.json\x00id")
+	f.Fuzz(func(t *testing.T, joined string) {
+		argv := strings.Split(joined, "\x00")
+		a := ParseArgs(argv)
+		if a.ModifiesSpec() && (a.ID == "" || (a.Verb != "create" && a.Verb != "run")) {
+			t.Fatalf("%q: edits the spec of %+v", argv, a)
+		}
+		if a.Process == "" {
+			return
+		}
+		full := append([]string{"greenboost-runtime"}, argv...)
+		out := a.WithProcess(full, "/proc/self/fd/9")
+		changed := 0
+		for i := range full {
+			if out[i] != full[i] {
+				changed++
+				if !strings.HasSuffix(out[i], "/proc/self/fd/9") || !strings.HasSuffix(full[i], a.Process) {
+					t.Fatalf("%q: argument %d %q became %q (process %q)", argv, i, full[i], out[i], a.Process)
+				}
+			}
+		}
+		if changed > 1 || len(out) != len(full) {
+			t.Fatalf("%q: WithProcess changed %d arguments: %q", argv, changed, out)
+		}
+	})
+}
