@@ -335,7 +335,8 @@ func (h *Hook) poststop(state *specs.State) error {
 // drops its record: the poststop hook, and the containerd shim on task
 // delete, where runc skipped poststop. It is idempotent. A record made for
 // another bundle belongs to a namesake (the same id in another containerd
-// namespace) and is left alone; bundle "" skips that check. When pools are
+// namespace) and is left alone; bundle "" skips that check; so is one of a
+// container still alive. When pools are
 // still held by a process outside the container, the record is kept as
 // pending and gc retries.
 //
@@ -357,6 +358,13 @@ func ReleaseContainer(ctx context.Context, cfg *config.Config, id, bundle string
 		return err
 	}
 	if bundle != "" && rec.Bundle != "" && !sameBundle(rec.Bundle, bundle) {
+		return nil
+	}
+	// runc and crun remove the container's cgroup before its poststop
+	// hooks run, and the shim releases after the runtime's delete: a
+	// record whose container is alive belongs to a newer container of the
+	// same id and bundle (docker restart), whose prestart came first.
+	if containerAlive(rec) {
 		return nil
 	}
 	if !rec.Enforced {

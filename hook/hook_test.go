@@ -43,6 +43,25 @@ func hookFixture(t *testing.T, env []string, annotations map[string]string) (*co
 	return cfg, &specs.State{ID: "ctr-1", Pid: os.Getpid(), Bundle: bundle, Annotations: annotations}
 }
 
+// stopContainer makes container id's record look as it does when poststop
+// runs: the runtime has removed the container's cgroup.
+func stopContainer(t *testing.T, stateDir, id string) {
+	t.Helper()
+	rec, err := ReadRecord(stateDir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Cgroup = goneCgroup(t)
+	if err := WriteRecord(stateDir, rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// goneCgroup is a cgroup the runtime has removed.
+func goneCgroup(t *testing.T) Cgroup {
+	return Cgroup{ID: 1, Path: filepath.Join(t.TempDir(), "gone")}
+}
+
 func runStage(t *testing.T, h *Hook, stage Stage, st *specs.State) error {
 	t.Helper()
 	data, _ := json.Marshal(st)
@@ -70,6 +89,7 @@ func TestPrestartUnenforcedRecordsAndWarns(t *testing.T) {
 	if rec.Cgroup.ID == 0 || rec.Cgroup.Path == "" {
 		t.Fatalf("cgroup not resolved: %+v", rec.Cgroup)
 	}
+	stopContainer(t, cfg.Hook.StateDir, "ctr-1")
 	if err := runStage(t, h, Poststop, st); err != nil {
 		t.Fatal(err)
 	}
@@ -225,6 +245,7 @@ func TestReleaseLeavesNamesakeInAnotherBundle(t *testing.T) {
 	if err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st); err != nil {
 		t.Fatal(err)
 	}
+	stopContainer(t, cfg.Hook.StateDir, st.ID)
 	if err := ReleaseContainer(context.Background(), cfg, st.ID, "/run/other-namespace/bundle", &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
@@ -236,6 +257,24 @@ func TestReleaseLeavesNamesakeInAnotherBundle(t *testing.T) {
 	}
 	if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("record left after its own release: %v", err)
+	}
+}
+
+// docker restart reuses the id and the bundle: once runc has removed the
+// stopped container's state (and cgroup), the new container's prestart may
+// take the state lock before the old poststop. That poststop must leave the
+// new container's record, and budget, alone.
+func TestReleaseLeavesNewerContainerOfTheSameID(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	cfg.Limits.Enforce = false
+	if err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st); err != nil { // the new container: alive
+		t.Fatal(err)
+	}
+	if err := runStage(t, New(cfg, "", &bytes.Buffer{}), Poststop, st); err != nil { // the old one's
+		t.Fatal(err)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); err != nil {
+		t.Fatalf("the old container's poststop removed the new one's record: %v", err)
 	}
 }
 
@@ -267,7 +306,7 @@ func TestReleaseSymlinkedBundle(t *testing.T) {
 			}
 			realBundle := filepath.Join(realDir, "b1")
 			link := filepath.Join(root, "varrun", "containerd", "b1")
-			if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: st.ID, Bundle: realBundle, Pid: st.Pid}); err != nil {
+			if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: st.ID, Bundle: realBundle, Pid: st.Pid, Cgroup: goneCgroup(t)}); err != nil {
 				t.Fatal(err)
 			}
 			if tc.gone {
@@ -304,7 +343,7 @@ func TestReleaseLockWait(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, st := hookFixture(t, nil, nil)
-			if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: st.ID, Bundle: st.Bundle, Pid: st.Pid}); err != nil {
+			if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: st.ID, Bundle: st.Bundle, Pid: st.Pid, Cgroup: goneCgroup(t)}); err != nil {
 				t.Fatal(err)
 			}
 			unlock, err := lockState(cfg.Hook.StateDir, true)

@@ -519,7 +519,7 @@ func releaserConfig(t *testing.T) (stateDir string) {
 
 func TestDefaultReleaser(t *testing.T) {
 	stateDir := releaserConfig(t)
-	if err := hook.WriteRecord(stateDir, &hook.Record{ID: "c1", Bundle: "/b", Pid: 1}); err != nil {
+	if err := hook.WriteRecord(stateDir, &hook.Record{ID: "c1", Bundle: "/b", Pid: 1 << 30}); err != nil { // a container gone
 		t.Fatal(err)
 	}
 	ctx := context.Background()
