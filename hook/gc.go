@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,8 @@ type GCResult struct {
 // cgroup no longer exists. k is nil when the module is not loaded; then only
 // records are dropped, as they are when k is a module without the cgroup ABI
 // (an upstream GreenBoost module). With wait false a held state lock skips
-// the run.
+// the run; with wait true gc waits for it until deadline, and a lock held
+// past it ends the run as Incomplete.
 func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (GCResult, error) {
 	res := GCResult{RecordsDropped: []string{}, NodesReleased: []uint64{}, Pending: []string{}}
 	if k != nil && !hasCgroupABI(k) {
@@ -54,7 +56,11 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 		}
 		// The state lock is held for one record at a time: a prestart
 		// hook or the shim's release waits for one record, not the run.
-		unlock, err := lockState(cfg.Hook.StateDir, wait)
+		unlock, err := lockForRecord(cfg.Hook.StateDir, wait, deadline)
+		if errors.Is(err, ErrLockTimeout) {
+			res.Incomplete = true
+			return res, errors.Join(errs...)
+		}
 		if err != nil {
 			return res, errors.Join(append(errs, err)...)
 		}
@@ -168,6 +174,17 @@ func CollectBriefly(cfg *config.Config) {
 		k = dev
 	}
 	Collect(cfg, k, time.Now().Add(prestartGCBudget), false) //nolint:errcheck // best effort
+}
+
+// lockForRecord takes the state lock for gc: waiting until deadline, or
+// only if it is free now.
+func lockForRecord(stateDir string, wait bool, deadline time.Time) (func(), error) {
+	if !wait {
+		return lockState(stateDir, false)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	return lockStateUntil(ctx, stateDir)
 }
 
 // containerAlive reports whether the record's container still exists: its

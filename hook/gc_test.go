@@ -288,6 +288,30 @@ func TestCollectSkipsWhenLocked(t *testing.T) {
 	}
 }
 
+// A gc that waits for the state lock waits only until its deadline, and
+// says it stopped early: `greenboost-ctk gc --timeout` bounds the whole run.
+func TestCollectWaitsForTheLockUntilTheDeadline(t *testing.T) {
+	cfg := config.Default()
+	cfg.Hook.StateDir = t.TempDir()
+	dead := &Record{ID: "dead", Bundle: "/b", Pid: 1, Cgroup: Cgroup{ID: 1, Path: filepath.Join(t.TempDir(), "gone")}}
+	if err := WriteRecord(cfg.Hook.StateDir, dead); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockState(cfg.Hook.StateDir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	start := time.Now()
+	res, err := Collect(cfg, nil, start.Add(300*time.Millisecond), true)
+	if took := time.Since(start); err != nil || !res.Incomplete || took > 3*time.Second {
+		t.Fatalf("gc with the lock held: %+v, %v after %v; want incomplete, no error, at its deadline", res, err, took)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, "dead"); err != nil {
+		t.Fatalf("the record went while another process held the lock: %v", err)
+	}
+}
+
 // gc holds the state lock for one record at a time, so that a prestart hook
 // or the shim's release never waits for a whole run: after the records, in
 // the node pass, another process takes it at once.
