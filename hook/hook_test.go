@@ -260,6 +260,21 @@ func TestReleaseLeavesNamesakeInAnotherBundle(t *testing.T) {
 	}
 }
 
+// A container cannot ask for more than [limits] max-ram: prestart fails,
+// naming the request and the cap, and sets and records nothing.
+func TestPrestartRefusesABudgetAboveTheCap(t *testing.T) {
+	cfg, st := hookFixture(t, []string{"GREENBOOST_RAM_LIMIT=64G"}, nil)
+	cfg.Limits.Enforce = false
+	cfg.Limits.MaxRAM = "16G"
+	err := runStage(t, New(cfg, "", &bytes.Buffer{}), Prestart, st)
+	if err == nil || !strings.Contains(err.Error(), `GREENBOOST_RAM_LIMIT "64G" is above this host's cap limits.max-ram = "16G"`) {
+		t.Fatalf("prestart: %v", err)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a record of a refused container: %v", err)
+	}
+}
+
 // docker restart reuses the id and the bundle: once runc has removed the
 // stopped container's state (and cgroup), the new container's prestart may
 // take the state lock before the old poststop. That poststop must leave the

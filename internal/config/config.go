@@ -65,8 +65,12 @@ type Kmod struct {
 
 // Limits are the per-container budgets.
 type Limits struct {
-	RAM     Size `toml:"ram" comment:"default per-container T2 budget"`
-	NVMe    Size `toml:"nvme" comment:"default per-container T3 budget"`
+	RAM  Size `toml:"ram" comment:"default per-container T2 budget"`
+	NVMe Size `toml:"nvme" comment:"default per-container T3 budget"`
+	// Containers ask for budgets through their spec (annotations, env,
+	// an image's ENV too): the caps bound what they may ask for.
+	MaxRAM  Size `toml:"max-ram" comment:"the largest T2 budget a container may ask for (its annotations, env, device profile)"`
+	MaxNVMe Size `toml:"max-nvme" comment:"the largest T3 budget a container may ask for"`
 	Enforce bool `toml:"enforce" comment:"false: start containers even where budgets cannot be enforced (warn and record only)"`
 	// Profiles become CDI devices greenboost.io/vram=NAME.
 	Profiles map[string]Profile `toml:"profiles,omitempty"`
@@ -102,7 +106,7 @@ func Default() *Config {
 			ContainerPath: "/usr/lib/greenboost/libgreenboost_cuda.so",
 		},
 		Kmod:   Kmod{Load: "auto", Module: "greenboost"},
-		Limits: Limits{RAM: "unlimited", NVMe: "unlimited", Enforce: true},
+		Limits: Limits{RAM: "unlimited", NVMe: "unlimited", MaxRAM: "unlimited", MaxNVMe: "unlimited", Enforce: true},
 		Hook:   Hook{Path: "/usr/bin/greenboost-hook", StateDir: "/run/greenboost"},
 		Path:   DefaultPath,
 	}
@@ -262,6 +266,18 @@ func (c *Config) Validate() error {
 	if err := checkSize("limits.nvme", c.Limits.NVMe); err != nil {
 		return err
 	}
+	if err := checkSize("limits.max-ram", c.Limits.MaxRAM); err != nil {
+		return err
+	}
+	if err := checkSize("limits.max-nvme", c.Limits.MaxNVMe); err != nil {
+		return err
+	}
+	if err := c.CheckCap(TierRAM, "limits.ram", string(c.Limits.RAM)); err != nil {
+		return err
+	}
+	if err := c.CheckCap(TierNVMe, "limits.nvme", string(c.Limits.NVMe)); err != nil {
+		return err
+	}
 	for _, name := range c.ProfileNames() {
 		p := c.Limits.Profiles[name]
 		if !validProfileName(name) || name == DefaultDevice {
@@ -269,13 +285,17 @@ func (c *Config) Validate() error {
 		}
 		// A profile may leave a tier empty: it then has the default budget.
 		for _, tier := range []struct {
-			key   string
+			tier  Tier
 			value Size
-		}{{"ram", p.RAM}, {"nvme", p.NVMe}} {
+		}{{TierRAM, p.RAM}, {TierNVMe, p.NVMe}} {
 			if tier.value == "" {
 				continue
 			}
-			if err := checkSize("limits.profiles."+name+"."+tier.key, tier.value); err != nil {
+			key := "limits.profiles." + name + "." + string(tier.tier)
+			if err := checkSize(key, tier.value); err != nil {
+				return err
+			}
+			if err := c.CheckCap(tier.tier, key, string(tier.value)); err != nil {
 				return err
 			}
 		}
@@ -302,6 +322,33 @@ func checkRuntime(r string) error {
 		return fmt.Errorf("invalid entry %q: a relative path; %s", r, runtimeForm)
 	}
 	return nil
+}
+
+// Tier is the memory tier a budget is for.
+type Tier string
+
+// The tiers, named as their keys are.
+const (
+	TierRAM  Tier = "ram"
+	TierNVMe Tier = "nvme"
+)
+
+// CheckCap refuses a budget, a valid size that key asks for, above the cap
+// of its tier ([limits] max-ram or max-nvme). Unlimited is above any cap.
+func (c *Config) CheckCap(tier Tier, key, size string) error {
+	capSize := c.Limits.MaxRAM
+	if tier == TierNVMe {
+		capSize = c.Limits.MaxNVMe
+	}
+	limit, err := ParseSize(string(capSize))
+	if err != nil || limit == 0 {
+		return nil // no cap; a bad one fails Validate on its own key
+	}
+	if n, err := ParseSize(size); err != nil || (n != 0 && n <= limit) {
+		return nil
+	}
+	return fmt.Errorf("%s %q is above this host's cap limits.max-%s = %q (%s): ask for %s or less",
+		key, size, tier, string(capSize), c.Path, FormatSize(limit))
 }
 
 func checkSize(key string, value Size) error {

@@ -90,7 +90,7 @@ func TestDefaultRoundTrips(t *testing.T) {
 }
 
 // config show prints a profile as written: a tier it leaves out (which
-// falls back to [limits]) is left out, not shown as the invalid size ''.
+// falls back to [limits]) is left out, not printed as an empty size.
 func TestProfileTierLeftOutIsNotPrinted(t *testing.T) {
 	cfg, err := Load(writeConfig(t, "[limits]\nnvme = \"2G\"\n[limits.profiles.small]\nram = \"1G\"\n"))
 	if err != nil {
@@ -173,6 +173,9 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"unknown table", "[nvidia]\nx = 1\n", []string{"nvidia"}},
 		{"bad size", "[limits]\nram = \"lots\"\n", []string{"limits.ram", "lots", "unlimited"}},
 		{"bad profile size", "[limits.profiles.small]\nnvme = \"-3\"\n", []string{"limits.profiles.small.nvme", "-3"}},
+		{"bad cap", "[limits]\nmax-ram = \"half\"\n", []string{"limits.max-ram", "half"}},
+		{"default above its cap", "[limits]\nmax-ram = \"16G\"\n", []string{"limits.ram", `"unlimited"`, "limits.max-ram", "16G or less"}},
+		{"profile above its cap", "[limits]\nnvme = \"1T\"\nmax-nvme = \"1T\"\n[limits.profiles.big]\nnvme = \"2T\"\n", []string{"limits.profiles.big.nvme", `"2T"`, "limits.max-nvme"}},
 		{"bad load", "[kmod]\nload = \"always\"\n", []string{"kmod.load", "always"}},
 		{"bad level", "[runtime]\nlog-level = \"loud\"\n", []string{"runtime.log-level", "loud"}},
 		{"wrong type", "[limits]\nenforce = \"yes\"\n", []string{"limits.enforce", "line 2", "expected true or false, not a TOML string"}},

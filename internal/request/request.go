@@ -93,16 +93,18 @@ func disabled(annotations, vars map[string]string) (bool, error) {
 // asks, else the given defaults (a CDI profile's or the config's), whose keys
 // name them in errors.
 func (r Request) Limits(defaultRAM, defaultNVMe Value) (ram, nvme uint64, err error) {
-	if ram, err = resolve(r.RAM, defaultRAM); err != nil {
+	if _, ram, err = resolve(r.RAM, defaultRAM); err != nil {
 		return 0, 0, err
 	}
-	if nvme, err = resolve(r.NVMe, defaultNVMe); err != nil {
+	if _, nvme, err = resolve(r.NVMe, defaultNVMe); err != nil {
 		return 0, 0, err
 	}
 	return ram, nvme, nil
 }
 
-func resolve(asked, fallback Value) (uint64, error) {
+// resolve returns the value that decides (asked, else fallback) and its
+// bytes.
+func resolve(asked, fallback Value) (Value, uint64, error) {
 	v := asked
 	if v.Key == "" {
 		v = fallback
@@ -111,14 +113,14 @@ func resolve(asked, fallback Value) (uint64, error) {
 	var sizeErr *config.SizeError
 	if errors.As(err, &sizeErr) {
 		sizeErr.Key = v.Key // the annotation, variable or config key it came from
-		return 0, sizeErr
+		return v, 0, sizeErr
 	}
-	return n, err
+	return v, n, err
 }
 
 // Resolve returns the budgets in bytes (0 = unlimited) for a container using
 // CDI device profile ("" or "ext": the config's [limits]):
-// annotations > env > profile > config.
+// annotations > env > profile > config, each within the config's caps.
 func (r Request) Resolve(cfg *config.Config, profile string) (ram, nvme uint64, err error) {
 	defRAM, defNVMe, err := cfg.ProfileLimits(profile)
 	if err != nil {
@@ -128,5 +130,19 @@ func (r Request) Resolve(cfg *config.Config, profile string) (ram, nvme uint64, 
 	if profile != "" && profile != config.DefaultDevice {
 		key = "limits.profiles." + profile
 	}
-	return r.Limits(Value{Key: key + ".ram", Raw: defRAM}, Value{Key: key + ".nvme", Raw: defNVMe})
+	if ram, err = resolveCapped(cfg, config.TierRAM, r.RAM, Value{Key: key + ".ram", Raw: defRAM}); err != nil {
+		return 0, 0, err
+	}
+	if nvme, err = resolveCapped(cfg, config.TierNVMe, r.NVMe, Value{Key: key + ".nvme", Raw: defNVMe}); err != nil {
+		return 0, 0, err
+	}
+	return ram, nvme, nil
+}
+
+func resolveCapped(cfg *config.Config, tier config.Tier, asked, fallback Value) (uint64, error) {
+	v, n, err := resolve(asked, fallback)
+	if err != nil {
+		return 0, err
+	}
+	return n, cfg.CheckCap(tier, v.Key, v.Raw)
 }

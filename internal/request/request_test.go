@@ -3,6 +3,8 @@ package request
 import (
 	"strings"
 	"testing"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 )
 
 var defaults = [2]Value{{Key: "limits.ram", Raw: "2G"}, {Key: "limits.nvme", Raw: "unlimited"}}
@@ -127,4 +129,51 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("defaults not applied: %d %d", ram, nvme)
 		}
 	})
+}
+
+// [limits] max-ram and max-nvme bound what a container may ask for, from any
+// source: its annotations, its env (an image's ENV too) and its profile.
+func TestResolveWithinCaps(t *testing.T) {
+	cfg := config.Default()
+	cfg.Path = "/etc/greenboost/config.toml"
+	cfg.Limits.RAM, cfg.Limits.MaxRAM = "8G", "16G"
+	cfg.Limits.MaxNVMe = "1T"
+	cfg.Limits.NVMe = "100G"
+	cfg.Limits.Profiles = map[string]config.Profile{"small": {RAM: "1G"}}
+	for _, tt := range []struct {
+		name        string
+		annotations map[string]string
+		env         []string
+		profile     string
+		ram, nvme   uint64
+		wantErr     []string
+	}{
+		{"the defaults", nil, nil, "", 8 << 30, 100 << 30, nil},
+		{"at the cap", nil, []string{"GREENBOOST_RAM_LIMIT=16G"}, "", 16 << 30, 100 << 30, nil},
+		{"a profile", nil, nil, "small", 1 << 30, 100 << 30, nil},
+		{"env above", nil, []string{"GREENBOOST_RAM_LIMIT=17G"}, "", 0, 0, []string{`GREENBOOST_RAM_LIMIT "17G"`, `limits.max-ram = "16G"`, "/etc/greenboost/config.toml", "16G or less"}},
+		{"unlimited asked", map[string]string{AnnotationNVMe: "unlimited"}, nil, "small", 0, 0, []string{`greenboost.io/nvme-limit "unlimited"`, "limits.max-nvme"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := Parse(tt.annotations, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ram, nvme, err := req.Resolve(cfg, tt.profile)
+			if tt.wantErr == nil {
+				if err != nil || ram != tt.ram || nvme != tt.nvme {
+					t.Fatalf("Resolve = %d, %d, %v; want %d, %d", ram, nvme, err, tt.ram, tt.nvme)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Resolve = %d, %d; want an error", ram, nvme)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
 }
