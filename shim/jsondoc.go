@@ -70,7 +70,11 @@ func mergeUnknown(orig, edited any) any {
 			keys[foldClass(k)] = k
 		}
 		for k, ov := range o {
-			if ek, found := keys[foldClass(k)]; found {
+			ek, found := k, true // the exact key first, as encoding/json
+			if _, exact := e[k]; !exact {
+				ek, found = keys[foldClass(k)]
+			}
+			if found {
 				e[ek] = mergeUnknown(ov, e[ek])
 			} else {
 				e[k] = ov

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -51,6 +52,30 @@ func TestFoldClass(t *testing.T) {
 			if same := foldClass(a) == foldClass(b); same != strings.EqualFold(a, b) {
 				t.Errorf("foldClass(%q) == foldClass(%q) is %v, strings.EqualFold %v", a, b, same, !same)
 			}
+		}
+	}
+}
+
+// Keys that differ only in case (rdma device names) each keep their own
+// unknown members: a member goes to its exact key before a folded one.
+func TestUnknownMembersKeepTheirExactKey(t *testing.T) {
+	in := `{"rdma":{"a":{"hcaHandles":1,"x-ext":"a-only"},"A":{"hcaHandles":2}}}`
+	var r specs.LinuxResources
+	unknown, err := decodeKeepingUnknown([]byte(in), &r)
+	if err != nil || unknown == nil {
+		t.Fatalf("unknown members not noticed: %v", err)
+	}
+	for i := 0; i < 20; i++ { // map order varies from run to run
+		out, err := encodeKeepingUnknown(&r, unknown)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]map[string]map[string]any
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got["rdma"]["a"]["x-ext"] != "a-only" || got["rdma"]["A"]["x-ext"] != nil {
+			t.Fatalf("%s: x-ext moved off device a", out)
 		}
 	}
 }

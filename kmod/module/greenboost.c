@@ -635,14 +635,15 @@ static struct cgroup_subsys_state *gb_root_css(void)
 }
 
 /*
- * A cgroup of the active hierarchy by id, referenced, or NULL, wherever it
- * is: ids are global, and an admin in a cgroup namespace (a nested
- * container engine) names cgroups outside it.  cgroup_get_from_id() finds
- * only those inside the caller's namespace, and v1 has no exported id
- * lookup, so the rest walk the hierarchy.  The walk finds offline (dying)
- * cgroups too, which the callers tell apart with gb_cgroup_alive().
+ * A cgroup of the active hierarchy by id, referenced, or NULL.  Ids are
+ * global, and an admin in a cgroup namespace (a nested container engine)
+ * names cgroups outside it: with outside_ns those are found too.
+ * cgroup_get_from_id() finds only those inside the caller's namespace, and
+ * v1 has no exported id lookup, so the rest walk the hierarchy; only
+ * privileged callers may make every lookup a walk.  The walk finds offline
+ * (dying) cgroups too, which the callers tell apart with gb_cgroup_alive().
  */
-static struct cgroup *gb_cgroup_get_by_id(u64 id)
+static struct cgroup *gb_cgroup_get_by_id(u64 id, bool outside_ns)
 {
 	struct cgroup_subsys_state *pos;
 	struct cgroup *cgrp = NULL;
@@ -651,6 +652,8 @@ static struct cgroup *gb_cgroup_get_by_id(u64 id)
 		cgrp = cgroup_get_from_id(id);
 		if (!IS_ERR_OR_NULL(cgrp))
 			return cgrp;
+		if (!outside_ns)
+			return NULL;
 		cgrp = NULL;
 	}
 	rcu_read_lock();
@@ -951,7 +954,7 @@ static long gb_cg_set_limit(void __user *uarg)
 	mutex_lock(&gb_cg_lock);
 	node = xa_load(&gb_cg_nodes, l.cgroup_id);
 	if (!node) {
-		cgrp = gb_cgroup_get_by_id(l.cgroup_id);
+		cgrp = gb_cgroup_get_by_id(l.cgroup_id, true);
 		if (!gb_cgroup_alive(cgrp))
 			node = ERR_PTR(-ENOENT);
 		else
@@ -1020,7 +1023,8 @@ static long gb_cg_get_usage(void __user *uarg)
 		ret = -EINVAL;
 		if (in.hierarchy != gb_cg_hier)
 			goto out;
-		cgrp = gb_cgroup_get_by_id(in.cgroup_id);
+		cgrp = gb_cgroup_get_by_id(in.cgroup_id,
+					   ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN));
 		ret = -EPERM;
 		/* The subtree test first: capable() audits a denial. */
 		if (!(gb_cgroup_alive(cgrp) && cgroup_is_descendant(cgrp, self)) &&
