@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -188,14 +189,38 @@ func lockForRecord(stateDir string, wait bool, deadline time.Time) (func(), erro
 }
 
 // containerAlive reports whether the record's container still exists: its
-// cgroup directory is there with the same inode (runc removes it on delete).
+// cgroup directory is there with the same inode and processes in it or
+// below (runc removes it on delete; one it failed to remove is left empty).
 func containerAlive(rec *Record) bool {
 	if rec.Cgroup.Path == "" {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", rec.Pid))
 		return err == nil
 	}
 	id, err := kmod.CgroupID(rec.Cgroup.Path)
-	return err == nil && id == rec.Cgroup.ID
+	return err == nil && id == rec.Cgroup.ID && populated(rec.Cgroup.Path)
+}
+
+// populated says whether a process lives in the cgroup at dir or below it:
+// cgroup v2's cgroup.events says so; on v1 a cgroup.procs of the subtree
+// names one. A directory that is neither counts as populated: nothing says
+// otherwise.
+func populated(dir string) bool {
+	if events, err := os.ReadFile(filepath.Join(dir, "cgroup.events")); err == nil {
+		return bytes.Contains(events, []byte("populated 1"))
+	}
+	isCgroup, found := false, false
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error { //nolint:errcheck // unreadable parts count as empty
+		if err != nil || d.Name() != "cgroup.procs" {
+			return nil
+		}
+		isCgroup = true
+		if procs, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(procs)) > 0 {
+			found = true
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return found || !isCgroup
 }
 
 // GCDeadline is how long `greenboost-ctk gc` may run by default.

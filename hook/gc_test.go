@@ -1,8 +1,10 @@
 package hook
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -406,5 +408,66 @@ func TestCollectBriefly(t *testing.T) {
 			t.Errorf("%s: CollectBriefly waited for the state lock", device)
 		}
 		unlock()
+	}
+}
+
+// A cgroup counts as alive while a process is in it or below it: a
+// directory the runtime failed to remove on delete is left empty.
+func TestPopulated(t *testing.T) {
+	write := func(t *testing.T, path, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name  string
+		files map[string]string
+		want  bool
+	}{
+		{"v2 populated", map[string]string{"cgroup.events": "populated 1\nfrozen 0\n", "cgroup.procs": ""}, true},
+		{"v2 empty", map[string]string{"cgroup.events": "populated 0\nfrozen 0\n", "cgroup.procs": ""}, false},
+		{"v1 with a process", map[string]string{"cgroup.procs": "4242\n"}, true},
+		{"v1 with a process below", map[string]string{"cgroup.procs": "", "inner/cgroup.procs": "4242\n"}, true},
+		{"v1 empty", map[string]string{"cgroup.procs": "", "inner/cgroup.procs": "\n"}, false},
+		{"not a cgroup", map[string]string{"other": "x"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, content := range tt.files {
+				write(t, filepath.Join(dir, name), content)
+			}
+			if got := populated(dir); got != tt.want {
+				t.Errorf("populated = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// A poststop whose container's cgroup the runtime could not remove (a
+// process stuck in the kernel, an escaped exec) still releases: the empty
+// directory left behind is no newer container.
+func TestReleaseWithTheCgroupLeftEmpty(t *testing.T) {
+	cfg := config.Default()
+	cfg.Hook.StateDir = t.TempDir()
+	cg := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id, err := kmod.CgroupID(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: "c1", Bundle: "/b", Pid: 1 << 30, Cgroup: Cgroup{ID: id, Path: cg}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReleaseContainer(context.Background(), cfg, "c1", "/b", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, "c1"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the record stayed: %v", err)
 	}
 }
