@@ -345,7 +345,7 @@ func (h *Hook) poststop(state *specs.State) error {
 // when the wait ends first the error wraps ErrLockTimeout, nothing is
 // changed and gc releases the container later.
 func ReleaseContainer(ctx context.Context, cfg *config.Config, id, bundle string, warn io.Writer) error {
-	unlock, err := lockForRelease(ctx, cfg.Hook.StateDir)
+	unlock, err := lockStateUntil(ctx, cfg.Hook.StateDir)
 	if err != nil {
 		return err
 	}
@@ -376,15 +376,6 @@ func ReleaseContainer(ctx context.Context, cfg *config.Config, id, bundle string
 	}
 	defer dev.Close()
 	return release(dev, cfg.Hook.StateDir, rec, warn)
-}
-
-// lockForRelease takes the state lock, waiting until ctx ends; with a ctx
-// that cannot end, stateLockWait.
-func lockForRelease(ctx context.Context, stateDir string) (func(), error) {
-	if ctx.Done() == nil {
-		return lockState(stateDir, true)
-	}
-	return lockStateUntil(ctx, stateDir)
 }
 
 // sameBundle says whether two bundle paths name one directory. runc records

@@ -21,7 +21,8 @@ var ErrLockTimeout = errors.New("timed out waiting for the state lock")
 // lockPollInterval is how often lockStateUntil tries the lock again.
 const lockPollInterval = 10 * time.Millisecond
 
-// stateLockWait bounds a waiting lockState. Each holder keeps the lock for
+// stateLockWait bounds a wait for the state lock that has no deadline of
+// its own. Each holder keeps the lock for
 // milliseconds (tens under load: 20 prestarts at once on 2 cores waited
 // 0.5 s at most, 50 waited 4 s); one that keeps it for a minute is stuck,
 // and a hook that waited for it would hang container starts and stops with
@@ -33,9 +34,7 @@ var stateLockWait = time.Minute
 // with wait, for up to stateLockWait, else only if it is free now.
 func lockState(stateDir string, wait bool) (func(), error) {
 	if wait {
-		ctx, cancel := context.WithTimeout(context.Background(), stateLockWait)
-		defer cancel()
-		return lockStateUntil(ctx, stateDir)
+		return lockStateUntil(context.Background(), stateDir)
 	}
 	f, err := openLock(stateDir)
 	if err != nil {
@@ -51,10 +50,16 @@ func lockState(stateDir string, wait bool) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// lockStateUntil takes the state dir's flock as lockState does, but waits
-// for it only until ctx ends: it tries LOCK_NB every lockPollInterval. When
-// ctx ends first the error wraps ErrLockTimeout and ctx's error.
+// lockStateUntil takes the state dir's flock as lockState does, waiting
+// until ctx ends (a ctx without a deadline: stateLockWait): it tries LOCK_NB
+// every lockPollInterval. When the wait ends first the error wraps
+// ErrLockTimeout and ctx's error.
 func lockStateUntil(ctx context.Context, stateDir string) (func(), error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, stateLockWait)
+		defer cancel()
+	}
 	f, err := openLock(stateDir)
 	if err != nil {
 		return nil, err

@@ -114,8 +114,8 @@ func setupCommands(cmds []*cli.Command) {
 		if before := cmd.Before; before != nil {
 			cmd.Before = func(c *cli.Context) error {
 				err := before(c)
-				if err == nil || strings.Contains(err.Error(), "--help") {
-					return err
+				if err == nil {
+					return nil
 				}
 				path := commandPath(c)
 				return fmt.Errorf("%s: %w; see %s --help", strings.TrimPrefix(path, c.App.Name+" "), err, path)

@@ -93,29 +93,32 @@ func disabled(annotations, vars map[string]string) (bool, error) {
 // asks, else the given defaults (a CDI profile's or the config's), whose keys
 // name them in errors.
 func (r Request) Limits(defaultRAM, defaultNVMe Value) (ram, nvme uint64, err error) {
-	if _, ram, err = resolve(r.RAM, defaultRAM); err != nil {
+	if ram, err = resolve(r.RAM, defaultRAM); err != nil {
 		return 0, 0, err
 	}
-	if _, nvme, err = resolve(r.NVMe, defaultNVMe); err != nil {
+	if nvme, err = resolve(r.NVMe, defaultNVMe); err != nil {
 		return 0, 0, err
 	}
 	return ram, nvme, nil
 }
 
-// resolve returns the value that decides (asked, else fallback) and its
-// bytes.
-func resolve(asked, fallback Value) (Value, uint64, error) {
-	v := asked
-	if v.Key == "" {
-		v = fallback
+// decides is the value that sets a budget: the request, else the default.
+func decides(asked, fallback Value) Value {
+	if asked.Key == "" {
+		return fallback
 	}
+	return asked
+}
+
+func resolve(asked, fallback Value) (uint64, error) {
+	v := decides(asked, fallback)
 	n, err := config.ParseSize(v.Raw)
 	var sizeErr *config.SizeError
 	if errors.As(err, &sizeErr) {
 		sizeErr.Key = v.Key // the annotation, variable or config key it came from
-		return v, 0, sizeErr
+		return 0, sizeErr
 	}
-	return v, n, err
+	return n, err
 }
 
 // Resolve returns the budgets in bytes (0 = unlimited) for a container using
@@ -130,19 +133,17 @@ func (r Request) Resolve(cfg *config.Config, profile string) (ram, nvme uint64, 
 	if profile != "" && profile != config.DefaultDevice {
 		key = "limits.profiles." + profile
 	}
-	if ram, err = resolveCapped(cfg, config.TierRAM, r.RAM, Value{Key: key + ".ram", Raw: defRAM}); err != nil {
+	ramDefault, nvmeDefault := Value{Key: key + ".ram", Raw: defRAM}, Value{Key: key + ".nvme", Raw: defNVMe}
+	if ram, nvme, err = r.Limits(ramDefault, nvmeDefault); err != nil {
 		return 0, 0, err
 	}
-	if nvme, err = resolveCapped(cfg, config.TierNVMe, r.NVMe, Value{Key: key + ".nvme", Raw: defNVMe}); err != nil {
-		return 0, 0, err
+	for _, budget := range []struct {
+		tier config.Tier
+		v    Value
+	}{{config.TierRAM, decides(r.RAM, ramDefault)}, {config.TierNVMe, decides(r.NVMe, nvmeDefault)}} {
+		if err := cfg.CheckCap(budget.tier, budget.v.Key, budget.v.Raw); err != nil {
+			return 0, 0, err
+		}
 	}
 	return ram, nvme, nil
-}
-
-func resolveCapped(cfg *config.Config, tier config.Tier, asked, fallback Value) (uint64, error) {
-	v, n, err := resolve(asked, fallback)
-	if err != nil {
-		return 0, err
-	}
-	return n, cfg.CheckCap(tier, v.Key, v.Raw)
 }

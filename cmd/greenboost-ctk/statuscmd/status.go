@@ -233,7 +233,7 @@ func NewGC() *cli.Command {
 		Before: func(c *cli.Context) error {
 			// A deadline already past would do nothing and say little.
 			if timeout <= 0 {
-				return fmt.Errorf("gc: --timeout %s: expected a duration above zero like 30s, 2m or 1m30s; see %s gc --help", timeout, c.App.Name)
+				return fmt.Errorf("--timeout %s: expected a duration above zero like 30s, 2m or 1m30s", timeout)
 			}
 			return nil
 		},
