@@ -68,7 +68,7 @@ func create(cfg *config.Config, args Args, argv []string, logger *slog.Logger) e
 	if err != nil {
 		return fmt.Errorf("finding the bundle: %w", err)
 	}
-	if err := editBundle(cfg, args.ID, args.SpecPath(bundle), logger); err != nil {
+	if err := editBundle(cfg, args.ID, bundle, args.SpecPath(bundle), logger); err != nil {
 		return err
 	}
 	logger.Debug("exec low-level runtime", "path", runtime, "args", argv[1:])
@@ -76,8 +76,8 @@ func create(cfg *config.Config, args Args, argv []string, logger *slog.Logger) e
 }
 
 // editBundle applies the GreenBoost edits to container id's spec file
-// unless the container opted out.
-func editBundle(cfg *config.Config, id, specPath string, logger *slog.Logger) error {
+// (of the bundle directory bundle) unless the container opted out.
+func editBundle(cfg *config.Config, id, bundle, specPath string, logger *slog.Logger) error {
 	spec, err := LoadSpec(specPath)
 	if err != nil {
 		return err
@@ -118,8 +118,17 @@ func editBundle(cfg *config.Config, id, specPath string, logger *slog.Logger) er
 	if err := spec.Modify(greenboostEdits{edits: edits}); err != nil {
 		return fmt.Errorf("applying GreenBoost edits to %s: %w", specPath, err)
 	}
+	if err := spec.Modify(userNSDevices{nodes: edits.DeviceNodes}); err != nil {
+		return fmt.Errorf("applying GreenBoost edits to %s: %w", specPath, err)
+	}
 	if err := spec.Flush(); err != nil {
 		return err
+	}
+	for _, m := range edits.Mounts {
+		if err := makeMountPoint(spec.Raw(), bundle, m.ContainerPath); err != nil {
+			// Not fatal: the runtime may still manage, or says why not.
+			logger.Warn("could not make a mount point for the container's user namespace", "err", err)
+		}
 	}
 	logger.Info("applied GreenBoost edits", "spec", specPath)
 	return nil

@@ -57,7 +57,7 @@ func TestEditBundleGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", name)
 			bundle := bundleWith(t, filepath.Join(dir, "in.json"))
-			if err := editBundle(cfg, "c1", ocispec.Path(bundle), discard); err != nil {
+			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
 				t.Fatal(err)
 			}
 			got := readPretty(t, filepath.Join(bundle, "config.json"))
@@ -82,7 +82,7 @@ func TestEditBundleGolden(t *testing.T) {
 
 			// Applying the edits again changes nothing.
 			before, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
-			if err := editBundle(cfg, "c1", ocispec.Path(bundle), discard); err != nil {
+			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
 				t.Fatal(err)
 			}
 			after, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
@@ -123,7 +123,7 @@ func TestEditBundleLeavesFileUntouched(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := filepath.Join("testdata", tt.name, "in.json")
 			bundle := bundleWith(t, in)
-			err := editBundle(cfg, "c1", ocispec.Path(bundle), discard)
+			err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard)
 			if tt.wantErr == "" && err != nil {
 				t.Fatal(err)
 			}
@@ -171,7 +171,7 @@ func TestEditBundleWithoutModule(t *testing.T) {
 			cfg.Device.HostPath = tt.device
 			cfg.Limits.Enforce = tt.enforce
 			bundle := bundleWith(t, "testdata/plain/in.json")
-			err := editBundle(cfg, "c1", ocispec.Path(bundle), discard)
+			err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("error = %v, want %q", err, tt.wantErr)
 			}
@@ -207,7 +207,7 @@ func TestEditBundleErrors(t *testing.T) {
 		cfg, _ := testConfig(t)
 		cfg.Library.HostPaths = []string{"/nonexistent/a.so", "/nonexistent/b.so"}
 		bundle := bundleWith(t, "testdata/plain/in.json")
-		err := editBundle(cfg, "c1", ocispec.Path(bundle), discard)
+		err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard)
 		if err == nil || !strings.Contains(err.Error(), "/nonexistent/a.so, /nonexistent/b.so") || !strings.Contains(err.Error(), "host-paths") {
 			t.Fatalf("error = %v", err)
 		}
@@ -216,7 +216,8 @@ func TestEditBundleErrors(t *testing.T) {
 		cfg, _ := testConfig(t)
 		cfg.Device.HostPath = "/nonexistent/greenboost"
 		cfg.Limits.Enforce = true
-		err := editBundle(cfg, "c1", ocispec.Path(bundleWith(t, "testdata/plain/in.json")), discard)
+		bundle := bundleWith(t, "testdata/plain/in.json")
+		err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard)
 		if err == nil || !strings.Contains(err.Error(), "/nonexistent/greenboost") {
 			t.Fatalf("error = %v", err)
 		}
@@ -227,7 +228,7 @@ func TestEditBundleErrors(t *testing.T) {
 		cfg, _ := testConfig(t)
 		cfg.Limits.Enforce = true
 		bundle := bundleWith(t, "testdata/plain/in.json")
-		err := editBundle(cfg, "c1", ocispec.Path(bundle), discard)
+		err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard)
 		if err == nil || !strings.Contains(err.Error(), "cannot enforce GreenBoost budgets for container c1: /dev/null is not a GreenBoost module") ||
 			!strings.Contains(err.Error(), "enforce = false") {
 			t.Fatalf("error = %v", err)
@@ -239,7 +240,8 @@ func TestEditBundleErrors(t *testing.T) {
 	})
 	t.Run("no bundle", func(t *testing.T) {
 		cfg, _ := testConfig(t)
-		if err := editBundle(cfg, "c1", ocispec.Path(t.TempDir()), discard); err == nil || !strings.Contains(err.Error(), "config.json") {
+		bundle := t.TempDir()
+		if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err == nil || !strings.Contains(err.Error(), "config.json") {
 			t.Fatalf("error = %v", err)
 		}
 	})
@@ -265,7 +267,7 @@ func FuzzLoadSpec(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := editBundle(cfg, "c1", ocispec.Path(bundle), discard); err != nil {
+		if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
 			got, _ := os.ReadFile(path)
 			if !bytes.Equal(got, data) {
 				t.Fatalf("failed edit (%v) modified the spec", err)

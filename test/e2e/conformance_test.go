@@ -22,18 +22,6 @@ import (
 // already requires through the CDI library.
 const runtimeToolsModule = "github.com/opencontainers/runtime-tools"
 
-// userNSMountPoint is why two validation tests fail through
-// greenboost-runtime (the README's limits say so): their container's root is
-// an unprivileged host user in a user namespace, the test's rootfs belongs to
-// the host's root, and the runtime cannot create the library's mount point
-// under /usr in it. (Matched in lower case: runc and crun word it apart.)
-var userNSMountPoint = []string{"mkdir", "/usr", "permission denied"}
-
-var conformanceKnownFailures = map[string][]string{
-	"linux_uid_mappings": userNSMountPoint,
-	"linux_ns_nopath":    userNSMountPoint,
-}
-
 // conformanceRetries are tests that fail now and then on this host for a
 // reason that is runc's, and the message that shows it: process_rlimits
 // gives the container RLIMIT_AS 1 GiB, and runc 1.1's init, a Go program
@@ -83,7 +71,7 @@ func TestOCIConformance(t *testing.T) {
 					}
 					plain := run(ll.path, nil)
 					gb := run(s.runtimeBin, []string{"GREENBOOST_CONFIG=" + cfg.path})
-					compareConformance(t, name, ll.name, plain, gb)
+					compareConformance(t, ll.name, plain, gb)
 				})
 			}
 		})
@@ -91,19 +79,9 @@ func TestOCIConformance(t *testing.T) {
 }
 
 // compareConformance requires every assertion that passed on the plain
-// runtime to pass through greenboost-runtime, with the same exit status, or
-// a known failure to fail for its known reason.
-func compareConformance(t *testing.T, name, runtime string, plain, gb tapResult) {
+// runtime to pass through greenboost-runtime, with the same exit status.
+func compareConformance(t *testing.T, runtime string, plain, gb tapResult) {
 	t.Helper()
-	if why, known := conformanceKnownFailures[name]; known {
-		for _, w := range why {
-			if !strings.Contains(strings.ToLower(gb.output), w) {
-				t.Errorf("a known failure (%s) no longer fails that way:\n%s", strings.Join(why, ", "), ctrdTail(gb.output, 20))
-				break
-			}
-		}
-		return
-	}
 	for desc := range plain.passed {
 		if !gb.passed[desc] {
 			t.Errorf("%q passes with %s but not through greenboost-runtime:\n%s", desc, runtime, ctrdTail(gb.output, 60))

@@ -195,6 +195,11 @@ func newSuite() (*suite, error) {
 	if err := unix.Mknod(s.devPath, unix.S_IFCHR|0o666, int(unix.Mkdev(s.devMajor, s.devMinor))); err != nil {
 		return nil, fmt.Errorf("mknod stand-in device %s: %w", s.devPath, err)
 	}
+	// 0666 as the module's node (past the umask): a container's root in a
+	// user namespace is "others" to it.
+	if err := os.Chmod(s.devPath, 0o666); err != nil {
+		return nil, err
+	}
 
 	if err := s.buildBaseRootfs(); err != nil {
 		return nil, fmt.Errorf("building the busybox rootfs: %w", err)
@@ -694,6 +699,19 @@ func (b *bundle) readSpec(t testing.TB) *specs.Spec {
 		t.Fatal(err)
 	}
 	return &spec
+}
+
+// writeSpec replaces the bundle's config.json with spec.
+func (b *bundle) writeSpec(t testing.TB, spec *specs.Spec) {
+	t.Helper()
+	data, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.spec = data
+	if err := os.WriteFile(filepath.Join(b.dir, "config.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // container drives one container through a runtime binary (the wrapper or

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -46,11 +47,40 @@ func TestRuntime(t *testing.T) {
 				testBogusLimit(t, s, ll, bundleOpts{annotations: map[string]string{"greenboost.io/ram-limit": "bogus"}}, `invalid greenboost.io/ram-limit "bogus": expected`)
 			})
 			t.Run("enforce-without-module", func(t *testing.T) { testEnforceWithoutModule(t, s, ll) })
+			t.Run("user-namespace", func(t *testing.T) { testUserNamespace(t, s, ll) })
 			t.Run("run", func(t *testing.T) { testRunVerb(t, s, ll) })
 			t.Run("read-only-bundle", func(t *testing.T) { testReadOnlyBundle(t, s, ll) })
 			t.Run("unknown-verb-passes-through", func(t *testing.T) { testUnknownVerb(t, s, ll) })
 			t.Run("control-plain-runtime", func(t *testing.T) { testPlainControl(t, s, ll) })
 		})
+	}
+}
+
+// testUserNamespace runs a container whose root is an unprivileged host user
+// over a rootfs that belongs to the host's root, as runtime-tools'
+// linux_uid_mappings does: the runtime cannot make the library's mount point
+// there, nor a device node, and the container still gets all of GreenBoost.
+func testUserNamespace(t *testing.T, s *suite, ll lowLevel) {
+	dir := s.testDir(t)
+	cfg := s.writeConfig(t, dir, ll.path)
+	b := s.newBundle(t, filepath.Join(dir, "bundle"), bundleOpts{})
+	spec := b.readSpec(t)
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.writeSpec(t, spec)
+	c := s.newContainer(t, b, ll, true, cfg)
+	runAll(t, c)
+	s.checkGreenBoostProbe(t, c.output(), "")
+	fi, err := os.Stat(filepath.Join(b.rootfs, libContainerPath))
+	if err != nil {
+		t.Fatalf("the library's mount point: %v", err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 100000 || st.Gid != 100000 {
+		t.Errorf("the library's mount point belongs to %d:%d, want the container's root, 100000:100000", st.Uid, st.Gid)
+	}
+	if t.Failed() {
+		t.Logf("container output:\n%s", c.output())
 	}
 }
 

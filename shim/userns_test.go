@@ -1,0 +1,192 @@
+package shim
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
+)
+
+// usernsBundle writes a bundle whose spec is testdata/plain with rootfs
+// "rootfs" (made, with usr/ owned by the host's root) and the given user
+// namespace and root mappings (none when uid < 0), and returns it.
+func usernsBundle(t *testing.T, ns specs.LinuxNamespace, uid, gid int) (bundle, rootfs string) {
+	t.Helper()
+	data, err := os.ReadFile("testdata/plain/in.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if ns.Type != "" {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, ns)
+	}
+	if uid >= 0 {
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(uid), Size: 65536}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(gid), Size: 65536}}
+	}
+	bundle = t.TempDir()
+	rootfs = filepath.Join(bundle, "rootfs")
+	if err := os.MkdirAll(filepath.Join(rootfs, "usr"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if data, err = json.Marshal(&s); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ocispec.Path(bundle), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bundle, rootfs
+}
+
+func owner(t *testing.T, path string) (mode os.FileMode, uid, gid uint32) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return fi.Mode(), st.Uid, st.Gid
+}
+
+// In a user namespace, runc and crun make a missing mount point as the
+// container's root; the wrapper makes it first, owned as they would have.
+func TestMountPointForUserNamespace(t *testing.T) {
+	cfg, _ := testConfig(t)
+	bundle, rootfs := usernsBundle(t, specs.LinuxNamespace{Type: specs.UserNamespace}, 100000, 200000)
+	if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path     string
+		mode     os.FileMode
+		uid, gid uint32
+	}{
+		{"usr", os.ModeDir | 0o755, 0, 0}, // the image's, left alone
+		{"usr/lib", os.ModeDir | 0o755, 100000, 200000},
+		{"usr/lib/greenboost", os.ModeDir | 0o755, 100000, 200000},
+		{"usr/lib/greenboost/libgreenboost_cuda.so", 0o644, 100000, 200000},
+	} {
+		mode, uid, gid := owner(t, filepath.Join(rootfs, c.path))
+		if mode != c.mode || uid != c.uid || gid != c.gid {
+			t.Errorf("%s: mode %v, owner %d:%d; want %v, %d:%d", c.path, mode, uid, gid, c.mode, c.uid, c.gid)
+		}
+	}
+}
+
+func TestNoMountPointWithoutNewUserNamespace(t *testing.T) {
+	for name, ns := range map[string]specs.LinuxNamespace{
+		"no user namespace":       {},
+		"user namespace joined":   {Type: specs.UserNamespace, Path: "/proc/1/ns/user"},
+		"new one without mapping": {Type: specs.UserNamespace},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, _ := testConfig(t)
+			uid := 100000
+			if name == "new one without mapping" {
+				uid = -1
+			}
+			bundle, rootfs := usernsBundle(t, ns, uid, uid)
+			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(filepath.Join(rootfs, "usr/lib")); !os.IsNotExist(err) {
+				t.Errorf("usr/lib: %v, want it not made", err)
+			}
+		})
+	}
+}
+
+// A rootfs whose path to the mount point leads out of it gets nothing made,
+// there or outside; the container is still created (runc resolves in the
+// rootfs and reports what it cannot do).
+func TestMountPointStaysInTheRootfs(t *testing.T) {
+	for name, target := range map[string]func(outside string) string{
+		"absolute": func(outside string) string { return outside },
+		"relative": func(outside string) string { return "../../../../../../../../../" + outside },
+		"dot-dot":  func(string) string { return "../.." },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, _ := testConfig(t)
+			bundle, rootfs := usernsBundle(t, specs.LinuxNamespace{Type: specs.UserNamespace}, 100000, 100000)
+			outside := t.TempDir()
+			if err := os.Symlink(target(outside), filepath.Join(rootfs, "usr/lib")); err != nil {
+				t.Fatal(err)
+			}
+			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+				t.Fatal(err)
+			}
+			for _, dir := range []string{outside, bundle} {
+				if _, err := os.Lstat(filepath.Join(dir, "greenboost")); !os.IsNotExist(err) {
+					t.Errorf("%s/greenboost: %v, want nothing made outside the rootfs", dir, err)
+				}
+			}
+		})
+	}
+}
+
+func TestMountPointLeavesWhatExists(t *testing.T) {
+	cfg, _ := testConfig(t)
+	bundle, rootfs := usernsBundle(t, specs.LinuxNamespace{Type: specs.UserNamespace}, 100000, 100000)
+	lib := filepath.Join(rootfs, "usr/lib/greenboost/libgreenboost_cuda.so")
+	if err := os.MkdirAll(filepath.Dir(lib), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lib, []byte("image's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Dir(lib), lib} {
+		if _, uid, gid := owner(t, p); uid != 0 || gid != 0 {
+			t.Errorf("%s: owner %d:%d, want the image's 0:0", p, uid, gid)
+		}
+	}
+	if data, _ := os.ReadFile(lib); string(data) != "image's" {
+		t.Errorf("the image's file became %q", data)
+	}
+}
+
+// In a user namespace, runc and crun bind-mount a device node from the
+// host's path of the same name; the wrapper binds the configured node.
+func TestUserNSDeviceIsBoundFromItsHostPath(t *testing.T) {
+	for name, ns := range map[string]specs.LinuxNamespace{
+		"new":    {Type: specs.UserNamespace},
+		"joined": {Type: specs.UserNamespace, Path: "/proc/1/ns/user"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, _ := testConfig(t) // the device is /dev/null, 1:3
+			bundle, _ := usernsBundle(t, ns, 100000, 100000)
+			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+				t.Fatal(err)
+			}
+			var s specs.Spec
+			if err := ocispec.Decode(bundle, &s); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range s.Linux.Devices {
+				if d.Path == "/dev/greenboost" {
+					t.Errorf("device node %+v in a user namespace, want a bind mount", d)
+				}
+			}
+			want := specs.Mount{Destination: "/dev/greenboost", Type: "bind", Source: "/dev/null", Options: []string{"bind"}}
+			if got := s.Mounts[len(s.Mounts)-1]; !reflect.DeepEqual(got, want) {
+				t.Errorf("last mount %+v, want %+v", got, want)
+			}
+			rule := specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: new(int64(1)), Minor: new(int64(3)), Access: "rw"}
+			if !slices.ContainsFunc(s.Linux.Resources.Devices, func(r specs.LinuxDeviceCgroup) bool { return reflect.DeepEqual(r, rule) }) {
+				t.Errorf("device cgroup rules %+v lack rw for 1:3", s.Linux.Resources.Devices)
+			}
+		})
+	}
+}
