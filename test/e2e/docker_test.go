@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -62,7 +63,7 @@ func TestDocker(t *testing.T) {
 
 // testDocker is TestDocker on one release.
 func testDocker(t *testing.T, s *suite, rel dockerRelease) {
-	d := startDockerdRelease(t, s, rel)
+	d := startDockerdRelease(t, s, rel, nil)
 	d.importImage(t, s.baseRootfs, dockerBaseImage)
 	d.importImage(t, s.baseRootfs, dockerPreloadImage, "ENV LD_PRELOAD="+imageLibPath)
 
@@ -189,7 +190,58 @@ type dockerd struct {
 
 // startDockerd starts Debian's dockerd; see startDockerdRelease.
 func startDockerd(t *testing.T, s *suite) *dockerd {
-	return startDockerdRelease(t, s, debianDocker)
+	return startDockerdRelease(t, s, debianDocker, nil)
+}
+
+// TestDockerUsernsRemap runs Debian's dockerd with userns-remap: a
+// container's root is an unprivileged host user, and dockerd gives it a
+// rootfs it owns. GreenBoost reaches it whole through greenboost-runtime.
+func TestDockerUsernsRemap(t *testing.T) {
+	s := getSuite(t)
+	const first, count = 300000, 65536
+	addSubordinateIDs(t, "daemon", first, count) // an existing user other than root, which dockerd does not remap to
+	d := startDockerdRelease(t, s, debianDocker, map[string]any{"userns-remap": "daemon"})
+	d.importImage(t, s.baseRootfs, dockerBaseImage)
+	out := d.mustRun(t, "run", "--rm", "--runtime=greenboost", "--network", "none", "-e", "GREENBOOST_RAM_LIMIT=1G",
+		dockerBaseImage, "/bin/sh", "-c", probeScript+"echo GB:UIDMAP=$(cat /proc/self/uid_map)\n")
+	s.checkGreenBoostProbe(t, out, "")
+	if got, want := strings.Join(strings.Fields(parseProbe(out).get("UIDMAP")), " "), fmt.Sprintf("0 %d %d", first, count); got != want {
+		t.Errorf("the container's uid_map is %q, want %q: not a remapped container, so this test proves nothing", got, want)
+	}
+	if recs := d.cfg.records(t); len(recs) != 0 {
+		t.Errorf("records left after docker run --rm: %v", recs)
+	}
+	if t.Failed() {
+		t.Logf("container output:\n%s", out)
+	}
+}
+
+// addSubordinateIDs gives user the subordinate uids and gids first..+count
+// in /etc/subuid and /etc/subgid (dockerd's userns-remap reads them), and
+// puts the files back as they were when the test ends.
+func addSubordinateIDs(t *testing.T, user string, first, count int) {
+	t.Helper()
+	for _, path := range []string{"/etc/subuid", "/etc/subgid"} {
+		old, err := os.ReadFile(path)
+		existed := err == nil
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if existed {
+				err = os.WriteFile(path, old, 0o644)
+			} else {
+				err = os.Remove(path)
+			}
+			if err != nil {
+				t.Errorf("putting %s back: %v", path, err)
+			}
+		})
+		entry := fmt.Sprintf("%s:%d:%d\n", user, first, count)
+		if err := os.WriteFile(path, append(old, entry...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // dockerCDI: Docker's own CDI injection of greenboost.io/vram=ext from the
@@ -239,7 +291,8 @@ func (d *dockerd) cdiDir() string { return filepath.Join(d.dir, "cdi") }
 // and socket under a test directory, greenboost-runtime registered by
 // `greenboost-ctk runtime configure`, and no network. It is stopped by PID
 // when the test ends.
-func startDockerdRelease(t *testing.T, s *suite, rel dockerRelease) *dockerd {
+// settings are daemon.json settings of the test's own.
+func startDockerdRelease(t *testing.T, s *suite, rel dockerRelease, settings map[string]any) *dockerd {
 	t.Helper()
 	for _, b := range []string{rel.dockerd, rel.cli, "containerd", "tar"} {
 		if _, err := exec.LookPath(b); err != nil {
@@ -261,10 +314,14 @@ func startDockerdRelease(t *testing.T, s *suite, rel dockerRelease) *dockerd {
 	// The runtime comes from `greenboost-ctk runtime configure`, merged into
 	// a daemon.json that has settings of its own (which must survive).
 	daemonJSON := filepath.Join(dir, "daemon.json")
-	settings := map[string]any{"default-ulimits": map[string]any{
+	settings = maps.Clone(settings)
+	if settings == nil {
+		settings = map[string]any{}
+	}
+	settings["default-ulimits"] = map[string]any{
 		"nofile": map[string]any{"Name": "nofile", "Hard": 20000, "Soft": dockerNofileSoft},
 		"nproc":  map[string]any{"Name": "nproc", "Hard": 32768, "Soft": 32768},
-	}}
+	}
 	if rel.cdi {
 		settings["features"] = map[string]bool{"cdi": true}
 		settings["cdi-spec-dirs"] = []string{d.cdiDir()}
