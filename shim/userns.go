@@ -34,7 +34,10 @@ func (m userNSDevices) Modify(s *specs.Spec) error {
 		}
 		// The device cgroup rule stays: it is what grants access.
 		s.Linux.Devices = slices.DeleteFunc(s.Linux.Devices, func(d specs.LinuxDevice) bool { return d.Path == n.Path })
-		s.Mounts = append(s.Mounts, specs.Mount{Destination: n.Path, Type: "bind", Source: n.HostPath, Options: []string{"bind"}})
+		bind := specs.Mount{Destination: n.Path, Type: "bind", Source: n.HostPath, Options: []string{"bind"}}
+		if !slices.ContainsFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == bind.Destination }) {
+			s.Mounts = append(s.Mounts, bind)
+		}
 	}
 	return nil
 }
@@ -52,8 +55,8 @@ func (m userNSDevices) Modify(s *specs.Spec) error {
 // not in the spec), it does nothing.
 func makeMountPoint(s *specs.Spec, bundle, dest string) error {
 	uid, gid, ok := mappedRoot(s)
-	if !ok || s.Root == nil {
-		return nil
+	if !ok || s.Root == nil || s.Root.Path == "" {
+		return nil // no rootfs to make it in: the runtime says so
 	}
 	rootfs := s.Root.Path
 	if !filepath.IsAbs(rootfs) {

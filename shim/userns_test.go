@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	cdispec "tags.cncf.io/container-device-interface/specs-go"
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
 )
@@ -188,5 +189,28 @@ func TestUserNSDeviceIsBoundFromItsHostPath(t *testing.T) {
 				t.Errorf("device cgroup rules %+v lack rw for 1:3", s.Linux.Resources.Devices)
 			}
 		})
+	}
+}
+
+func TestUserNSDevicesTwiceChangesNothing(t *testing.T) {
+	s := &specs.Spec{
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{{Type: specs.UserNamespace}},
+			Devices:    []specs.LinuxDevice{{Path: "/dev/greenboost", Type: "c", Major: 1, Minor: 3}},
+		},
+	}
+	m := userNSDevices{nodes: []*cdispec.DeviceNode{{Path: "/dev/greenboost", HostPath: "/dev/null"}}}
+	if err := m.Modify(s); err != nil {
+		t.Fatal(err)
+	}
+	once, _ := json.Marshal(s)
+	if err := m.Modify(s); err != nil {
+		t.Fatal(err)
+	}
+	if twice, _ := json.Marshal(s); string(twice) != string(once) {
+		t.Errorf("a second application changed the spec:\n%s\n%s", once, twice)
+	}
+	if len(s.Mounts) != 1 || len(s.Linux.Devices) != 0 {
+		t.Errorf("mounts %+v devices %+v, want one bind mount and no node", s.Mounts, s.Linux.Devices)
 	}
 }
