@@ -43,6 +43,9 @@ type Hook struct {
 	// Info, when set, takes notes for the toolkit's log file: what a hook
 	// that succeeds says goes there, not to stderr.
 	Info func(msg string)
+	// SpecPath, when set, is the container's spec file, where it is not
+	// BUNDLE/config.json (crun's create --config FILE).
+	SpecPath string
 }
 
 // New returns a hook for the CDI device profile ("" or "ext" for the
@@ -180,7 +183,11 @@ func deviceName(profile string) string {
 // request reads what the container asks for (opt-out, budgets) from its
 // annotations and env.
 func (h *Hook) request(state *specs.State) (request.Request, error) {
-	specAnnotations, env, err := ocispec.ReadAnnotationsAndEnv(state.Bundle)
+	path := h.SpecPath
+	if path == "" {
+		path = ocispec.Path(state.Bundle)
+	}
+	specAnnotations, env, err := ocispec.ReadAnnotationsAndEnv(path)
 	if err != nil {
 		return request.Request{}, err
 	}

@@ -207,6 +207,34 @@ func TestPrestartLimits(t *testing.T) {
 	}
 }
 
+// With crun's create --config FILE the container's spec is FILE, which the
+// wrapper names with --spec: the requests are read there, and the bundle
+// need not have a config.json.
+func TestPrestartReadsTheSpecItIsGiven(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	cfg.Limits.Enforce = false
+	if err := os.Remove(filepath.Join(st.Bundle, "config.json")); err != nil {
+		t.Fatal(err)
+	}
+	specFile := filepath.Join(t.TempDir(), "other.json")
+	spec, _ := json.Marshal(specs.Spec{Process: &specs.Process{Env: []string{"GREENBOOST_RAM_LIMIT=384M"}}})
+	if err := os.WriteFile(specFile, spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := New(cfg, "", &bytes.Buffer{})
+	h.SpecPath = specFile
+	if err := runStage(t, h, Prestart, st); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ReadRecord(cfg.Hook.StateDir, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Limits.RAM != 384<<20 {
+		t.Errorf("ram limit %d, want %d from the given spec's env", rec.Limits.RAM, 384<<20)
+	}
+}
+
 func TestPrestartBadLimitFails(t *testing.T) {
 	cfg, st := hookFixture(t, []string{"GREENBOOST_RAM_LIMIT=bogus"}, nil)
 	cfg.Limits.Enforce = false

@@ -46,7 +46,7 @@ func execProcessWithEnv(runtime, root, process, id string) (string, error) {
 		} `json:"process"`
 		Hooks *specs.Hooks `json:"hooks"`
 	}
-	if err := ocispec.Decode(st.Bundle, &spec); err != nil || spec.Process == nil || !hasGreenBoost(spec.Hooks) {
+	if err := ocispec.Decode(ocispec.Path(st.Bundle), &spec); err != nil || spec.Process == nil || !hasGreenBoost(spec.Hooks) {
 		return "", nil
 	}
 	containerEnv := spec.Process.Env

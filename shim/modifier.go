@@ -44,6 +44,28 @@ func (m greenboostEdits) Modify(s *specs.Spec) error {
 	return nil
 }
 
+// hookSpecArg gives our prestart hook the container's spec file where the
+// runtime reads it from elsewhere than BUNDLE/config.json (crun's create
+// --config FILE): the hook reads the container's requests there.
+type hookSpecArg struct {
+	path string
+}
+
+var _ Modifier = hookSpecArg{}
+
+func (m hookSpecArg) Modify(s *specs.Spec) error {
+	if s.Hooks == nil {
+		return nil
+	}
+	for i, h := range s.Hooks.Prestart {
+		if len(h.Args) > 1 && h.Args[0] == cdi.HookArg0 && !slices.Contains(h.Args, "--spec") {
+			stage := len(h.Args) - 1
+			s.Hooks.Prestart[i].Args = append(slices.Clone(h.Args[:stage]), "--spec", m.path, h.Args[stage])
+		}
+	}
+	return nil
+}
+
 // keepMountOrder returns the spec's mounts in the order the engine gave them,
 // followed by ours: the CDI library sorts all mounts by depth, but a runtime
 // mounts in spec order, and a transparent wrapper leaves that order alone.

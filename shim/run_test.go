@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
 )
 
@@ -236,6 +238,20 @@ func TestCreateEditsTheSpecTheRuntimeRuns(t *testing.T) {
 				if got := edited(filepath.Join(bundle, name)); got != (name == tt.spec) {
 					t.Errorf("%s edited: %v, want only %s edited", name, got, tt.spec)
 				}
+			}
+			// The hook reads the container's requests from the spec the
+			// runtime runs; it is told where that is when not config.json.
+			var spec specs.Spec
+			if err := ocispec.Decode(filepath.Join(bundle, tt.spec), &spec); err != nil || spec.Hooks == nil || len(spec.Hooks.Prestart) != 1 {
+				t.Fatalf("the edited spec's prestart hooks: %v (%v)", spec.Hooks, err)
+			}
+			args := spec.Hooks.Prestart[0].Args
+			want := []string{"greenboost-hook", "--config", cfg, "prestart"}
+			if tt.spec != "config.json" {
+				want = []string{"greenboost-hook", "--config", cfg, "--spec", filepath.Join(bundle, tt.spec), "prestart"}
+			}
+			if !slices.Equal(args, want) {
+				t.Errorf("prestart hook args %q, want %q", args, want)
 			}
 		})
 	}

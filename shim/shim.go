@@ -14,6 +14,7 @@ import (
 	"github.com/greenboost/greenboost-container-toolkit/cdi"
 	"github.com/greenboost/greenboost-container-toolkit/hook"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
 	"github.com/greenboost/greenboost-container-toolkit/internal/request"
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
 )
@@ -120,6 +121,15 @@ func editBundle(cfg *config.Config, id, bundle, specPath string, logger *slog.Lo
 	}
 	if err := spec.Modify(userNSDevices{nodes: edits.DeviceNodes}); err != nil {
 		return fmt.Errorf("applying GreenBoost edits to %s: %w", specPath, err)
+	}
+	if specPath != ocispec.Path(bundle) {
+		abs, err := filepath.Abs(specPath) // the hook runs elsewhere
+		if err != nil {
+			return fmt.Errorf("finding the spec file %s: %w", specPath, err)
+		}
+		if err := spec.Modify(hookSpecArg{path: abs}); err != nil {
+			return fmt.Errorf("applying GreenBoost edits to %s: %w", specPath, err)
+		}
 	}
 	if err := spec.Flush(); err != nil {
 		return err

@@ -172,7 +172,7 @@ func TestUserNSDeviceIsBoundFromItsHostPath(t *testing.T) {
 				t.Fatal(err)
 			}
 			var s specs.Spec
-			if err := ocispec.Decode(bundle, &s); err != nil {
+			if err := ocispec.Decode(ocispec.Path(bundle), &s); err != nil {
 				t.Fatal(err)
 			}
 			for _, d := range s.Linux.Devices {

@@ -1,5 +1,5 @@
 // Command greenboost-hook is the OCI hook that sets and releases a
-// container's GreenBoost budgets: greenboost-hook [--config PATH] [--profile NAME] prestart|poststop
+// container's GreenBoost budgets: greenboost-hook [--config PATH] [--profile NAME] [--spec FILE] prestart|poststop
 package main
 
 import (
@@ -17,7 +17,7 @@ import (
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
 )
 
-const usage = `Usage: greenboost-hook [--config PATH] [--profile NAME] prestart|poststop
+const usage = `Usage: greenboost-hook [--config PATH] [--profile NAME] [--spec FILE] prestart|poststop
        greenboost-hook --version
 
 OCI hook of the GreenBoost Container Toolkit. Reads the OCI state on stdin.
@@ -35,6 +35,7 @@ func main() {
 	flags.SetOutput(io.Discard)
 	cfgPath := flags.String("config", config.PathFromEnv(), "config file (env GREENBOOST_CONFIG)")
 	profile := flags.String("profile", "", "CDI device profile whose limits apply (default: the config's [limits])")
+	specPath := flags.String("spec", "", "the container's spec file (default: BUNDLE/config.json; greenboost-runtime sets it for crun's --config FILE)")
 	showVersion := flags.Bool("version", false, "print the version and exit")
 	flags.BoolVar(showVersion, "v", false, "print the version and exit (as the other binaries)")
 	if err := flags.Parse(os.Args[1:]); err != nil {
@@ -67,6 +68,7 @@ func main() {
 		// A hook that succeeds is silent to the user: runc and crun drop its
 		// stderr then, so warnings also go to the log.
 		h := hook.New(cfg, *profile, io.MultiWriter(os.Stderr, logWriter{path: cfg.Runtime.LogFile, level: "warn"}))
+		h.SpecPath = *specPath
 		h.Info = func(msg string) {
 			logLine(cfg.Runtime.LogFile, "info", fmt.Sprintf("greenboost-hook %s: %s", stage, msg))
 		}

@@ -15,17 +15,18 @@ func Path(bundle string) string {
 }
 
 // ReadAnnotationsAndEnv reads only the annotations and the process
-// environment of BUNDLE/config.json, where a container asks for its budgets.
+// environment of the spec file at path, where a container asks for its
+// budgets.
 // A short-lived hook decodes this in a fifth of the time of the whole spec,
 // whose many types the JSON decoder must first learn (~1 ms).
-func ReadAnnotationsAndEnv(bundle string) (map[string]string, []string, error) {
+func ReadAnnotationsAndEnv(path string) (map[string]string, []string, error) {
 	var s struct {
 		Annotations map[string]string `json:"annotations"`
 		Process     *struct {
 			Env []string `json:"env"`
 		} `json:"process"`
 	}
-	if err := Decode(bundle, &s); err != nil {
+	if err := Decode(path, &s); err != nil {
 		return nil, nil, err
 	}
 	if s.Process == nil {
@@ -34,10 +35,9 @@ func ReadAnnotationsAndEnv(bundle string) (map[string]string, []string, error) {
 	return s.Annotations, s.Process.Env, nil
 }
 
-// Decode decodes the bundle's config.json into v, which may name only the
+// Decode decodes the spec file at path into v, which may name only the
 // members the caller needs.
-func Decode(bundle string, v any) error {
-	path := Path(bundle)
+func Decode(path string, v any) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("reading OCI spec: %w", err)

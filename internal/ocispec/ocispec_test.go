@@ -33,7 +33,7 @@ func TestReadAnnotationsAndEnv(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			annotations, env, err := ReadAnnotationsAndEnv(bundle)
+			annotations, env, err := ReadAnnotationsAndEnv(Path(bundle))
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error %v, want one containing %q", err, tt.err)

@@ -725,6 +725,8 @@ type container struct {
 	stateRt string // --root of the low-level runtime
 	env     []string
 	pid     int
+	// createArgs are more flags for create (crun's --config FILE).
+	createArgs []string
 }
 
 func (s *suite) newContainer(t testing.TB, b *bundle, ll lowLevel, viaWrapper bool, cfg gbConfig) *container {
@@ -781,7 +783,8 @@ func (c *container) create() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	pidFile := filepath.Join(c.b.dir, "pid")
-	cmd := exec.CommandContext(ctx, c.bin, "--root", c.stateRt, "create", "--bundle", c.b.dir, "--pid-file", pidFile, c.id)
+	args := append([]string{"--root", c.stateRt, "create", "--bundle", c.b.dir, "--pid-file", pidFile}, c.createArgs...)
+	cmd := exec.CommandContext(ctx, c.bin, append(args, c.id)...)
 	cmd.Env = c.env
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = outF, errF

@@ -48,6 +48,9 @@ func TestRuntime(t *testing.T) {
 			})
 			t.Run("enforce-without-module", func(t *testing.T) { testEnforceWithoutModule(t, s, ll) })
 			t.Run("user-namespace", func(t *testing.T) { testUserNamespace(t, s, ll) })
+			if ll.name == "crun" {
+				t.Run("config-file", func(t *testing.T) { testCrunConfigFile(t, s, ll) })
+			}
 			t.Run("run", func(t *testing.T) { testRunVerb(t, s, ll) })
 			t.Run("read-only-bundle", func(t *testing.T) { testReadOnlyBundle(t, s, ll) })
 			t.Run("unknown-verb-passes-through", func(t *testing.T) { testUnknownVerb(t, s, ll) })
@@ -79,6 +82,50 @@ func testUserNamespace(t *testing.T, s *suite, ll lowLevel) {
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 100000 || st.Gid != 100000 {
 		t.Errorf("the library's mount point belongs to %d:%d, want the container's root, 100000:100000", st.Uid, st.Gid)
 	}
+	if t.Failed() {
+		t.Logf("container output:\n%s", c.output())
+	}
+}
+
+// testCrunConfigFile: crun's create --config FILE runs FILE, and the bundle
+// has no config.json: the wrapper edits FILE, and the prestart hook reads
+// the container's requests there.
+func testCrunConfigFile(t *testing.T, s *suite, ll lowLevel) {
+	dir := s.testDir(t)
+	cfg := s.writeConfig(t, dir, ll.path)
+	b := s.newBundle(t, filepath.Join(dir, "bundle"), bundleOpts{env: []string{"GREENBOOST_RAM_LIMIT=384M"}})
+	spec := b.readSpec(t)
+	spec.Root.Path = b.rootfs
+	b.writeSpec(t, spec)
+	specFile := filepath.Join(dir, "spec.json")
+	if err := os.Rename(filepath.Join(b.dir, "config.json"), specFile); err != nil {
+		t.Fatal(err)
+	}
+	c := s.newContainer(t, b, ll, true, cfg)
+	c.createArgs = []string{"--config", specFile}
+	if _, err := c.create(); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := cfg.readRecord(c.id)
+	if err != nil {
+		t.Fatalf("record after create: %v", err)
+	}
+	if rec.Limits.RAM != 384<<20 {
+		t.Errorf("record ram limit %d, want %d (GREENBOOST_RAM_LIMIT=384M in %s)", rec.Limits.RAM, 384<<20, specFile)
+	}
+	if err := c.start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.delete(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cfg.recordPath(c.id)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("record after delete: want it gone (poststop), stat says %v", err)
+	}
+	s.checkGreenBoostProbe(t, c.output(), "")
 	if t.Failed() {
 		t.Logf("container output:\n%s", c.output())
 	}
