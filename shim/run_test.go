@@ -278,6 +278,33 @@ func TestCreateEditsTheSpecTheRuntimeRuns(t *testing.T) {
 	}
 }
 
+// crun reads a relative --config from its working directory; the hook runs
+// elsewhere, so it is given the absolute path.
+func TestCreateGivesTheHookARelativeConfigAsAbsolute(t *testing.T) {
+	f := newFakeRuntime(t)
+	cfg := writeTestConfig(t, "")
+	bundle := bundleWith(t, "testdata/plain/in.json")
+	work := t.TempDir()
+	plain, _ := os.ReadFile("testdata/plain/in.json")
+	if err := os.WriteFile(filepath.Join(work, "other.json"), plain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(wrapperBin, "create", "--bundle", bundle, "--config", "other.json", "c1")
+	cmd.Dir = work
+	cmd.Env = []string{"PATH=" + f.dir + ":/usr/bin:/bin", "GREENBOOST_CONFIG=" + cfg}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var spec specs.Spec
+	if err := ocispec.Decode(filepath.Join(work, "other.json"), &spec); err != nil || spec.Hooks == nil || len(spec.Hooks.Prestart) != 1 {
+		t.Fatalf("the edited spec's prestart hooks: %v (%v)", spec.Hooks, err)
+	}
+	want := []string{"greenboost-hook", "--config", cfg, "--spec", filepath.Join(work, "other.json"), "prestart"}
+	if args := spec.Hooks.Prestart[0].Args; !slices.Equal(args, want) {
+		t.Errorf("prestart hook args %q, want %q", args, want)
+	}
+}
+
 // runc's --debug turns our log to debug whatever [runtime] log-level says.
 func TestDebugFlagRaisesLogLevel(t *testing.T) {
 	f := newFakeRuntime(t)

@@ -116,18 +116,16 @@ func editBundle(cfg *config.Config, id, bundle, specPath string, logger *slog.Lo
 	if err != nil {
 		return err
 	}
-	if err := spec.Modify(greenboostEdits{edits: edits}); err != nil {
-		return fmt.Errorf("applying GreenBoost edits to %s: %w", specPath, err)
-	}
-	if err := spec.Modify(userNSDevices{nodes: edits.DeviceNodes}); err != nil {
-		return fmt.Errorf("applying GreenBoost edits to %s: %w", specPath, err)
-	}
+	modifiers := []Modifier{greenboostEdits{edits: edits}, userNSDevices{nodes: edits.DeviceNodes}}
 	if specPath != ocispec.Path(bundle) {
 		abs, err := filepath.Abs(specPath) // the hook runs elsewhere
 		if err != nil {
 			return fmt.Errorf("finding the spec file %s: %w", specPath, err)
 		}
-		if err := spec.Modify(hookSpecArg{path: abs}); err != nil {
+		modifiers = append(modifiers, hookSpecArg{path: abs})
+	}
+	for _, m := range modifiers {
+		if err := spec.Modify(m); err != nil {
 			return fmt.Errorf("applying GreenBoost edits to %s: %w", specPath, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
@@ -42,20 +43,18 @@ func (m userNSDevices) Modify(s *specs.Spec) error {
 	return nil
 }
 
-// makeMountPoint creates the library's mount point dest (an absolute path
-// in the container) in the rootfs of a container with its own user
-// namespace, owned by the host user and group its root maps to: what runc
-// and crun would make themselves, had they the right. They create a missing
-// mount point as the container's root, which cannot write a rootfs that
-// belongs to the host's root (runtime-tools' linux_uid_mappings); engines
-// that remap users give the container a rootfs it owns, and there nothing
-// changes. Only missing parts are created, and only through os.Root, which
-// never leaves the rootfs (a symlink that points out of it stops the work).
-// Without a user namespace, or with one joined by path (its mappings are
-// not in the spec), it does nothing.
+// makeMountPoint creates the mount point dest (an absolute path in the
+// container) in the rootfs of a container in a user namespace. runc and crun
+// create a missing mount point as the container's root, which cannot write
+// a rootfs that belongs to the host's root (runtime-tools'
+// linux_uid_mappings); a mount needs only that it exists. Each missing part
+// gets the owner of the directory it is made in: the host's root in such a
+// rootfs, the container's root in one an engine remapped (as the runtime
+// would have made it there). What exists is left alone, and os.Root never
+// leaves the rootfs: a symlink that points out of it, or an absolute one,
+// stops the work, and the runtime goes on as without it.
 func makeMountPoint(s *specs.Spec, bundle, dest string) error {
-	uid, gid, ok := mappedRoot(s)
-	if !ok || s.Root == nil || s.Root.Path == "" {
+	if !hasUserNS(s) || s.Root == nil || s.Root.Path == "" {
 		return nil // no rootfs to make it in: the runtime says so
 	}
 	rootfs := s.Root.Path
@@ -68,30 +67,51 @@ func makeMountPoint(s *specs.Spec, bundle, dest string) error {
 	}
 	defer root.Close()
 
+	parent := "."
 	parts := strings.Split(strings.Trim(filepath.Clean(dest), "/"), "/")
 	for i := range parts {
 		path := filepath.Join(parts[:i+1]...)
-		if _, err := root.Lstat(path); err == nil {
-			continue
-		} else if !errors.Is(err, fs.ErrNotExist) {
+		if err := makeMountPointPart(root, parent, path, i == len(parts)-1); err != nil {
 			return fmt.Errorf("making the mount point %s in %s: %w", dest, rootfs, err)
 		}
-		if i < len(parts)-1 {
-			err = root.Mkdir(path, 0o755)
-		} else {
-			var f *os.File
-			if f, err = root.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
-				err = f.Close()
-			}
-		}
-		if err == nil {
-			err = root.Lchown(path, uid, gid)
-		}
-		if err != nil {
-			return fmt.Errorf("making the mount point %s in %s: %w", dest, rootfs, err)
-		}
+		parent = path
 	}
 	return nil
+}
+
+// makeMountPointPart makes path in root, a file if last, else a directory,
+// owned as its parent directory, unless it exists (or another create made
+// it meanwhile).
+func makeMountPointPart(root *os.Root, parent, path string, last bool) error {
+	if _, err := root.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		return err // nil: it exists
+	}
+	fi, err := root.Stat(parent)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("no owner for %s", parent)
+	}
+	if !last {
+		err = root.Mkdir(path, 0o755)
+		if err == nil {
+			err = root.Lchown(path, int(st.Uid), int(st.Gid))
+		}
+	} else {
+		var f *os.File
+		if f, err = root.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
+			err = f.Chown(int(st.Uid), int(st.Gid))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	return err
 }
 
 // hasUserNS reports whether the container runs in a user namespace of its
@@ -100,28 +120,4 @@ func hasUserNS(s *specs.Spec) bool {
 	return s.Linux != nil && slices.ContainsFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
 		return ns.Type == specs.UserNamespace
 	})
-}
-
-// mappedRoot returns the host user and group that the container's root is,
-// when the container gets a new user namespace whose mappings the spec
-// gives.
-func mappedRoot(s *specs.Spec) (uid, gid int, ok bool) {
-	if !hasUserNS(s) || slices.ContainsFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
-		return ns.Type == specs.UserNamespace && ns.Path != ""
-	}) {
-		return 0, 0, false
-	}
-	uid, uidOK := hostIDOfRoot(s.Linux.UIDMappings)
-	gid, gidOK := hostIDOfRoot(s.Linux.GIDMappings)
-	return uid, gid, uidOK && gidOK
-}
-
-// hostIDOfRoot returns the host id that container id 0 maps to.
-func hostIDOfRoot(mappings []specs.LinuxIDMapping) (int, bool) {
-	for _, m := range mappings {
-		if m.ContainerID == 0 && m.Size > 0 {
-			return int(m.HostID), true
-		}
-	}
-	return 0, false
 }

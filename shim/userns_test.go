@@ -60,50 +60,57 @@ func owner(t *testing.T, path string) (mode os.FileMode, uid, gid uint32) {
 }
 
 // In a user namespace, runc and crun make a missing mount point as the
-// container's root; the wrapper makes it first, owned as they would have.
+// container's root, who may not write the rootfs; the wrapper makes it
+// first, each part owned as the directory it is made in.
 func TestMountPointForUserNamespace(t *testing.T) {
-	cfg, _ := testConfig(t)
-	bundle, rootfs := usernsBundle(t, specs.LinuxNamespace{Type: specs.UserNamespace}, 100000, 200000)
-	if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
-		t.Fatal(err)
+	if os.Geteuid() != 0 {
+		t.Fatal("this test gives files to other users: run it as root, as make test does")
 	}
-	for _, c := range []struct {
-		path     string
-		mode     os.FileMode
-		uid, gid uint32
+	for _, tt := range []struct {
+		name     string
+		ns       specs.LinuxNamespace
+		usrOwner [2]int // the image's usr/, which the new parts take after
 	}{
-		{"usr", os.ModeDir | 0o755, 0, 0}, // the image's, left alone
-		{"usr/lib", os.ModeDir | 0o755, 100000, 200000},
-		{"usr/lib/greenboost", os.ModeDir | 0o755, 100000, 200000},
-		{"usr/lib/greenboost/libgreenboost_cuda.so", 0o644, 100000, 200000},
+		{"rootfs of the host's root", specs.LinuxNamespace{Type: specs.UserNamespace}, [2]int{0, 0}},
+		{"rootfs remapped by the engine", specs.LinuxNamespace{Type: specs.UserNamespace}, [2]int{100000, 200000}},
+		{"user namespace joined", specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/proc/1/ns/user"}, [2]int{100000, 200000}},
 	} {
-		mode, uid, gid := owner(t, filepath.Join(rootfs, c.path))
-		if mode != c.mode || uid != c.uid || gid != c.gid {
-			t.Errorf("%s: mode %v, owner %d:%d; want %v, %d:%d", c.path, mode, uid, gid, c.mode, c.uid, c.gid)
-		}
-	}
-}
-
-func TestNoMountPointWithoutNewUserNamespace(t *testing.T) {
-	for name, ns := range map[string]specs.LinuxNamespace{
-		"no user namespace":       {},
-		"user namespace joined":   {Type: specs.UserNamespace, Path: "/proc/1/ns/user"},
-		"new one without mapping": {Type: specs.UserNamespace},
-	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			cfg, _ := testConfig(t)
-			uid := 100000
-			if name == "new one without mapping" {
-				uid = -1
+			bundle, rootfs := usernsBundle(t, tt.ns, 100000, 200000)
+			if err := os.Chown(filepath.Join(rootfs, "usr"), tt.usrOwner[0], tt.usrOwner[1]); err != nil {
+				t.Fatal(err)
 			}
-			bundle, rootfs := usernsBundle(t, ns, uid, uid)
 			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := os.Lstat(filepath.Join(rootfs, "usr/lib")); !os.IsNotExist(err) {
-				t.Errorf("usr/lib: %v, want it not made", err)
+			uid, gid := uint32(tt.usrOwner[0]), uint32(tt.usrOwner[1])
+			for _, c := range []struct {
+				path string
+				mode os.FileMode
+			}{
+				{"usr", os.ModeDir | 0o755}, // the image's, left alone
+				{"usr/lib", os.ModeDir | 0o755},
+				{"usr/lib/greenboost", os.ModeDir | 0o755},
+				{"usr/lib/greenboost/libgreenboost_cuda.so", 0o644},
+			} {
+				mode, u, g := owner(t, filepath.Join(rootfs, c.path))
+				if mode != c.mode || u != uid || g != gid {
+					t.Errorf("%s: mode %v, owner %d:%d; want %v, %d:%d", c.path, mode, u, g, c.mode, uid, gid)
+				}
 			}
 		})
+	}
+}
+
+func TestNoMountPointWithoutUserNamespace(t *testing.T) {
+	cfg, _ := testConfig(t)
+	bundle, rootfs := usernsBundle(t, specs.LinuxNamespace{}, -1, -1)
+	if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(rootfs, "usr/lib")); !os.IsNotExist(err) {
+		t.Errorf("usr/lib: %v, want it not made", err)
 	}
 }
 
@@ -145,12 +152,17 @@ func TestMountPointLeavesWhatExists(t *testing.T) {
 	if err := os.WriteFile(lib, []byte("image's"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range []string{filepath.Dir(lib), lib} {
+		if err := os.Chown(p, 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{filepath.Dir(lib), lib} {
-		if _, uid, gid := owner(t, p); uid != 0 || gid != 0 {
-			t.Errorf("%s: owner %d:%d, want the image's 0:0", p, uid, gid)
+		if _, uid, gid := owner(t, p); uid != 4242 || gid != 4242 {
+			t.Errorf("%s: owner %d:%d, want the image's 4242:4242", p, uid, gid)
 		}
 	}
 	if data, _ := os.ReadFile(lib); string(data) != "image's" {
@@ -212,5 +224,25 @@ func TestUserNSDevicesTwiceChangesNothing(t *testing.T) {
 	}
 	if len(s.Mounts) != 1 || len(s.Linux.Devices) != 0 {
 		t.Errorf("mounts %+v devices %+v, want one bind mount and no node", s.Mounts, s.Linux.Devices)
+	}
+}
+
+// With the node at /dev/greenboost on the host, the runtime's own bind of
+// it is right: the node stays.
+func TestUserNSDeviceAtItsOwnPathStays(t *testing.T) {
+	s := &specs.Spec{
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{{Type: specs.UserNamespace}},
+			Devices:    []specs.LinuxDevice{{Path: "/dev/greenboost", Type: "c", Major: 240, Minor: 0}},
+		},
+	}
+	for _, hostPath := range []string{"", "/dev/greenboost", "/dev/../dev/greenboost"} {
+		m := userNSDevices{nodes: []*cdispec.DeviceNode{{Path: "/dev/greenboost", HostPath: hostPath}}}
+		if err := m.Modify(s); err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Mounts) != 0 || len(s.Linux.Devices) != 1 {
+			t.Errorf("host path %q: mounts %+v devices %+v, want the node and no mount", hostPath, s.Mounts, s.Linux.Devices)
+		}
 	}
 }
