@@ -3,14 +3,12 @@ package shim
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
 )
 
@@ -50,9 +48,9 @@ func (m userNSDevices) Modify(s *specs.Spec) error {
 // linux_uid_mappings); a mount needs only that it exists. Each missing part
 // gets the owner of the directory it is made in: the host's root in such a
 // rootfs, the container's root in one an engine remapped (as the runtime
-// would have made it there). What exists is left alone, and os.Root never
-// leaves the rootfs: a symlink that points out of it, or an absolute one,
-// stops the work, and the runtime goes on as without it.
+// would have made it). What exists is left alone. Paths resolve as the
+// runtime resolves them, inside the rootfs (RESOLVE_IN_ROOT: an absolute
+// symlink or ".." stays in it).
 func makeMountPoint(s *specs.Spec, bundle, dest string) error {
 	if !hasUserNS(s) || s.Root == nil || s.Root.Path == "" {
 		return nil // no rootfs to make it in: the runtime says so
@@ -61,54 +59,54 @@ func makeMountPoint(s *specs.Spec, bundle, dest string) error {
 	if !filepath.IsAbs(rootfs) {
 		rootfs = filepath.Join(bundle, rootfs)
 	}
-	root, err := os.OpenRoot(rootfs)
+	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("opening the rootfs to make the mount point %s: %w", dest, err)
+		return fmt.Errorf("opening the rootfs %s to make the mount point %s: %w", rootfs, dest, err)
 	}
-	defer root.Close()
+	defer unix.Close(root)
 
-	parent := "."
 	parts := strings.Split(strings.Trim(filepath.Clean(dest), "/"), "/")
 	for i := range parts {
-		path := filepath.Join(parts[:i+1]...)
-		if err := makeMountPointPart(root, parent, path, i == len(parts)-1); err != nil {
+		parent := "/" + filepath.Join(parts[:i]...)
+		if err := makeMountPointPart(root, parent, parts[i], i == len(parts)-1); err != nil {
 			return fmt.Errorf("making the mount point %s in %s: %w", dest, rootfs, err)
 		}
-		parent = path
 	}
 	return nil
 }
 
-// makeMountPointPart makes path in root, a file if last, else a directory,
-// owned as its parent directory, unless it exists (or another create made
-// it meanwhile).
-func makeMountPointPart(root *os.Root, parent, path string, last bool) error {
-	if _, err := root.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+// makeMountPointPart makes name in the directory parent of root, a file if
+// last, else a directory, owned as parent, unless it exists (or another
+// create made it meanwhile).
+func makeMountPointPart(root int, parent, name string, last bool) error {
+	dir, err := unix.Openat2(root, parent, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", parent, err)
+	}
+	defer unix.Close(dir)
+	var st unix.Stat_t
+	if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil || !errors.Is(err, unix.ENOENT) {
 		return err // nil: it exists
 	}
-	fi, err := root.Stat(parent)
-	if err != nil {
+	if err := unix.Fstat(dir, &st); err != nil {
 		return err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("no owner for %s", parent)
-	}
 	if !last {
-		err = root.Mkdir(path, 0o755)
+		err = unix.Mkdirat(dir, name, 0o755)
 		if err == nil {
-			err = root.Lchown(path, int(st.Uid), int(st.Gid))
+			err = unix.Fchownat(dir, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW)
 		}
 	} else {
-		var f *os.File
-		if f, err = root.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
-			err = f.Chown(int(st.Uid), int(st.Gid))
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
+		var fd int
+		if fd, err = unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644); err == nil {
+			err = unix.Fchown(fd, int(st.Uid), int(st.Gid))
+			unix.Close(fd)
 		}
 	}
-	if errors.Is(err, fs.ErrExist) {
+	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}
 	return err

@@ -114,24 +114,36 @@ func TestNoMountPointWithoutUserNamespace(t *testing.T) {
 	}
 }
 
-// A rootfs whose path to the mount point leads out of it gets nothing made,
-// there or outside; the container is still created (runc resolves in the
-// rootfs and reports what it cannot do).
+// The path to the mount point resolves inside the rootfs, as the runtime
+// resolves it: a symlink that is absolute or climbs with ".." stays in the
+// rootfs, and nothing is made outside it.
 func TestMountPointStaysInTheRootfs(t *testing.T) {
-	for name, target := range map[string]func(outside string) string{
-		"absolute": func(outside string) string { return outside },
-		"relative": func(outside string) string { return "../../../../../../../../../" + outside },
-		"dot-dot":  func(string) string { return "../.." },
+	for _, tt := range []struct {
+		name   string
+		target func(outside string) string // of the symlink usr/lib
+		made   func(outside string) string // where the mount point is made, in the rootfs
+	}{
+		{"absolute", func(o string) string { return o }, func(o string) string { return o }},
+		{"relative out", func(o string) string { return "../../../../../../../../.." + o }, func(o string) string { return o }},
+		{"dot-dot", func(string) string { return "../.." }, func(string) string { return "/" }},
+		{"absolute inside", func(string) string { return "/usr/lib64" }, func(string) string { return "/usr/lib64" }},
 	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			cfg, _ := testConfig(t)
 			bundle, rootfs := usernsBundle(t, specs.LinuxNamespace{Type: specs.UserNamespace}, 100000, 100000)
 			outside := t.TempDir()
-			if err := os.Symlink(target(outside), filepath.Join(rootfs, "usr/lib")); err != nil {
+			if err := os.Symlink(tt.target(outside), filepath.Join(rootfs, "usr/lib")); err != nil {
+				t.Fatal(err)
+			}
+			made := filepath.Join(rootfs, tt.made(outside))
+			if err := os.MkdirAll(made, 0o755); err != nil {
 				t.Fatal(err)
 			}
 			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
 				t.Fatal(err)
+			}
+			if fi, err := os.Lstat(filepath.Join(made, "greenboost/libgreenboost_cuda.so")); err != nil || !fi.Mode().IsRegular() {
+				t.Errorf("mount point in the rootfs at %s: %v, want a file", tt.made(outside), err)
 			}
 			for _, dir := range []string{outside, bundle} {
 				if _, err := os.Lstat(filepath.Join(dir, "greenboost")); !os.IsNotExist(err) {
