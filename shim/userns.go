@@ -94,22 +94,34 @@ func makeMountPointPart(root int, parent, name string, last bool) error {
 	if err := unix.Fstat(dir, &st); err != nil {
 		return err
 	}
-	if !last {
-		err = unix.Mkdirat(dir, name, 0o755)
-		if err == nil {
-			err = unix.Fchownat(dir, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW)
-		}
-	} else {
-		var fd int
-		if fd, err = unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644); err == nil {
-			err = unix.Fchown(fd, int(st.Uid), int(st.Gid))
-			unix.Close(fd)
-		}
-	}
+	fd, mode, err := makeFile(dir, name, last)
 	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	// Through the descriptor of what was made: a link swapped in meanwhile
+	// is not followed, and the umask does not narrow the mode.
+	if err := unix.Fchown(fd, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	return unix.Fchmod(fd, mode)
+}
+
+// makeFile makes name in dir, a file if file, else a directory, and opens
+// it; it fails with EEXIST where name exists.
+func makeFile(dir int, name string, file bool) (fd int, mode uint32, err error) {
+	if file {
+		fd, err = unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		return fd, 0o644, err
+	}
+	if err := unix.Mkdirat(dir, name, 0o755); err != nil {
+		return -1, 0, err
+	}
+	fd, err = unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	return fd, 0o755, err
 }
 
 // hasUserNS reports whether the container runs in a user namespace of its

@@ -103,6 +103,27 @@ func TestMountPointForUserNamespace(t *testing.T) {
 	}
 }
 
+// A container's root is "others" to a mount point of the host's root: it
+// must be able to pass through it whatever the wrapper's umask.
+func TestMountPointModeIgnoresTheUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	cfg, _ := testConfig(t)
+	bundle, rootfs := usernsBundle(t, specs.LinuxNamespace{Type: specs.UserNamespace}, 100000, 100000)
+	if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{
+		"usr/lib":            os.ModeDir | 0o755,
+		"usr/lib/greenboost": os.ModeDir | 0o755,
+		"usr/lib/greenboost/libgreenboost_cuda.so": 0o644,
+	} {
+		if mode, _, _ := owner(t, filepath.Join(rootfs, path)); mode != want {
+			t.Errorf("%s: mode %v, want %v", path, mode, want)
+		}
+	}
+}
+
 func TestNoMountPointWithoutUserNamespace(t *testing.T) {
 	cfg, _ := testConfig(t)
 	bundle, rootfs := usernsBundle(t, specs.LinuxNamespace{}, -1, -1)
