@@ -3,6 +3,7 @@ package shim
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,11 +13,11 @@ import (
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
 )
 
-// userNSDevices gives a container in a user namespace each device node whose
-// host path is not its container path as a bind mount of the host path.
-// There, runc and crun cannot make device nodes and bind-mount the host's
-// node at the container's path instead, which is not ours (a stand-in, or a
-// [device] host-path elsewhere).
+// userNSDevices gives a container in a user namespace a bind mount of each
+// device node's host path where that is not its container path. There runc
+// and crun cannot make device nodes: they bind the host's node at the
+// container's path instead (/dev/greenboost), which is not ours where
+// [device] host-path is elsewhere.
 type userNSDevices struct {
 	nodes []*cdispec.DeviceNode
 }
@@ -79,49 +80,75 @@ func makeMountPoint(s *specs.Spec, bundle, dest string) error {
 // last, else a directory, owned as parent, unless it exists (or another
 // create made it meanwhile).
 func makeMountPointPart(root int, parent, name string, last bool) error {
-	dir, err := unix.Openat2(root, parent, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	path := filepath.Join(parent, name)
+	dir, err := openInRoot(root, parent)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", parent, err)
 	}
 	defer unix.Close(dir)
 	var st unix.Stat_t
-	if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil || !errors.Is(err, unix.ENOENT) {
-		return err // nil: it exists
-	}
 	if err := unix.Fstat(dir, &st); err != nil {
-		return err
+		return fmt.Errorf("reading the owner of %s: %w", parent, err)
 	}
-	fd, mode, err := makeFile(dir, name, last)
+	fd, err := makeEntry(dir, name, last)
 	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("making %s: %w", path, err)
 	}
 	defer unix.Close(fd)
-	// Through the descriptor of what was made: a link swapped in meanwhile
-	// is not followed, and the umask does not narrow the mode.
-	if err := unix.Fchown(fd, int(st.Uid), int(st.Gid)); err != nil {
-		return err
+	mode := uint32(0o644)
+	if !last {
+		mode = 0o755 | st.Mode&unix.S_ISGID // as mkdir under a setgid directory
 	}
-	return unix.Fchmod(fd, mode)
+	// Through the descriptor of what was made, not its name: the umask does
+	// not narrow the mode, and nothing put in its place is changed.
+	if err := unix.Fchown(fd, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("giving %s the owner of %s: %w", path, parent, err)
+	}
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return fmt.Errorf("setting the mode of %s: %w", path, err)
+	}
+	return nil
 }
 
-// makeFile makes name in dir, a file if file, else a directory, and opens
-// it; it fails with EEXIST where name exists.
-func makeFile(dir int, name string, file bool) (fd int, mode uint32, err error) {
+// openInRoot opens directory path of root as the runtime resolves it: in
+// the rootfs, and without crossing into a mount (a bind of a host
+// directory). openat2 fails with EAGAIN when a rename or mount elsewhere
+// races a ".." lookup; that is tried again, as runc's securejoin does.
+func openInRoot(root int, path string) (fd int, err error) {
+	how := &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	}
+	for range 32 {
+		if fd, err = unix.Openat2(root, path, how); !errors.Is(err, unix.EAGAIN) {
+			break
+		}
+	}
+	return fd, err
+}
+
+// makeEntry makes name in dir, a file if file, else a directory, and opens
+// it; EEXIST where name exists, or where the directory opened is not the
+// empty one it made (another swapped in).
+func makeEntry(dir int, name string, file bool) (fd int, err error) {
 	if file {
-		fd, err = unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-		return fd, 0o644, err
+		return unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	}
 	if err := unix.Mkdirat(dir, name, 0o755); err != nil {
-		return -1, 0, err
+		return -1, err
 	}
-	fd, err = unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	return fd, 0o755, err
+	if fd, err = unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
+		return -1, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || int(st.Uid) != os.Geteuid() || st.Nlink != 2 {
+		unix.Close(fd)
+		return -1, unix.EEXIST
+	}
+	return fd, nil
 }
 
 // hasUserNS reports whether the container runs in a user namespace of its

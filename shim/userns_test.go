@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
@@ -172,6 +173,28 @@ func TestMountPointStaysInTheRootfs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A mount inside the rootfs (a bind of a host directory) is not crossed: the
+// runtime, not the wrapper, decides what to make there.
+func TestMountPointDoesNotCrossAMount(t *testing.T) {
+	cfg, _ := testConfig(t)
+	bundle, rootfs := usernsBundle(t, specs.LinuxNamespace{Type: specs.UserNamespace}, 100000, 100000)
+	host := t.TempDir()
+	target := filepath.Join(rootfs, "usr/lib")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(host, target, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind-mounting %s (needs root): %v", host, err)
+	}
+	t.Cleanup(func() { unix.Unmount(target, unix.MNT_DETACH) })
+	if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(host); len(entries) != 0 {
+		t.Errorf("made %v in the host directory bound into the rootfs", entries)
 	}
 }
 

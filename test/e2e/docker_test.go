@@ -211,6 +211,9 @@ func TestDockerUsernsRemap(t *testing.T) {
 	if recs := d.cfg.records(t); len(recs) != 0 {
 		t.Errorf("records left after docker run --rm: %v", recs)
 	}
+	if log, _ := os.ReadFile(d.cfg.logFile); bytes.Contains(log, []byte("could not make a mount point")) {
+		t.Errorf("the wrapper could not make the mount point in dockerd's remapped rootfs:\n%s", log)
+	}
 	if t.Failed() {
 		t.Logf("container output:\n%s", out)
 	}

@@ -84,6 +84,9 @@ func testUserNamespace(t *testing.T, s *suite, ll lowLevel) {
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 0 {
 		t.Errorf("the library's mount point belongs to %d:%d, want 0:0 as the rootfs", st.Uid, st.Gid)
 	}
+	if log, _ := os.ReadFile(cfg.logFile); strings.Contains(string(log), "could not make a mount point") {
+		t.Errorf("the wrapper could not make the mount point:\n%s", log)
+	}
 	if t.Failed() {
 		t.Logf("container output:\n%s", c.output())
 	}
