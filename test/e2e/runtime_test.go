@@ -118,15 +118,7 @@ func testCrunConfigFile(t *testing.T, s *suite, ll lowLevel) {
 	if rec.Limits.RAM != 384<<20 {
 		t.Errorf("record ram limit %d, want %d (GREENBOOST_RAM_LIMIT=384M in %s)", rec.Limits.RAM, 384<<20, specFile)
 	}
-	if err := c.start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.delete(); err != nil {
-		t.Fatal(err)
-	}
+	startWaitDelete(t, c)
 	if _, err := os.Stat(cfg.recordPath(c.id)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("record after delete: want it gone (poststop), stat says %v", err)
 	}
@@ -142,6 +134,12 @@ func runAll(t *testing.T, c *container) {
 	if _, err := c.create(); err != nil {
 		t.Fatal(err)
 	}
+	startWaitDelete(t, c)
+}
+
+// startWaitDelete does the rest of runAll after create.
+func startWaitDelete(t *testing.T, c *container) {
+	t.Helper()
 	if err := c.start(); err != nil {
 		t.Fatal(err)
 	}

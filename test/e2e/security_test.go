@@ -124,15 +124,7 @@ func testEvilImage(t *testing.T, s *suite, ll lowLevel) {
 	if _, err := os.Stat(cfg.recordPath(c.id)); err != nil {
 		t.Errorf("no record after create: the prestart hook did not run: %v", err)
 	}
-	if err := c.start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.delete(); err != nil {
-		t.Fatal(err)
-	}
+	startWaitDelete(t, c)
 	if _, err := os.Stat(cfg.recordPath(c.id)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("record still there after delete: the poststop hook did not run: %v", err)
 	}
