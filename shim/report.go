@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -14,10 +15,11 @@ func ReportFailure(argv []string, err error) {
 	msg := "greenboost-runtime: " + err.Error()
 	fmt.Fprintln(os.Stderr, msg)
 	args := ParseArgs(argv[1:])
-	if args.Log == "" {
+	path := logFilePath(args.Log)
+	if path == "" {
 		return
 	}
-	f, ferr := os.OpenFile(args.Log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if ferr != nil {
 		return
 	}
@@ -29,4 +31,20 @@ func ReportFailure(argv []string, err error) {
 		return
 	}
 	fmt.Fprintf(f, "time=%q level=error msg=%q\n", now, msg)
+}
+
+// logFilePath is the file that the runtime's --log value names, or "" for
+// none. crun also takes "file:PATH", and "journald:ID" or "syslog:ID",
+// which are not files: their entries are crun's own to write.
+func logFilePath(log string) string {
+	kind, rest, found := strings.Cut(log, ":")
+	switch {
+	case !found:
+		return log
+	case kind == "file":
+		return rest
+	case kind == "journald" || kind == "syslog":
+		return ""
+	}
+	return log
 }

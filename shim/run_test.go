@@ -3,7 +3,9 @@ package shim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -361,6 +363,32 @@ func TestCreateFailureIsReported(t *testing.T) {
 	data, _ := os.ReadFile(logFile)
 	if err := json.Unmarshal(data, &entry); err != nil || entry["level"] != "error" || !strings.Contains(entry["msg"], "limits.ram") {
 		t.Fatalf("runc --log entry = %q (%v)", data, err)
+	}
+}
+
+// crun's --log also takes "file:PATH", and "journald:ID" or "syslog:ID",
+// which name no file.
+func TestCreateFailureInCrunLogForms(t *testing.T) {
+	f := newFakeRuntime(t)
+	cfg := writeTestConfig(t, "ram = \"lots\"\n")
+	bundle := bundleWith(t, "testdata/plain/in.json")
+	logFile := filepath.Join(t.TempDir(), "log")
+	if _, _, err := f.run(t, cfg, "--log", "file:"+logFile, "create", "-b", bundle, "c1"); err == nil {
+		t.Fatal("create succeeded with a bad config")
+	}
+	if data, _ := os.ReadFile(logFile); !strings.Contains(string(data), "level=error") || !strings.Contains(string(data), "limits.ram") {
+		t.Fatalf("--log file:%s has %q", logFile, data)
+	}
+	for _, log := range []string{"journald:gb", "syslog:gb"} {
+		cmd := exec.Command(wrapperBin, "--log", log, "create", "c1")
+		cmd.Dir = bundle
+		cmd.Env = []string{"PATH=" + f.dir + ":/usr/bin:/bin", "GREENBOOST_CONFIG=" + cfg}
+		if out, err := cmd.CombinedOutput(); err == nil {
+			t.Fatalf("create succeeded with a bad config: %s", out)
+		}
+		if _, err := os.Stat(filepath.Join(bundle, log)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("--log %s made a file of that name (stat: %v)", log, err)
+		}
 	}
 }
 
