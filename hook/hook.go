@@ -77,10 +77,11 @@ func (h *Hook) prestart(state *specs.State) error {
 		return err
 	}
 	if req.Disable {
-		// On the CDI path the engine runs this hook whatever the container
-		// asks; the wrapper adds no hooks to an opted-out container.
-		h.info(fmt.Sprintf("container %s opted out of GreenBoost: no budget set, no record written", state.ID))
-		return nil
+		// Only the CDI path runs this hook for an opted-out container (the
+		// wrapper leaves its spec untouched), and there the engine has given
+		// it the device anyway: skipping the budget would let an image's ENV
+		// lift the caps.
+		h.info(fmt.Sprintf("container %s opts out of GreenBoost, but the engine gave it the GreenBoost device (CDI), so its budget applies: to run it without GreenBoost, do not request %s", state.ID, config.CDIKind))
 	}
 	limits, err := h.limits(req)
 	if err != nil {
