@@ -121,7 +121,7 @@ func (h *Hook) prestart(state *specs.State) error {
 	}
 	if enforceErr != nil {
 		if h.cfg.Limits.Enforce {
-			return notEnforcedError(h.cfg, state.ID, enforceErr)
+			return notEnforcedError(h.cfg, state.ID, enforceErr, kernelErr != nil)
 		}
 		fmt.Fprintf(h.warn, "greenboost-hook: WARNING: budgets of container %s are NOT enforced (ram %s, nvme %s recorded only): %v\n",
 			state.ID, config.FormatSize(limits.RAM), config.FormatSize(limits.NVMe), enforceErr)
@@ -237,10 +237,13 @@ func (h *Hook) enforce(dev kmod.Kernel, hierarchy uint32, rec *Record) error {
 // errSharedCgroup is a container without a cgroup of its own.
 var errSharedCgroup = errors.New("a budget needs the container's own cgroup")
 
-// ownCgroup checks that the container's process is alone in its cgroup, as
-// engines set it up: a budget on a shared cgroup (a container started
-// without a cgroup of its own, in the engine's or the root) would bind the
-// other processes, and its release would lift their budget.
+// ownCgroup checks that the container's process is alone in its cgroup and
+// its subtree, as engines set it up: a budget on a shared cgroup (a
+// container started without a cgroup of its own, in the engine's or the
+// root, or in a parent of other processes' cgroups) would bind the other
+// processes, since charges go up to every ancestor, and its release would
+// lift their budget. At prestart the container has made no cgroups of its
+// own yet, so a populated child is another's.
 func ownCgroup(cg Cgroup, pid int) error {
 	data, err := os.ReadFile(filepath.Join(cg.Path, "cgroup.procs"))
 	if err != nil {
@@ -249,6 +252,15 @@ func ownCgroup(cg Cgroup, pid int) error {
 	for _, f := range strings.Fields(string(data)) {
 		if f != strconv.Itoa(pid) {
 			return fmt.Errorf("cgroup %s is shared with other processes (pid %s): %w", cg.Path, f, errSharedCgroup)
+		}
+	}
+	children, err := os.ReadDir(cg.Path)
+	if err != nil {
+		return fmt.Errorf("reading cgroup %s: %w", cg.Path, err)
+	}
+	for _, c := range children {
+		if child := filepath.Join(cg.Path, c.Name()); c.IsDir() && populated(child) {
+			return fmt.Errorf("cgroup %s is shared with the processes of its child %s: %w", cg.Path, child, errSharedCgroup)
 		}
 	}
 	return nil
@@ -314,17 +326,25 @@ func openKernel(cfg *config.Config) (kmod.Kernel, kmod.CgQuery, error) {
 func CheckEnforceable(cfg *config.Config, id string) error {
 	dev, _, err := openKernel(cfg)
 	if err != nil {
-		return notEnforcedError(cfg, id, err)
+		return notEnforcedError(cfg, id, err, true)
 	}
 	return dev.Close()
 }
 
-func notEnforcedError(cfg *config.Config, id string, err error) error {
-	fix := "load the GreenBoost module (see `greenboost-ctk status`)"
-	if errors.Is(err, errSharedCgroup) {
-		fix = "give the container a cgroup of its own, or opt it out with GREENBOOST_DISABLE=1"
+// notEnforcedError refuses a container whose budget could not be set,
+// naming the fix for the cause: the module (moduleErr: opening it failed),
+// the container's cgroup, or the hook's privileges.
+func notEnforcedError(cfg *config.Config, id string, err error, moduleErr bool) error {
+	var fix string
+	switch {
+	case moduleErr:
+		fix = "load the GreenBoost module (see `greenboost-ctk status`), "
+	case errors.Is(err, errSharedCgroup):
+		fix = "give the container a cgroup of its own, or run it without GreenBoost (GREENBOOST_DISABLE=1 through the wrapper; on the CDI path, do not request the device), "
+	case errors.Is(err, unix.EPERM):
+		fix = "run the engine as the host's root (setting a budget needs CAP_SYS_ADMIN in the host's user namespace), "
 	}
-	return fmt.Errorf("cannot enforce GreenBoost budgets for container %s: %w; %s, or set [limits] enforce = false in %s to run without budgets", id, err, fix, cfg.Path)
+	return fmt.Errorf("cannot enforce GreenBoost budgets for container %s: %w; %sor set [limits] enforce = false in %s to run without budgets", id, err, fix, cfg.Path)
 }
 
 // kernelLimit maps our "0 = unlimited" to the module's GB_CG_UNLIMITED.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 )
@@ -515,18 +516,69 @@ func TestOwnCgroup(t *testing.T) {
 	if err := ownCgroup(Cgroup{Path: filepath.Join(dir, "gone")}, 42); err == nil {
 		t.Error("a cgroup without cgroup.procs passed")
 	}
+
+	// A v1 child cgroup (cgroup.procs, as in the memory hierarchy) with
+	// processes: charges there go up to the container's cgroup.
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte("42\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	child := filepath.Join(dir, "session.scope")
+	if err := os.MkdirAll(filepath.Join(child, "inner"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{filepath.Join(child, "cgroup.procs"), filepath.Join(child, "inner", "cgroup.procs")} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ownCgroup(cg, 42); err != nil {
+		t.Errorf("empty child cgroups: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(child, "inner", "cgroup.procs"), []byte("7\n8\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ownCgroup(cg, 42); !errors.Is(err, errSharedCgroup) || !strings.Contains(err.Error(), child) {
+		t.Errorf("a grandchild with processes: %v", err)
+	}
+	// v2: a child's cgroup.events says whether its subtree has processes.
+	if err := os.RemoveAll(child); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(child, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		events string
+		shared bool
+	}{{"populated 0\nfrozen 0\n", false}, {"populated 1\nfrozen 0\n", true}} {
+		if err := os.WriteFile(filepath.Join(child, "cgroup.events"), []byte(tt.events), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := ownCgroup(cg, 42); errors.Is(err, errSharedCgroup) != tt.shared {
+			t.Errorf("child with cgroup.events %q: %v", tt.events, err)
+		}
+	}
 }
 
 // The fix a refusal names follows its cause: a module to load, or a cgroup
 // of the container's own.
 func TestNotEnforcedErrorNamesTheFix(t *testing.T) {
 	cfg := config.Default()
-	shared := notEnforcedError(cfg, "c1", fmt.Errorf("cgroup /x is shared with other processes (pid 7): %w", errSharedCgroup))
+	shared := notEnforcedError(cfg, "c1", fmt.Errorf("cgroup /x is shared with other processes (pid 7): %w", errSharedCgroup), false)
 	if !strings.Contains(shared.Error(), "give the container a cgroup of its own") || strings.Contains(shared.Error(), "load the GreenBoost module") {
 		t.Errorf("shared cgroup: %v", shared)
 	}
-	noModule := notEnforcedError(cfg, "c1", errors.New("open greenboost device /dev/greenboost: no such file or directory"))
+	noModule := notEnforcedError(cfg, "c1", errors.New("open greenboost device /dev/greenboost: no such file or directory"), true)
 	if !strings.Contains(noModule.Error(), "load the GreenBoost module") || !strings.Contains(noModule.Error(), "enforce = false in "+cfg.Path) {
 		t.Errorf("no module: %v", noModule)
+	}
+	noPrivilege := notEnforcedError(cfg, "c1", fmt.Errorf("setting the budget of cgroup /x: %w", unix.EPERM), false)
+	if !strings.Contains(noPrivilege.Error(), "CAP_SYS_ADMIN") || strings.Contains(noPrivilege.Error(), "load the GreenBoost module") {
+		t.Errorf("no privilege: %v", noPrivilege)
+	}
+	// The container's process is gone before its prestart: no module to blame.
+	gone := notEnforcedError(cfg, "c1", fmt.Errorf("open /proc/99999999/cgroup: %w", fs.ErrNotExist), false)
+	if strings.Contains(gone.Error(), "load the GreenBoost module") || !strings.Contains(gone.Error(), "; or set [limits] enforce = false") {
+		t.Errorf("pid gone: %v", gone)
 	}
 }
