@@ -175,7 +175,9 @@ func (l *loader) load(path, params, release string) error {
 		err = l.finit(int(f.Fd()), params, 0)
 	} else {
 		err = l.finit(int(f.Fd()), params, unix.MODULE_INIT_COMPRESSED_FILE)
-		if noKernelDecompress(err, release) {
+		// A kernel built to decompress another format answers a gzip file
+		// with EINVAL too; a real EINVAL comes back from the image.
+		if noKernelDecompress(err, release) || comp == compGzip && errors.Is(err, unix.EINVAL) {
 			if comp != compGzip {
 				return fmt.Errorf("load %s: the module is %s-compressed and kernel %s cannot decompress modules (no CONFIG_MODULE_DECOMPRESS): "+
 					"install an uncompressed %s.ko (e.g. %s -d %s), or set [kmod] module to an uncompressed .ko: %w",

@@ -260,6 +260,11 @@ func (c *Config) Validate() error {
 	if c.Kmod.Module == "" {
 		return errors.New("key kmod.module: empty; expected a module name or a path to a .ko")
 	}
+	// A file (a '/' or a .ko name) relative to the working directory would
+	// be looked up in each container's bundle, where hooks run.
+	if m := c.Kmod.Module; (strings.Contains(m, "/") || strings.Contains(m, ".ko")) && !filepath.IsAbs(m) {
+		return fmt.Errorf("key kmod.module: %q is a relative path; expected a module name such as \"greenboost\" or an absolute path to a .ko", m)
+	}
 	if err := checkSize("limits.ram", c.Limits.RAM); err != nil {
 		return err
 	}

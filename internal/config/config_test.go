@@ -190,6 +190,8 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"empty runtime", "[runtime]\nruntimes = [\"\", \"runc\"]\n", []string{"runtime.runtimes", "empty entry", "absolute path"}},
 		{"relative runtime", "[runtime]\nruntimes = [\"runc\", \"./runc\"]\n", []string{"runtime.runtimes", `"./runc"`, "relative path", `a name looked up on PATH, such as "runc", or an absolute path`}},
 		{"runtime in a relative folder", "[runtime]\nruntimes = [\"bin/crun\"]\n", []string{"runtime.runtimes", `"bin/crun"`, "relative path"}},
+		{"relative module file", "[kmod]\nmodule = \"greenboost.ko\"\n", []string{"kmod.module", `"greenboost.ko"`, "relative path", "absolute path"}},
+		{"module in a relative folder", "[kmod]\nmodule = \"build/greenboost.ko.xz\"\n", []string{"kmod.module", `"build/greenboost.ko.xz"`, "relative path"}},
 		{"relative log file", "[runtime]\nlog-file = \"runtime.log\"\n", []string{"runtime.log-file", "runtime.log"}},
 		{"empty default size", "[limits]\nnvme = \"\"\n", []string{"limits.nvme", "unlimited"}},
 		{"lone i", "[limits]\nram = \"1i\"\n", []string{"limits.ram", "1i"}},
