@@ -164,15 +164,21 @@ func readListedRecord(stateDir, id string) (*Record, error) {
 	return nil, fmt.Errorf("%w: %w; remove it by hand", err, ErrForeignRecord)
 }
 
-// CollectBriefly is the bounded gc of the containerd shim on delete: it
-// skips when another process holds the state lock. Without a GreenBoost
-// module it drops only the records that hold no budget; the others wait for
-// a gc that can release them.
-func CollectBriefly(cfg *config.Config) {
-	var k kmod.Kernel
-	if dev, err := kmod.Open(cfg.Device.HostPath); err == nil {
-		defer dev.Close()
-		k = dev
+// CollectBriefly is the bounded gc of each prestart hook and of the
+// containerd shim on delete: it skips when another process holds the state
+// lock. k is the module, or nil to open it here. A module that is loaded but
+// cannot be opened skips the run: its budgets wait for a gc that can
+// release them (without the module, budgets went with it).
+func CollectBriefly(cfg *config.Config, k kmod.Kernel) {
+	if k == nil {
+		dev, err := kmod.Open(cfg.Device.HostPath)
+		switch {
+		case err == nil:
+			defer dev.Close()
+			k = dev
+		case kmod.Loaded():
+			return
+		}
 	}
 	Collect(cfg, k, time.Now().Add(prestartGCBudget), false) //nolint:errcheck // best effort
 }

@@ -389,7 +389,7 @@ func TestCollectBriefly(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		CollectBriefly(cfg)
+		CollectBriefly(cfg, nil)
 		if _, err := ReadRecord(cfg.Hook.StateDir, "dead"); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s: the dead container's record is left: %v", device, err)
 		}
@@ -401,13 +401,53 @@ func TestCollectBriefly(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := make(chan struct{})
-		go func() { CollectBriefly(cfg); close(done) }()
+		go func() { CollectBriefly(cfg, nil); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
 			t.Errorf("%s: CollectBriefly waited for the state lock", device)
 		}
 		unlock()
+	}
+}
+
+// A module that is loaded but cannot be opened (here: its node is missing)
+// holds budgets that only a release can lift: CollectBriefly leaves every
+// record for a gc that can open it.
+func TestCollectBrieflyWaitsForALoadedModule(t *testing.T) {
+	saved := kmod.SysModule
+	kmod.SysModule = t.TempDir() // the module is loaded
+	t.Cleanup(func() { kmod.SysModule = saved })
+	cfg := config.Default()
+	cfg.Device.HostPath = "/nonexistent/greenboost"
+	cfg.Hook.StateDir = t.TempDir()
+	for _, r := range []*Record{{ID: "dead-enforced", Pid: 1 << 30, Enforced: true, Cgroup: Cgroup{ID: 9, Path: filepath.Join(t.TempDir(), "gone")}}, {ID: "dead", Pid: 1 << 30}} {
+		if err := WriteRecord(cfg.Hook.StateDir, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	CollectBriefly(cfg, nil)
+	for _, id := range []string{"dead-enforced", "dead"} {
+		if _, err := ReadRecord(cfg.Hook.StateDir, id); err != nil {
+			t.Errorf("record %s: %v", id, err)
+		}
+	}
+}
+
+// Prestart collects even where it cannot enforce ([limits] enforce = false,
+// no module): records of exits whose poststop never ran go.
+func TestPrestartWithoutModuleCollects(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	cfg.Limits.Enforce = false
+	cfg.Device.HostPath = "/nonexistent/greenboost"
+	if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: "dead", Pid: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	if err := runStage(t, New(cfg, "", io.Discard), Prestart, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, "dead"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the dead container's record is left: %v", err)
 	}
 }
 

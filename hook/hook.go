@@ -101,10 +101,10 @@ func (h *Hook) prestart(state *specs.State) error {
 	dev, q, kernelErr := openKernel(h.cfg)
 	if kernelErr == nil {
 		defer dev.Close()
-		// Catch exits whose poststop never ran, bounded so a start stays
-		// fast; a busy state lock means another hook is collecting already.
-		Collect(h.cfg, dev, time.Now().Add(prestartGCBudget), false) //nolint:errcheck // best effort
 	}
+	// Catch exits whose poststop never ran, bounded so a start stays fast; a
+	// busy state lock means another hook is collecting already.
+	CollectBriefly(h.cfg, dev)
 	// The lock makes checking for a namesake, setting the budget and writing
 	// the record one step for poststop, the shim and gc.
 	unlock, err := lockState(h.cfg.Hook.StateDir, true)
@@ -128,7 +128,7 @@ func (h *Hook) prestart(state *specs.State) error {
 		// The record's cgroup tells gc whether the container lives; a
 		// shared one outlives it, so such a record goes by the pid.
 		if rec.Cgroup.Path == "" && !errors.Is(enforceErr, errSharedCgroup) {
-			if cg, err := ResolveCgroup(state.Pid, HierarchyAuto); err == nil {
+			if cg, err := ResolveCgroup(state.Pid, HierarchyAuto); err == nil && ownCgroup(cg, state.Pid) == nil {
 				rec.Cgroup = cg
 			}
 		}

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -70,9 +73,44 @@ func runStage(t *testing.T, h *Hook, stage Stage, st *specs.State) error {
 	return h.Run(stage, bytes.NewReader(data))
 }
 
+// soleProcess starts a process alone in a new cgroup below this test's, as
+// an engine starts a container, and returns its pid and that cgroup.
+func soleProcess(t *testing.T) (int, Cgroup) {
+	t.Helper()
+	parent, err := ResolveCgroup(os.Getpid(), HierarchyAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(parent.Path, "greenboost-hook-test-")
+	if err != nil {
+		t.Fatalf("making a cgroup (the tests run as root): %v", err)
+	}
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if err := os.Remove(dir); err != nil {
+			t.Errorf("removing cgroup %s: %v", dir, err)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cg, err := ResolveCgroup(cmd.Process.Pid, HierarchyAuto)
+	if err != nil || cg.Path != dir {
+		t.Fatalf("the process's cgroup: %+v, %v; want %s", cg, err, dir)
+	}
+	return cmd.Process.Pid, cg
+}
+
 func TestPrestartUnenforcedRecordsAndWarns(t *testing.T) {
 	cfg, st := hookFixture(t, []string{"GREENBOOST_RAM_LIMIT=64M"}, map[string]string{"greenboost.io/nvme-limit": "1G"})
 	cfg.Limits.Enforce = false
+	pid, cg := soleProcess(t)
+	st.Pid = pid
 	var warn bytes.Buffer
 	h := New(cfg, "", &warn)
 	if err := runStage(t, h, Prestart, st); err != nil {
@@ -85,11 +123,11 @@ func TestPrestartUnenforcedRecordsAndWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Enforced || rec.Limits.RAM != 64<<20 || rec.Limits.NVMe != 1<<30 || rec.Pid != os.Getpid() || rec.Bundle != st.Bundle {
+	if rec.Enforced || rec.Limits.RAM != 64<<20 || rec.Limits.NVMe != 1<<30 || rec.Pid != pid || rec.Bundle != st.Bundle {
 		t.Fatalf("record = %+v", rec)
 	}
-	if rec.Cgroup.ID == 0 || rec.Cgroup.Path == "" {
-		t.Fatalf("cgroup not resolved: %+v", rec.Cgroup)
+	if rec.Cgroup != cg {
+		t.Fatalf("record's cgroup %+v, want %+v", rec.Cgroup, cg)
 	}
 	stopContainer(t, cfg.Hook.StateDir, "ctr-1")
 	if err := runStage(t, h, Poststop, st); err != nil {
@@ -100,6 +138,24 @@ func TestPrestartUnenforcedRecordsAndWarns(t *testing.T) {
 	}
 	if err := runStage(t, h, Poststop, st); err != nil {
 		t.Fatalf("poststop without a record: %v", err)
+	}
+}
+
+// An unenforced record of a container that shares its cgroup (this test
+// process's) goes by the pid: the cgroup outlives the container, so poststop
+// and gc would keep the record for ever.
+func TestPrestartUnenforcedSharedCgroupGoesByPid(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	cfg.Limits.Enforce = false
+	if err := runStage(t, New(cfg, "", io.Discard), Prestart, st); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ReadRecord(cfg.Hook.StateDir, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Cgroup != (Cgroup{}) || rec.Pid != os.Getpid() {
+		t.Fatalf("record = %+v, want no cgroup", rec)
 	}
 }
 

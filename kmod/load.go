@@ -20,6 +20,15 @@ import (
 // ModuleName is the kernel module's name (/sys/module/greenboost).
 const ModuleName = "greenboost"
 
+// SysModule is where the loaded module shows up (a variable for tests).
+var SysModule = "/sys/module/" + ModuleName
+
+// Loaded reports whether the module is in the kernel.
+func Loaded() bool {
+	_, err := os.Stat(SysModule)
+	return err == nil
+}
+
 // Load modes of LoadOptions.Load (config key [kmod] load).
 const (
 	LoadAuto  = "auto"  // insert the module when it is absent

@@ -104,21 +104,23 @@ func hookFixture(t *testing.T, limits string, env ...string) (cfg, logFile, stat
 	return cfg, logFile, stateDir, bundle
 }
 
-// An opted-out container starts: the hook sets nothing, prints nothing and
-// notes it in [runtime] log-file, even where budgets cannot be enforced.
-func TestOptOutIsLogged(t *testing.T) {
+// The hook runs for an opted-out container only on the CDI path, where the
+// engine gave it the device anyway: the budget applies (here it cannot be
+// enforced, so the container fails as any other), and the log file says why
+// the opt-out changed nothing.
+func TestIgnoredOptOutIsLogged(t *testing.T) {
 	cfg, logFile, stateDir, bundle := hookFixture(t, "", "GREENBOOST_DISABLE=1")
 	state := fmt.Sprintf(`{"ociVersion":"1.0.2","id":"c1","status":"created","pid":1,"bundle":%q}`, bundle)
 	stdout, stderr, code := runHook(t, state, "--config", cfg, "prestart")
-	if code != 0 || stdout != "" || stderr != "" {
-		t.Fatalf("exit %d, stdout %q, stderr %q: want exit 0 and no output", code, stdout, stderr)
+	if code == 0 || stdout != "" || !strings.Contains(stderr, "cannot enforce GreenBoost budgets for container c1") {
+		t.Fatalf("exit %d, stdout %q, stderr %q: want the refusal of a container whose budget cannot be enforced", code, stdout, stderr)
 	}
 	data, err := os.ReadFile(logFile)
-	if err != nil || !strings.Contains(string(data), "level=info") || !strings.Contains(string(data), "container c1 opted out") {
+	if err != nil || !strings.Contains(string(data), "level=info") || !strings.Contains(string(data), "container c1 opts out of GreenBoost, but the engine gave it the GreenBoost device") {
 		t.Fatalf("log file %s = %q (%v)", logFile, data, err)
 	}
 	if _, err := os.Stat(filepath.Join(stateDir, "containers", "c1.json")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("record of an opted-out container: %v", err)
+		t.Fatalf("record of a refused container: %v", err)
 	}
 }
 

@@ -68,7 +68,7 @@ func (defaultReleaser) release(ctx context.Context, id, bundle, on string) {
 	}
 	// Also catch other exits whose poststop never ran (DESIGN.md §2); it
 	// skips when the state lock is busy.
-	hook.CollectBriefly(cfg)
+	hook.CollectBriefly(cfg, nil)
 }
 
 // gbManager is containerd's runc shim manager; its Stop (the `delete`

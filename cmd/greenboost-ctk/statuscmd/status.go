@@ -3,10 +3,8 @@ package statuscmd
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -21,9 +19,6 @@ import (
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 	"github.com/greenboost/greenboost-container-toolkit/kmod"
 )
-
-// sysModule is where a loaded module shows up (a variable for tests).
-var sysModule = "/sys/module/" + kmod.ModuleName
 
 // Module describes the loaded module. Every field is always in the JSON
 // (scripts read a fixed schema): Version and Hierarchy are "" when not
@@ -103,7 +98,7 @@ func NewStatus() *cli.Command {
 
 // openModule opens the device when the module is loaded; nil, nil when not.
 func openModule(cfg *config.Config) (*kmod.Device, error) {
-	if _, err := os.Stat(sysModule); errors.Is(err, fs.ErrNotExist) {
+	if !kmod.Loaded() {
 		return nil, nil
 	}
 	return kmod.Open(cfg.Device.HostPath)
@@ -129,7 +124,7 @@ func collectStatus(cfg *config.Config, warn io.Writer) (*Status, error) {
 	default:
 		defer dev.Close()
 		st.Module.Loaded = true
-		if v, err := os.ReadFile(sysModule + "/version"); err == nil {
+		if v, err := os.ReadFile(kmod.SysModule + "/version"); err == nil {
 			st.Module.Version = strings.TrimSpace(string(v))
 		}
 		if q, err := dev.Query(); err == nil {

@@ -25,9 +25,9 @@ func runGC(t *testing.T, stateDir string, args ...string) (stdout, stderr string
 // whose state dir is stateDir, as if the module were not loaded.
 func runCommand(t *testing.T, cmd *cli.Command, stateDir string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	saved := sysModule
-	sysModule = filepath.Join(t.TempDir(), "no-module")
-	t.Cleanup(func() { sysModule = saved })
+	saved := kmod.SysModule
+	kmod.SysModule = filepath.Join(t.TempDir(), "no-module")
+	t.Cleanup(func() { kmod.SysModule = saved })
 	cfgPath := filepath.Join(t.TempDir(), "config.toml")
 	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, "[hook]\nstate-dir = %q\n", stateDir), 0o644); err != nil {
 		t.Fatal(err)
