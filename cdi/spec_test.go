@@ -40,6 +40,14 @@ func testConfig(t *testing.T) *config.Config {
 		t.Fatal(err)
 	}
 	cfg.Limits.Profiles = map[string]config.Profile{"small": {RAM: "1G"}, "big": {RAM: "16G", NVMe: "1T"}}
+	// The hooks of a spec read this file.
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.Path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return cfg
 }
 

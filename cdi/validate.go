@@ -9,6 +9,8 @@ import (
 
 	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
+
+	"github.com/greenboost/greenboost-container-toolkit/internal/config"
 )
 
 // ErrStale marks a spec whose device numbers no longer match the live node,
@@ -48,6 +50,18 @@ func Validate(path string) (*cdiapi.Spec, error) {
 		if err := CheckHook(h.Path); err != nil {
 			return spec, fmt.Errorf("invalid CDI spec %s: %w, then run `greenboost-ctk cdi generate`", path, err)
 		}
+		if err := checkHookConfig(h.Args); err != nil {
+			return spec, fmt.Errorf("invalid CDI spec %s: its hook would fail every container: %w; then run `greenboost-ctk cdi generate`", path, err)
+		}
+	}
+	mounts := append([]*cdispec.Mount(nil), spec.ContainerEdits.Mounts...)
+	for _, d := range spec.Devices {
+		mounts = append(mounts, d.ContainerEdits.Mounts...)
+	}
+	for _, m := range mounts {
+		if _, err := os.Stat(m.HostPath); err != nil {
+			return spec, fmt.Errorf("invalid CDI spec %s: the engine would fail every container: library %w: install libgreenboost_cuda.so there, or set [library] host-paths, then run `greenboost-ctk cdi generate`", path, err)
+		}
 	}
 	nodes := append([]*cdispec.DeviceNode(nil), spec.ContainerEdits.DeviceNodes...)
 	for _, d := range spec.Devices {
@@ -72,6 +86,29 @@ func CheckHook(path string) error {
 		return fmt.Errorf("hook %s is not an executable file: install greenboost-hook there, or set [hook] path", path)
 	}
 	return nil
+}
+
+// checkHookConfig loads the config a hook entry names (--config) and finds
+// the profile it names (--profile) there, as the hook will.
+func checkHookConfig(args []string) error {
+	configPath, profile := "", ""
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "--config":
+			configPath = args[i+1]
+		case "--profile":
+			profile = args[i+1]
+		}
+	}
+	if configPath == "" {
+		return nil // the hook reads the default config, as ctk did
+	}
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return err
+	}
+	_, _, err = cfg.ProfileLimits(profile)
+	return err
 }
 
 func checkLive(n *cdispec.DeviceNode) error {

@@ -46,6 +46,14 @@ func TestValidateRejectsForeignKindAndName(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	badConfig := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(badConfig, []byte("[limits]\nram = \"lots\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noProfiles := filepath.Join(dir, "no-profiles.toml")
+	if err := os.WriteFile(noProfiles, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		name string
 		file string
@@ -58,6 +66,12 @@ func TestValidateRejectsForeignKindAndName(t *testing.T) {
 		{".JSON", "greenboost.io-vram.JSON", string(good), []string{"engines never load it"}},
 		{"hook binary missing", "hook.yaml", strings.ReplaceAll(string(good), cfg.Hook.Path, "/nonexistent/greenboost-hook"),
 			[]string{"/nonexistent/greenboost-hook", "[hook] path", "cdi generate"}},
+		{"library missing", "library.yaml", strings.ReplaceAll(string(good), cfg.Library.HostPaths[1], "/nonexistent/libgreenboost_cuda.so"),
+			[]string{"/nonexistent/libgreenboost_cuda.so", "[library] host-paths", "cdi generate"}},
+		{"hook config invalid", "config.yaml", strings.ReplaceAll(string(good), cfg.Path, badConfig),
+			[]string{badConfig, "limits.ram", "cdi generate"}},
+		{"profile gone from the hook config", "profile.yaml", strings.ReplaceAll(string(good), cfg.Path, noProfiles),
+			[]string{noProfiles, `unknown profile "big"`, "cdi generate"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, tt.file)
