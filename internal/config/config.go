@@ -185,10 +185,14 @@ func describeDecodeError(err error) string {
 
 // typeHints give the TOML form of each Go type in Config.
 var typeHints = map[string]string{
-	"bool":     "true or false",
-	"string":   `a string in quotes`,
-	"[]string": `a list of strings, e.g. ["a", "b"]`,
+	"bool":                      "true or false",
+	"string":                    `a string in quotes`,
+	"[]string":                  `a list of strings, e.g. ["a", "b"]`,
+	"config.Profile":            profileHint,
+	"map[string]config.Profile": profileHint,
 }
+
+const profileHint = `a table per profile, e.g. [limits.profiles.small] with ram = "1G" and nvme = "10G"`
 
 // typeMismatch rewrites the decoder's type error, which speaks of Go struct
 // fields ("cannot decode TOML string into struct field config.Limits.Enforce
@@ -199,8 +203,15 @@ func typeMismatch(msg string) (string, bool) {
 		return "", false
 	}
 	tomlType, rest, _ := strings.Cut(rest, " into ")
-	_, goType, _ := strings.Cut(rest, " of type ")
+	// "into struct field F of type T", or "into T" for a map's value
+	goType := rest
+	if _, t, found := strings.Cut(rest, " of type "); found {
+		goType = t
+	}
 	hint, ok := typeHints[goType]
+	if !ok && strings.HasPrefix(goType, "config.") {
+		hint, ok = "a table: a [section] with its keys (see `greenboost-ctk config default`)", true
+	}
 	if !ok {
 		return "", false
 	}
