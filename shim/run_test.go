@@ -163,6 +163,12 @@ func TestVersionShowsBoth(t *testing.T) {
 	if !strings.Contains(stdout, "greenboost-runtime version") || !strings.Contains(stdout, "commit:") || !strings.Contains(stdout, "fake runc version 9") {
 		t.Fatalf("--version printed %q", stdout)
 	}
+	// runc's -v and crun's -V
+	for _, flag := range []string{"-v", "-V"} {
+		if stdout, _, _ := f.run(t, "/nonexistent.toml", flag); !strings.HasPrefix(stdout, "greenboost-runtime version") {
+			t.Errorf("%s printed %q, want our version first", flag, stdout)
+		}
+	}
 	// Without a low-level runtime it still prints ours, then fails naming
 	// the missing runtime.
 	cfg := filepath.Join(t.TempDir(), "config.toml")

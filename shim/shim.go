@@ -158,7 +158,7 @@ func containerEdits(cfg *config.Config, specPath string, logger *slog.Logger) (*
 
 func hasVersionFlag(argv []string) bool {
 	for _, a := range argv {
-		if a == "--version" || a == "-version" || a == "-v" {
+		if a == "--version" || a == "-version" || a == "-v" || a == "-V" { // -V: crun's
 			return true
 		}
 	}

@@ -191,6 +191,9 @@ func usageError(c *cli.Context, err error, _ bool) error {
 	see := "see " + path + " --help"
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		if where != "" && isAppFlag(c, name) {
+			return fmt.Errorf("%s%s is a global flag: put it before the command, as in %s %s VALUE %s", where, flagName(name), c.App.Name, flagName(name), strings.TrimSuffix(where, ": "))
+		}
 		return fmt.Errorf("%sunknown flag %s; %s", where, flagName(name), see)
 	}
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
@@ -218,6 +221,18 @@ func usageError(c *cli.Context, err error, _ bool) error {
 }
 
 // flagName writes a flag as users type it: -o, --timeout.
+// isAppFlag reports whether name (as the parser gives it, with dashes) is
+// one of the app's own flags, which go before any command.
+func isAppFlag(c *cli.Context, name string) bool {
+	name = strings.TrimLeft(name, "-")
+	for _, f := range c.App.Flags {
+		if slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
+}
+
 func flagName(name string) string {
 	name = strings.TrimLeft(name, "-")
 	if len(name) == 1 {

@@ -125,6 +125,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"status", "--bogus"}, []string{"unknown flag --bogus", "see greenboost-ctk status --help"}},
 		{[]string{"cdi", "list", "--bogus"}, []string{"unknown flag --bogus", "see greenboost-ctk cdi list --help"}},
 		{[]string{"cdi", "generate", "-x"}, []string{"unknown flag -x", "see greenboost-ctk cdi generate --help"}},
+		{[]string{"cdi", "generate", "--config", "x.toml"}, []string{"cdi generate: --config is a global flag: put it before the command, as in greenboost-ctk --config VALUE cdi generate"}},
 		{[]string{"cdi", "--bogus", "list"}, []string{"unknown flag --bogus", "see greenboost-ctk cdi --help"}},
 		{[]string{"config", "show", "--bogus"}, []string{"unknown flag --bogus", "see greenboost-ctk config show --help"}},
 		{[]string{"runtime", "configure", "--bogus"}, []string{"unknown flag --bogus", "see greenboost-ctk runtime configure --help"}},

@@ -70,6 +70,9 @@ type generateCommand struct {
 }
 
 func (g *generateCommand) validate(*cli.Context) error {
+	if g.output == "" {
+		return fmt.Errorf("--output is empty: give a spec file, such as %s, or - for stdout, or leave the flag out for the former", cdi.DefaultSpecPath)
+	}
 	if g.output != "-" {
 		if err := g.checkOutput(); err != nil {
 			return err
@@ -186,7 +189,13 @@ func (l *listCommand) run(c *cli.Context) error {
 		}
 	}
 	if !slices.ContainsFunc(devices, func(d string) bool { return strings.HasPrefix(d, cdi.Kind+"=") }) {
-		fmt.Fprintf(c.App.ErrWriter, "greenboost-ctk: no %s devices in %s: %s\n", cdi.Kind, strings.Join(dirs, ", "), generateHint(dirs))
+		// A spec that is there but broken (or two that conflict) needs
+		// fixing, not a new one beside it.
+		fix := generateHint(dirs)
+		if len(problems) > 0 {
+			fix = "fix or remove the spec files named above (of two that conflict, keep one)"
+		}
+		fmt.Fprintf(c.App.ErrWriter, "greenboost-ctk: no %s devices in %s: %s\n", cdi.Kind, strings.Join(dirs, ", "), fix)
 	}
 	if len(problems) > 0 {
 		return cli.Exit("", 1) // named above, on stderr or in the JSON
@@ -207,6 +216,9 @@ func validate(c *cli.Context) error {
 	path := cdi.DefaultSpecPath
 	if c.NArg() == 1 {
 		path = c.Args().First()
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory: give a spec file (`greenboost-ctk cdi list --spec-dir %s` checks a whole directory)", path, path)
 	}
 	spec, err := cdi.Validate(path)
 	if err != nil {

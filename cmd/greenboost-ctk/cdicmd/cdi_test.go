@@ -98,6 +98,10 @@ func TestGenerateOutputName(t *testing.T) {
 	if err != nil || !strings.Contains(stdout, "kind: greenboost.io/vram") {
 		t.Errorf("--output -: %q (%v), want the spec on stdout", stdout, err)
 	}
+	// an empty value (an unset variable in a script) is no file name
+	if _, _, err := runCDI(t, "generate", "--output", ""); err == nil || !strings.Contains(err.Error(), "--output is empty") {
+		t.Errorf(`--output "": %v, want it named as empty`, err)
+	}
 }
 
 // An --output that is a symlink is written through: the link stays and the
@@ -223,6 +227,27 @@ func TestValidate(t *testing.T) {
 				t.Errorf("%s: error = %v, want it to contain %q", tt.file, err, w)
 			}
 		}
+	}
+	if _, _, err := runCDI(t, "validate", dir); err == nil || !strings.Contains(err.Error(), dir+" is a directory") || !strings.Contains(err.Error(), "cdi list --spec-dir") {
+		t.Errorf("validate of a directory: %v, want it named as one, with the command for directories", err)
+	}
+}
+
+// Two specs of our kind conflict: list names both and asks to keep one, not
+// to generate a third.
+func TestListConflictingSpecs(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a.yaml", "b.yaml"} {
+		if _, _, err := runCDI(t, "generate", "--output", filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, stderr, err := runCDI(t, "list", "--spec-dir", dir)
+	if err == nil || !strings.Contains(stderr, "a.yaml") || !strings.Contains(stderr, "b.yaml") {
+		t.Fatalf("list: %v, stderr %q; want a failure naming both files", err, stderr)
+	}
+	if strings.Contains(stderr, "cdi generate") || !strings.Contains(stderr, "keep one") {
+		t.Errorf("list's fix: %q, want the conflict resolved, not another spec generated", stderr)
 	}
 }
 

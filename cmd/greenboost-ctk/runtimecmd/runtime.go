@@ -321,22 +321,39 @@ func AddDockerRuntime(daemonJSON []byte, name, path string, setDefault bool) (up
 			delete(entry, k)
 		}
 	}
-	entry["path"], _ = json.Marshal(path)
+	entry["path"], _ = marshalAsWritten(path, "")
 	runtimes[name] = entry
-	if top["runtimes"], err = json.Marshal(runtimes); err != nil {
+	if top["runtimes"], err = marshalAsWritten(runtimes, ""); err != nil {
 		return nil, nil, err
 	}
 	if setDefault {
-		top["default-runtime"], _ = json.Marshal(name)
+		top["default-runtime"], _ = marshalAsWritten(name, "")
 	}
-	out, err := json.MarshalIndent(top, "", "    ")
+	out, err := marshalAsWritten(top, "    ")
 	if err != nil {
 		return nil, nil, err
 	}
 	if sameJSON(daemonJSON, out) {
 		return daemonJSON, dropped, nil
 	}
-	return append(out, '\n'), dropped, nil
+	return out, dropped, nil
+}
+
+// marshalAsWritten encodes v as JSON (indented by indent, ending in a
+// newline when indented) without json.Marshal's HTML escaping, which would
+// turn a user's "<" or "&" in daemon.json into \u003c and \u0026.
+func marshalAsWritten(v any, indent string) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", indent)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	if indent == "" {
+		return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	}
+	return b.Bytes(), nil
 }
 
 // sameJSON reports whether a and b are JSON documents with the same content

@@ -61,6 +61,19 @@ func TestAddDockerRuntime(t *testing.T) {
 	}, json.Unmarshal)
 }
 
+// The user's text stays as written: no \u003c for "<" or \u0026 for "&".
+func TestAddDockerRuntimeKeepsText(t *testing.T) {
+	out, _, err := AddDockerRuntime([]byte(`{"labels":["team=<r&d>"],"runtimes":{"x":{"path":"/opt/a&b/x"}}}`), "greenboost", "/usr/bin/greenboost-runtime", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"team=<r&d>"`, `"/opt/a&b/x"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lost %s:\n%s", want, out)
+		}
+	}
+}
+
 func TestAddDockerRuntimeDropped(t *testing.T) {
 	for in, want := range map[string][]string{
 		`{"runtimes":{"greenboost":{"runtimeType":"io.containerd.greenboost.v2","options":{"ConfigPath":"/x"}}}}`:        {"runtimeType", "options"},
