@@ -193,9 +193,12 @@ static bool gb_t3_configured(void)
 	return t3_path && t3_path[0];
 }
 
+/* A cap too large for bytes (t3_mb or SET_T3_CAP) caps nothing. */
 static u64 gb_t3_cap_bytes(void)
 {
-	return (u64)READ_ONCE(t3_mb) << GB_MB_SHIFT;
+	u64 mb = READ_ONCE(t3_mb);
+
+	return mb > U64_MAX >> GB_MB_SHIFT ? U64_MAX : mb << GB_MB_SHIFT;
 }
 
 /*
@@ -637,13 +640,15 @@ static struct cgroup_subsys_state *gb_root_css(void)
 /*
  * A cgroup of the active hierarchy by id, referenced, or NULL.  Ids are
  * global, and an admin in a cgroup namespace (a nested container engine)
- * names cgroups outside it: with outside_ns those are found too.
+ * names cgroups outside it: with within NULL those are found too.
  * cgroup_get_from_id() finds only those inside the caller's namespace, and
- * v1 has no exported id lookup, so the rest walk the hierarchy; only
- * privileged callers may make every lookup a walk.  The walk finds offline
- * (dying) cgroups too, which the callers tell apart with gb_cgroup_alive().
+ * v1 has no exported id lookup, so the rest walk the hierarchy.  Only
+ * privileged callers may make every lookup a walk of it all; the others
+ * (within: the caller's cgroup, the only subtree they may read) walk that
+ * subtree on v1 and nothing on v2.  The walk finds offline (dying) cgroups
+ * too, which the callers tell apart with gb_cgroup_alive().
  */
-static struct cgroup *gb_cgroup_get_by_id(u64 id, bool outside_ns)
+static struct cgroup *gb_cgroup_get_by_id(u64 id, struct cgroup *within)
 {
 	struct cgroup_subsys_state *pos;
 	struct cgroup *cgrp = NULL;
@@ -652,12 +657,12 @@ static struct cgroup *gb_cgroup_get_by_id(u64 id, bool outside_ns)
 		cgrp = cgroup_get_from_id(id);
 		if (!IS_ERR_OR_NULL(cgrp))
 			return cgrp;
-		if (!outside_ns)
+		if (within)
 			return NULL;
 		cgrp = NULL;
 	}
 	rcu_read_lock();
-	css_for_each_descendant_pre(pos, gb_root_css()) {
+	css_for_each_descendant_pre(pos, within ? &within->self : gb_root_css()) {
 		if (cgroup_id(pos->cgroup) != id)
 			continue;
 		if (cgroup_tryget(pos->cgroup))
@@ -954,7 +959,7 @@ static long gb_cg_set_limit(void __user *uarg)
 	mutex_lock(&gb_cg_lock);
 	node = xa_load(&gb_cg_nodes, l.cgroup_id);
 	if (!node) {
-		cgrp = gb_cgroup_get_by_id(l.cgroup_id, true);
+		cgrp = gb_cgroup_get_by_id(l.cgroup_id, NULL);
 		if (!gb_cgroup_alive(cgrp))
 			node = ERR_PTR(-ENOENT);
 		else
@@ -1024,7 +1029,7 @@ static long gb_cg_get_usage(void __user *uarg)
 		if (in.hierarchy != gb_cg_hier)
 			goto out;
 		cgrp = gb_cgroup_get_by_id(in.cgroup_id,
-					   ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN));
+					   ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN) ? NULL : self);
 		ret = -EPERM;
 		/* The subtree test first: capable() audits a denial. */
 		if (!(gb_cgroup_alive(cgrp) && cgroup_is_descendant(cgrp, self)) &&
@@ -1227,7 +1232,7 @@ static long gb_cg_list(void __user *uarg)
 	struct gb_cg_node *node, **nodes = NULL;
 	struct gb_cg_list l;
 	unsigned long index;
-	u32 usize, n = 0, i;
+	u32 usize, n = 0, i, max;
 	bool *alive = NULL;
 	int ret;
 
@@ -1240,13 +1245,12 @@ static long gb_cg_list(void __user *uarg)
 	    l.entry_size > GB_CG_LIST_ENTRY_MAX)
 		return -EINVAL;
 
-	l.max_entries = min_t(u32, l.max_entries, GB_CG_LIST_BATCH);
-	if (l.max_entries &&
-	    !access_ok(u64_to_user_ptr(l.entries_ptr), (u64)l.max_entries * l.entry_size))
+	max = min_t(u32, l.max_entries, GB_CG_LIST_BATCH);
+	if (max && !access_ok(u64_to_user_ptr(l.entries_ptr), (u64)max * l.entry_size))
 		return -EFAULT;
-	if (l.max_entries) {
-		nodes = kvmalloc_array(l.max_entries, sizeof(*nodes), GFP_KERNEL);
-		alive = kvcalloc(l.max_entries, sizeof(*alive), GFP_KERNEL);
+	if (max) {
+		nodes = kvmalloc_array(max, sizeof(*nodes), GFP_KERNEL);
+		alive = kvcalloc(max, sizeof(*alive), GFP_KERNEL);
 		if (!nodes || !alive) {
 			kvfree(nodes);
 			kvfree(alive);
@@ -1257,7 +1261,7 @@ static long gb_cg_list(void __user *uarg)
 	mutex_lock(&gb_cg_lock);
 	if (l.start_after_id != U64_MAX) {
 		xa_for_each_start(&gb_cg_nodes, index, node, l.start_after_id + 1) {
-			if (n == l.max_entries)
+			if (n == max)
 				break;
 			kref_get(&node->ref);
 			nodes[n++] = node;

@@ -179,7 +179,8 @@ struct gb_t3_cap_req {
  * with the inode number of its v1 memory-controller directory.  Every struct
  * starts with its size as the caller compiled it; fields the kernel does not
  * know must be zero (else E2BIG), a size below the first version is EINVAL,
- * as are unknown flags and non-zero reserved fields.
+ * as are unknown flags and non-zero reserved fields.  A size above the page
+ * size is E2BIG, as for clone3() and openat2().
  *
  * ALLOC and PIN_USER_PTR charge the caller's cgroup and every ancestor that
  * has a node (one made by CG_SET_LIMIT and not released); a level over its
@@ -268,7 +269,8 @@ struct gb_cg_usage {
 	__u32 flags;		/* GB_CG_F_SELF */
 	__u32 hierarchy;
 	__u32 reserved0;
-	__u64 cgroup_id;	/* in, out with GB_CG_F_SELF */
+	__u64 cgroup_id;	/* in, out with GB_CG_F_SELF (which ignores the
+				 * hierarchy and cgroup_id passed in) */
 	__u64 t2_usage_bytes;
 	__u64 t3_usage_bytes;
 	__u64 t2_max_bytes;

@@ -3,10 +3,12 @@ package suite
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -742,5 +744,22 @@ func testBadArgs(t *T) {
 	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(d.Fd()), 0xc0084763, 0)
 	if errno != unix.ENOTTY && errno != unix.EFAULT {
 		t.Errorf("unknown ioctl: %v, want ENOTTY", errno)
+	}
+	// CG_LIST fills at most 1024 entries a call, and leaves the caller's
+	// max_entries as it was
+	setLimit(t, c, 8*miB, kmod.Unlimited) // a node to list
+	entries := make([]kmod.CgEntry, 5000)
+	var pin runtime.Pinner
+	pin.Pin(&entries[0])
+	defer pin.Unpin()
+	l := kmod.CgList{
+		Size:       uint32(unsafe.Sizeof(kmod.CgList{})),
+		EntrySize:  uint32(unsafe.Sizeof(kmod.CgEntry{})),
+		MaxEntries: uint32(len(entries)),
+		EntriesPtr: uint64(uintptr(unsafe.Pointer(&entries[0]))),
+	}
+	_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, uintptr(d.Fd()), kmod.IoctlCgList, uintptr(unsafe.Pointer(&l)))
+	if errno != 0 || l.MaxEntries != uint32(len(entries)) || l.NrEntries > 1024 || l.NrEntries == 0 {
+		t.Errorf("CG_LIST of up to %d: %v, max_entries %d after, %d entries; want max_entries kept, 1 to 1024 entries", len(entries), errno, l.MaxEntries, l.NrEntries)
 	}
 }

@@ -373,10 +373,12 @@ func testT3EDQUOT(t *T) {
 	t.Cleanup(func() { d.SetT3Cap(0) })
 	_, err = d.Alloc(2*miB, 0)
 	isErrno(t, err, unix.EDQUOT, "ALLOC with T2 full and the store at its cap")
-	_, err = d.SetT3Cap(0)
-	t.Check(err, "SET_T3_CAP 0")
+	// a cap too large for bytes caps nothing (2^44+1 MiB once wrapped to
+	// 1 MiB, below what the store holds)
+	_, err = d.SetT3Cap(1<<44 + 1)
+	t.Check(err, "SET_T3_CAP 2^44+1")
 	b, err := allocFill(t, 2*miB, 0, 9)
-	t.Check(err, "ALLOC once the cap is gone")
+	t.Check(err, "ALLOC under a cap of 2^44+1 MiB")
 	bufs = append(bufs, b)
 	expectTiers(t, c, 4*miB, 6*miB, "after evicting past the old cap")
 	for i, b := range bufs {
