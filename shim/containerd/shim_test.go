@@ -415,6 +415,53 @@ func TestServiceDelete(t *testing.T) {
 	}
 }
 
+// duringRelease runs before at the start of each release.
+type duringRelease struct {
+	before func()
+	releaser
+}
+
+func (d duringRelease) release(ctx context.Context, id, bundle, on string) {
+	d.before()
+	d.releaser.release(ctx, id, bundle, on)
+}
+
+// A create of another container of the same shim (a pod's) with another
+// config, arriving while a container's delete releases it, must not change
+// the config that release reads: the record would stay in the first
+// config's state dir.
+func TestServiceDeleteReleasesWithItsConfig(t *testing.T) {
+	stateDir := releaserConfig(t) // the shim's own config, from containerd's env
+	other := filepath.Join(t.TempDir(), "other.toml")
+	if err := os.WriteFile(other, []byte("[hook]\nstate-dir = \"/nonexistent/state\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundle := writeBundle(t, "/default/b")
+	if err := hook.WriteRecord(stateDir, &hook.Record{ID: "b", Bundle: bundle, Pid: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	find := func() (string, error) { return "/usr/bin/greenboost-runtime", nil }
+	s := newService(&fakeTasks{status: apitask.Status_STOPPED}, find, nil)
+	if _, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "b", Bundle: bundle}); err != nil {
+		t.Fatal(err)
+	}
+	var createErr error
+	s.rel = duringRelease{before: func() {
+		_, createErr = s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "c", Bundle: writeBundle(t, "/default/c"),
+			Options: anyOf(t, &runtimeoptions.Options{ConfigPath: other})})
+	}, releaser: defaultReleaser{}}
+	if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hook.ReadRecord(stateDir, "b"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("b's record is left after its delete (the release read %s): %v", os.Getenv(config.PathEnv), err)
+	}
+	if createErr == nil || !strings.Contains(createErr.Error(), "one config per shim") {
+		t.Errorf("the create of c during b's release: %v, want it refused as one of another config", createErr)
+	}
+}
+
 type fakeManager struct {
 	shim.Manager
 	err error

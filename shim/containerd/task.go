@@ -97,12 +97,14 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	// namespace; ask before the delete forgets it.
 	before, stateErr := s.TaskService.State(ctx, &taskAPI.StateRequest{ID: r.ID})
 	resp, err := s.TaskService.Delete(ctx, r)
-	if err == nil {
-		// greenboost-runtime runs no more verbs for it.
-		s.configs.leave(r.ID)
-	}
 	if stateErr == nil && (err == nil || s.stopped(ctx, r.ID)) {
 		s.rel.release(ctx, r.ID, before.GetBundle(), onTaskDelete)
+	}
+	if err == nil {
+		// greenboost-runtime runs no more verbs for it. Only now: until
+		// then its config is the shim's GREENBOOST_CONFIG, which the
+		// release reads, and another container's create must not change.
+		s.configs.leave(r.ID)
 	}
 	return resp, err
 }

@@ -116,6 +116,11 @@ func TestBench(t *testing.T) {
 		t0 := time.Now()
 		c := timeExec(t, env, nil, bin, "--root", rtRoot, "create", "--bundle", b.dir, "--pid-file", pidFile, id)
 		pid := readPid(t, pidFile)
+		if bin == s.runtimeBin { // the prestart hook ran: what is measured is the whole of it
+			if _, err := os.Stat(cfg.recordPath(id)); err != nil {
+				t.Fatalf("no record of %s after create: %v", id, err)
+			}
+		}
 		c = c.add(timeExec(t, env, nil, bin, "--root", rtRoot, "start", id))
 		if err := waitExit(pid, cmdTimeout); err != nil {
 			t.Fatal(err)

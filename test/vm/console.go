@@ -15,10 +15,12 @@ import (
 //	PASS name                 a case passed
 //	FAIL name: reason         a case failed
 //	BENCH name key=value...   a benchmark result
+//	GB-GUEST-EXIT status      the guest program's exit status
 //	GB-DMESG-BEGIN / GB-DMESG-END   the guest's dmesg, printed after the cases
 //	GB-DONE                   /init finished and is about to power off
 const (
 	markCases      = "GB-CASES"
+	markGuestExit  = "GB-GUEST-EXIT"
 	markDmesgBegin = "GB-DMESG-BEGIN"
 	markDmesgEnd   = "GB-DMESG-END"
 	markDone       = "GB-DONE"
@@ -41,9 +43,12 @@ type Console struct {
 	Bench         []string // BENCH lines, without the prefix
 	Dmesg         []string
 	DmesgComplete bool
-	Done          bool
-	Kernel        []string // kernel lines (timestamped) seen on the console
-	Lines         int
+	// GuestExit is the guest program's exit status ("" until reported):
+	// anything but "0" is a crash outside the cases' verdicts.
+	GuestExit string
+	Done      bool
+	Kernel    []string // kernel lines (timestamped) seen on the console
+	Lines     int
 }
 
 // terminal control sequences (SeaBIOS clears the screen)
@@ -112,6 +117,10 @@ func (c *Console) Line(raw string) *CaseResult {
 	case markDmesgBegin:
 		c.Dmesg = []string{}
 		c.DmesgComplete = false
+	case markGuestExit:
+		if len(fields) == 2 {
+			c.GuestExit = fields[1]
+		}
 	case markDone:
 		c.Done = true
 	default:

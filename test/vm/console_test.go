@@ -50,6 +50,9 @@ func TestConsoleParse(t *testing.T) {
 	if len(c.Bench) != 1 || c.Bench[0] != "alloc size=2 MiB ratio=1.10" {
 		t.Errorf("bench = %q", c.Bench)
 	}
+	if c.GuestExit != "0" {
+		t.Errorf("guest exit %q, want 0", c.GuestExit)
+	}
 	if !c.DmesgComplete || len(c.Dmesg) != 2 || !c.Done {
 		t.Errorf("dmesg complete %v (%d lines), done %v", c.DmesgComplete, len(c.Dmesg), c.Done)
 	}

@@ -482,6 +482,9 @@ func reportRun(t *testing.T, c *Console, expected []string, qemuErr error, logPa
 	if qemuErr != nil {
 		t.Errorf("qemu: %v", qemuErr)
 	}
+	if c.GuestExit != "0" {
+		t.Errorf("the guest program exited with status %q, want 0 (a crash outside the cases?)", c.GuestExit)
+	}
 	if !c.Done {
 		t.Errorf("the guest never finished (no GB-DONE)")
 	}

@@ -93,14 +93,14 @@ func testMmap(t *T) {
 		}()
 	}
 	// a mapping keeps the buffer (and its charge) after the fd is closed
-	before, _ := d.Info()
+	before := moduleInfo(t)
 	fd, err := d.Alloc(2*miB, 0)
 	t.Check(err, "ALLOC")
 	m, err := mmapRW(fd, 0, int(2*miB))
 	t.Check(err, "mmap")
 	fill(m, 0x33)
 	unix.Close(fd)
-	mid, _ := d.Info()
+	mid := moduleInfo(t)
 	if mid.ActiveBuffers != before.ActiveBuffers+1 {
 		t.Errorf("closing the fd of a mapped buffer freed it")
 	}
@@ -108,7 +108,7 @@ func testMmap(t *T) {
 		t.Errorf("mapping after close: mismatch at %d", i)
 	}
 	unix.Munmap(m)
-	after, _ := d.Info()
+	after := moduleInfo(t)
 	if after.ActiveBuffers != before.ActiveBuffers {
 		t.Errorf("munmap of the last reference: %d buffers, want %d", after.ActiveBuffers, before.ActiveBuffers)
 	}
@@ -255,13 +255,13 @@ func testPoolCap(t *T) {
 	if info.AvailableMB+64 < info.MaxPoolMB {
 		_, err = d.Alloc(size, 0)
 		isErrno(t, err, unix.ENOMEM, fmt.Sprintf("ALLOC %d MiB with %d MiB available above the reserve", size/miB, info.AvailableMB))
-		if i, _ := d.Info(); i.OOMActive != 1 {
+		if i := moduleInfo(t); i.OOMActive != 1 {
 			t.Errorf("oom_active %d after the RAM guard refused, want 1", i.OOMActive)
 		}
 		fd, err := d.Alloc(page, 0)
 		t.Check(err, "small ALLOC after the RAM guard")
 		unix.Close(fd)
-		if i, _ := d.Info(); i.OOMActive != 0 {
+		if i := moduleInfo(t); i.OOMActive != 0 {
 			t.Errorf("oom_active %d after a successful ALLOC, want 0", i.OOMActive)
 		}
 	} else {
@@ -276,7 +276,7 @@ func testPoolCap(t *T) {
 	if prev != t3 || paramU(t, "t3_mb") != 3072 || paramU(t, "nvme_pool_gb") != 3 {
 		t.Errorf("SET_T3_CAP 3072: prev %d (want %d), t3_mb %d, nvme_pool_gb %d", prev, t3, paramU(t, "t3_mb"), paramU(t, "nvme_pool_gb"))
 	}
-	if i, _ := d.Info(); i.NVMeSwapTotalMB != 3072 {
+	if i := moduleInfo(t); i.NVMeSwapTotalMB != 3072 {
 		t.Errorf("GET_INFO nvme_swap_total_mb %d, want 3072", i.NVMeSwapTotalMB)
 	}
 	_, err = d.SetT3Cap(t3)

@@ -243,7 +243,7 @@ func testT3Setup(t *T) {
 	}
 	prev, err := d.SetT3Cap(100)
 	t.Check(err, "SET_T3_CAP 100")
-	pi2, _ := d.PoolInfoV3()
+	pi2 := poolInfoV3(t)
 	if prev != 0 || pi2.T3TotalMB != 100 || paramU(t, "t3_mb") != 100 {
 		t.Errorf("SET_T3_CAP 100: prev %d, V3 total %d, t3_mb %d", prev, pi2.T3TotalMB, paramU(t, "t3_mb"))
 	}
@@ -287,8 +287,8 @@ func testT3EvictPromote(t *T) {
 	if t3 < total-8*miB {
 		t.Errorf("T3 holds %s of %s with an 8 MiB T2 budget", human(t3), human(total))
 	}
-	info, _ := d.Info()
-	pi, _ := d.PoolInfoV3()
+	info := moduleInfo(t)
+	pi := poolInfoV3(t)
 	if info.NVMeSwapUsedMB != t3>>20 || info.NVMeT3AllocatedMB != t3>>20 || pi.T3UsedMB != t3>>20 {
 		t.Errorf("module-wide T3: GET_INFO used %d allocated %d MiB, V3 used %d MiB; the cgroup has %s",
 			info.NVMeSwapUsedMB, info.NVMeT3AllocatedMB, pi.T3UsedMB, human(t3))
@@ -314,15 +314,20 @@ func testT3EvictPromote(t *T) {
 			return
 		}
 	}
-	// begin_cpu_access (DMA_BUF_IOCTL_SYNC) brings an evicted buffer back too
-	if _, t3 := tiers(t, c); t3 > 0 {
-		for _, b := range bufs[:4] { // the coldest after the rounds
-			t.Check(kmod.DMABufSyncIoctl(b.fd, kmod.DMABufSyncStart|kmod.DMABufSyncRW), "DMA_BUF_IOCTL_SYNC start")
-			t.Check(kmod.DMABufSyncIoctl(b.fd, kmod.DMABufSyncEnd|kmod.DMABufSyncRW), "DMA_BUF_IOCTL_SYNC end")
-		}
-		for i, b := range bufs[:4] {
-			b.check(t, fmt.Sprintf("after sync, buffer %d", i))
-		}
+	// begin_cpu_access (DMA_BUF_IOCTL_SYNC) brings an evicted buffer back
+	// too, without a map (which would promote it itself): with room in T2,
+	// a sync of each moves all of T3 back before anything is mapped
+	if _, t3 := tiers(t, c); t3 == 0 {
+		t.Fatalf("nothing in T3 after the rounds")
+	}
+	setLimit(t, c, 64*miB, 64*miB)
+	for _, b := range bufs {
+		t.Check(kmod.DMABufSyncIoctl(b.fd, kmod.DMABufSyncStart|kmod.DMABufSyncRW), "DMA_BUF_IOCTL_SYNC start")
+		t.Check(kmod.DMABufSyncIoctl(b.fd, kmod.DMABufSyncEnd|kmod.DMABufSyncRW), "DMA_BUF_IOCTL_SYNC end")
+	}
+	expectTiers(t, c, total, 0, "after a sync of each buffer")
+	for i, b := range bufs {
+		b.check(t, fmt.Sprintf("after sync, buffer %d", i))
 	}
 	closeAll(bufs)
 	bufs = nil
@@ -361,7 +366,7 @@ func testT3EDQUOT(t *T) {
 	if t2, t3 := tiers(t, c); t2 != 6*miB || t3 != 2*miB {
 		t.Errorf("after promoting one with no room: T2 %s, T3 %s; want 6 MiB (past the 4 MiB limit), 2 MiB", human(t2), human(t3))
 	}
-	if info, _ := d.Info(); info.NVMeSwapUsedMB != 2 || info.NVMeT3AllocatedMB != 2 {
+	if info := moduleInfo(t); info.NVMeSwapUsedMB != 2 || info.NVMeT3AllocatedMB != 2 {
 		t.Errorf("after promoting one with no room: store holds %d MiB for %d MiB evicted; want 2, 2",
 			info.NVMeSwapUsedMB, info.NVMeT3AllocatedMB)
 	}
@@ -443,7 +448,7 @@ func testT3Failcnt(t *T) {
 func testT3PoolEvict(t *T) {
 	t3Module(t)
 	d := device(t)
-	info, _ := d.Info()
+	info := moduleInfo(t)
 	if info.AllocatedMB != 0 {
 		t.Fatalf("%d MiB already allocated", info.AllocatedMB)
 	}
@@ -458,11 +463,11 @@ func testT3PoolEvict(t *T) {
 			t.Fatalf("2 MiB buffer %d with an 8 MiB pool: %v", i, err)
 		}
 		bufs = append(bufs, b)
-		if info, _ := d.Info(); info.AllocatedMB > 8 {
+		if info := moduleInfo(t); info.AllocatedMB > 8 {
 			t.Errorf("pool at %d MiB, cap 8", info.AllocatedMB)
 		}
 	}
-	info, _ = d.Info()
+	info = moduleInfo(t)
 	if info.AllocatedMB != 8 || info.NVMeT3AllocatedMB != 8 {
 		t.Errorf("16 MiB over an 8 MiB pool: T2 %d MiB, T3 %d MiB", info.AllocatedMB, info.NVMeT3AllocatedMB)
 	}
@@ -726,7 +731,7 @@ func testT3Stress(t *T) {
 	d := device(t)
 	c := mkcg(t, "gbt-t3-stress")
 	setLimit(t, c, 12*miB, kmod.Unlimited)
-	before, _ := d.Info()
+	before := moduleInfo(t)
 	enterCg(t, c)
 	const threads, cycles, keep = 8, 250, 4
 	sizes := []uint64{16 * kiB, 64 * kiB, 64 * kiB, 256 * kiB, miB, 2 * miB}
@@ -853,7 +858,7 @@ func testT3Stress(t *T) {
 	if u := usage(t, c); u.NrBuffers != 0 {
 		t.Errorf("%d buffers still charged", u.NrBuffers)
 	}
-	after, _ := d.Info()
+	after := moduleInfo(t)
 	if after.ActiveBuffers != before.ActiveBuffers || after.AllocatedMB != before.AllocatedMB {
 		t.Errorf("module-wide after the stress: %d buffers, %d MiB; before %d, %d",
 			after.ActiveBuffers, after.AllocatedMB, before.ActiveBuffers, before.AllocatedMB)

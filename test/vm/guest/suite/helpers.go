@@ -140,6 +140,21 @@ func usage(t *T, c cgroup) kmod.CgUsage {
 	return u
 }
 
+// moduleInfo is GET_INFO; a failure fails the case, so that comparisons of
+// two readings never compare zero values.
+func moduleInfo(t *T) kmod.Info {
+	info, err := device(t).Info()
+	t.Check(err, "GET_INFO")
+	return info
+}
+
+// poolInfoV3 is GET_POOL_INFO_V3, checked as moduleInfo.
+func poolInfoV3(t *T) kmod.PoolInfoV3 {
+	pi, err := device(t).PoolInfoV3()
+	t.Check(err, "GET_POOL_INFO_V3")
+	return pi
+}
+
 // expectUsage checks the T2 usage (and buffer count, if n >= 0) of c,
 // polling briefly for asynchronous releases.
 func expectUsage(t *T, c cgroup, bytes uint64, n int, what string) kmod.CgUsage {
