@@ -106,7 +106,7 @@ func ParseArgs(argv []string) Args {
 				a.Bundle = f.value
 			case "--config":
 				a.Config = f.value
-			case "--help":
+			case "--help", "--usage": // crun's --usage prints and creates nothing
 				a.Help = true
 			}
 		})
@@ -166,11 +166,11 @@ func (fs flagSet) parse(arg string) (f flagArg, value, attached bool) {
 		f.name = fs.unambiguous(name)
 	case len(name) == 2:
 		f.name = fs.short[name]
-	default: // runc's "-bundle", or crun's "-bDIR"
+	default: // runc's "-bundle", or crun's "-bDIR" and "-dpFILE"
 		if _, ok := fs.long["-"+name]; ok {
 			f.name = "-" + name
-		} else if long := fs.short[arg[:2]]; fs.long[long] {
-			return flagArg{name: long, value: arg[2:], prefix: arg[:2]}, true, true
+		} else {
+			return fs.parseGroup(arg)
 		}
 	}
 	if f.name == "" {
@@ -180,6 +180,27 @@ func (fs flagSet) parse(arg string) (f flagArg, value, attached bool) {
 		f.value, f.prefix = val, name+"="
 	}
 	return f, fs.long[f.name], attached
+}
+
+// parseGroup reads crun's (argp's) short flags written together: flags
+// without a value ("-d"), then at most one with a value, which is the rest
+// of the argument ("-dpFILE") or else the next one ("-dp FILE"). The last
+// flag is the one returned.
+func (fs flagSet) parseGroup(arg string) (f flagArg, value, attached bool) {
+	for i := 1; i < len(arg); i++ {
+		long := fs.short["-"+arg[i:i+1]]
+		if long == "" {
+			return flagArg{name: arg}, false, false
+		}
+		if fs.long[long] {
+			if i+1 < len(arg) {
+				return flagArg{name: long, value: arg[i+1:], prefix: arg[:i+1]}, true, true
+			}
+			return flagArg{name: long}, true, false
+		}
+		f.name = long
+	}
+	return f, false, false
 }
 
 // unambiguous returns the long flag that name is, or is the only one to
@@ -256,7 +277,12 @@ func (a Args) BundleDir() (string, error) {
 // bundle's) or BUNDLE/config.json.
 func (a Args) SpecPath(bundle string) string {
 	if a.Config != "" && a.Config != "config.json" {
-		return filepath.Clean(a.Config)
+		// As crun's realpath(): "link/../x" is x beside the link's target,
+		// not the lexical "x".
+		if real, err := filepath.EvalSymlinks(a.Config); err == nil {
+			return real
+		}
+		return a.Config // missing: the runtime reports it
 	}
 	return ocispec.Path(bundle)
 }

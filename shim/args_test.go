@@ -1,6 +1,8 @@
 package shim
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -47,6 +49,11 @@ func TestParseArgs(t *testing.T) {
 		{"run -h with an id", []string{"run", "-h", "id"}, Args{Verb: "run", Help: true, ID: "id"}},
 		{"crun's create -?", []string{"create", "-?"}, Args{Verb: "create", Help: true}},
 		{"create with runc 1.2's --pidfd-socket", []string{"create", "--pidfd-socket", "/s", "-b", "/b", "c1"}, Args{Verb: "create", Bundle: "/b", ID: "c1"}},
+		{"crun's create --usage", []string{"create", "--usage", "id"}, Args{Verb: "create", Help: true, ID: "id"}},
+		{"exec with crun's grouped -dp FILE", []string{"exec", "-dp", "/p.json", "c1"}, Args{Verb: "exec", Process: "/p.json", processAt: 2, ID: "c1"}},
+		{"exec with crun's grouped -tdpFILE", []string{"exec", "-tdp/p.json", "c1"}, Args{Verb: "exec", Process: "/p.json", processAt: 1, processPrefix: "-tdp", ID: "c1"}},
+		{"create with crun's grouped -db DIR", []string{"create", "-db", "/b", "id"}, Args{Verb: "create", Bundle: "/b", ID: "id"}},
+		{"an unknown grouped flag", []string{"exec", "-dx", "c1"}, Args{Verb: "exec", ID: "c1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,6 +108,25 @@ func TestSpecPath(t *testing.T) {
 	}
 	if got := (Args{Config: "config.json"}).SpecPath("/b"); got != "/b/config.json" {
 		t.Errorf("--config config.json (crun reads the bundle's): %s", got)
+	}
+	// crun resolves the path with realpath(): "link/../o.json" is o.json
+	// beside the link's target, not the one that lexical cleaning names
+	dir := t.TempDir()
+	target := filepath.Join(dir, "other", "dir")
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{filepath.Join(dir, "other", "o.json"), filepath.Join(dir, "o.json")} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	if got, want := (Args{Config: "link/../o.json"}).SpecPath("/b"), filepath.Join(dir, "other", "o.json"); got != want {
+		t.Errorf("--config link/../o.json: %s, want %s", got, want)
 	}
 }
 

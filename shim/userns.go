@@ -34,7 +34,8 @@ func (m userNSDevices) Modify(s *specs.Spec) error {
 		}
 		// The device cgroup rule stays: it is what grants access.
 		s.Linux.Devices = slices.DeleteFunc(s.Linux.Devices, func(d specs.LinuxDevice) bool { return d.Path == n.Path })
-		bind := specs.Mount{Destination: n.Path, Type: "bind", Source: n.HostPath, Options: []string{"bind"}}
+		// No nodev: that would block the device itself.
+		bind := specs.Mount{Destination: n.Path, Type: "bind", Source: n.HostPath, Options: []string{"bind", "nosuid", "noexec"}}
 		if !slices.ContainsFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == bind.Destination }) {
 			s.Mounts = append(s.Mounts, bind)
 		}
@@ -144,7 +145,9 @@ func makeEntry(dir int, name string, file bool) (fd int, err error) {
 		return -1, err
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || int(st.Uid) != os.Geteuid() || st.Nlink != 2 {
+	// An empty directory has 2 links, or 1 where the file system does not
+	// count them (btrfs); more means subdirectories: not the one we made.
+	if err := unix.Fstat(fd, &st); err != nil || int(st.Uid) != os.Geteuid() || st.Nlink > 2 {
 		unix.Close(fd)
 		return -1, unix.EEXIST
 	}

@@ -248,7 +248,7 @@ func TestUserNSDeviceIsBoundFromItsHostPath(t *testing.T) {
 					t.Errorf("device node %+v in a user namespace, want a bind mount", d)
 				}
 			}
-			want := specs.Mount{Destination: "/dev/greenboost", Type: "bind", Source: "/dev/null", Options: []string{"bind"}}
+			want := specs.Mount{Destination: "/dev/greenboost", Type: "bind", Source: "/dev/null", Options: []string{"bind", "nosuid", "noexec"}}
 			if got := s.Mounts[len(s.Mounts)-1]; !reflect.DeepEqual(got, want) {
 				t.Errorf("last mount %+v, want %+v", got, want)
 			}

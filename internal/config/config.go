@@ -263,6 +263,10 @@ func (c *Config) Validate() error {
 	if !filepath.IsAbs(c.Library.ContainerPath) || filepath.Clean(c.Library.ContainerPath) == "/" {
 		return fmt.Errorf("key library.container-path: %q is not an absolute file path", c.Library.ContainerPath)
 	}
+	// The dynamic loader splits LD_PRELOAD at colons and white space.
+	if strings.ContainsAny(c.Library.ContainerPath, ": \t\n") {
+		return fmt.Errorf("key library.container-path: %q has a colon or white space, which LD_PRELOAD cannot hold", c.Library.ContainerPath)
+	}
 	switch c.Kmod.Load {
 	case "auto", "never":
 	default:

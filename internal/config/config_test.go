@@ -193,6 +193,7 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"empty runtime", "[runtime]\nruntimes = [\"\", \"runc\"]\n", []string{"runtime.runtimes", "empty entry", "absolute path"}},
 		{"relative runtime", "[runtime]\nruntimes = [\"runc\", \"./runc\"]\n", []string{"runtime.runtimes", `"./runc"`, "relative path", `a name looked up on PATH, such as "runc", or an absolute path`}},
 		{"runtime in a relative folder", "[runtime]\nruntimes = [\"bin/crun\"]\n", []string{"runtime.runtimes", `"bin/crun"`, "relative path"}},
+		{"library path LD_PRELOAD would split", "[library]\ncontainer-path = \"/usr/lib/my lib/libgreenboost_cuda.so\"\n", []string{"library.container-path", "colon or white space"}},
 		{"relative module file", "[kmod]\nmodule = \"greenboost.ko\"\n", []string{"kmod.module", `"greenboost.ko"`, "relative path", "absolute path"}},
 		{"module in a relative folder", "[kmod]\nmodule = \"build/greenboost.ko.xz\"\n", []string{"kmod.module", `"build/greenboost.ko.xz"`, "relative path"}},
 		{"relative log file", "[runtime]\nlog-file = \"runtime.log\"\n", []string{"runtime.log-file", "runtime.log"}},
