@@ -27,7 +27,7 @@ func decodeKeepingUnknown(data []byte, v any) ([]byte, error) {
 }
 
 // encodeKeepingUnknown encodes v and, when original is not nil, adds back the
-// object members of original that v's encoding lacks.
+// object members of original that v's types do not know.
 func encodeKeepingUnknown(v any, original []byte) ([]byte, error) {
 	data, err := json.Marshal(v)
 	if err != nil || original == nil {
@@ -40,7 +40,7 @@ func encodeKeepingUnknown(v any, original []byte) ([]byte, error) {
 	if err := decodeNumbers(data, &edited); err != nil {
 		return nil, err
 	}
-	return json.Marshal(mergeUnknown(orig, edited))
+	return json.Marshal(mergeUnknown(orig, edited, reflect.TypeOf(v)))
 }
 
 // decodeNumbers decodes keeping numbers as written (no float64 rounding of
@@ -51,50 +51,93 @@ func decodeNumbers(data []byte, v any) error {
 	return dec.Decode(v)
 }
 
-// mergeUnknown adds to edited each member of orig it lacks, descending into
-// objects both have and into array elements that are the same element
-// (edited's members all equal in orig: the edits append, and keep the
-// engine's order); members match case-insensitively, as encoding/json
-// matches them to fields. Everything else comes from edited.
-func mergeUnknown(orig, edited any) any {
+// mergeUnknown adds to edited, the encoding of a value of type t, each member
+// of orig that t does not know, descending into the members and map values
+// both have and into array elements that are the same element (edited's
+// members all equal in orig: the edits append, and keep the engine's order).
+// A member t knows is edited's, also when the edit left it out (an emptied
+// list that omitempty drops); struct members match case-insensitively, as
+// encoding/json matches them to fields, map keys exactly.
+func mergeUnknown(orig, edited any, t reflect.Type) any {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch o := orig.(type) {
 	case map[string]any:
 		e, ok := edited.(map[string]any)
-		if !ok {
+		if !ok || t == nil {
 			return edited
 		}
-		// An index of e's keys by case-folding class: a scan of e per member
-		// of o made a spec with many unknown members take minutes.
-		keys := make(map[string]string, len(e))
-		for k := range e {
-			keys[foldClass(k)] = k
-		}
-		for k, ov := range o {
-			ek, found := k, true // the exact key first, as encoding/json
-			if _, exact := e[k]; !exact {
-				ek, found = keys[foldClass(k)]
+		switch t.Kind() {
+		case reflect.Map:
+			for k, ov := range o {
+				if ev, found := e[k]; found {
+					e[k] = mergeUnknown(ov, ev, t.Elem())
+				}
 			}
-			if found {
-				e[ek] = mergeUnknown(ov, e[ek])
-			} else {
-				e[k] = ov
+		case reflect.Struct:
+			fields := jsonFields(t)
+			// An index of e's keys by case-folding class: a scan of e per
+			// member of o made a spec with many members take minutes.
+			keys := make(map[string]string, len(e))
+			for k := range e {
 				keys[foldClass(k)] = k
+			}
+			for k, ov := range o {
+				field, known := fields[foldClass(k)]
+				if !known {
+					e[k] = ov
+					continue
+				}
+				ek, found := k, true // the exact key first, as encoding/json
+				if _, exact := e[k]; !exact {
+					ek, found = keys[foldClass(k)]
+				}
+				if found {
+					e[ek] = mergeUnknown(ov, e[ek], field)
+				}
 			}
 		}
 		return e
 	case []any:
 		e, ok := edited.([]any)
-		if !ok {
+		if !ok || t == nil || (t.Kind() != reflect.Slice && t.Kind() != reflect.Array) {
 			return edited
 		}
 		for i := 0; i < len(o) && i < len(e); i++ {
 			if within(e[i], o[i]) {
-				e[i] = mergeUnknown(o[i], e[i])
+				e[i] = mergeUnknown(o[i], e[i], t.Elem())
 			}
 		}
 		return e
 	}
 	return edited
+}
+
+// jsonFields maps the case-folding class of each JSON member name of the
+// struct type t (embedded structs' members included) to its Go type.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case !f.IsExported() || name == "-":
+		case f.Anonymous && name == "" && ft.Kind() == reflect.Struct:
+			for k, v := range jsonFields(ft) {
+				fields[k] = v
+			}
+		case name == "":
+			fields[foldClass(f.Name)] = f.Type
+		default:
+			fields[foldClass(name)] = f.Type
+		}
+	}
+	return fields
 }
 
 // within reports whether everything in edited is in orig: orig may have

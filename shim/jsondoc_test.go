@@ -79,3 +79,28 @@ func TestUnknownMembersKeepTheirExactKey(t *testing.T) {
 		}
 	}
 }
+
+// A member the types know is the edit's: a list the edit emptied, which
+// omitempty leaves out, does not come back from the original because other
+// members were unknown (userNSDevices removes /dev/greenboost's node).
+func TestKnownMembersTheEditDroppedStayDropped(t *testing.T) {
+	in := `{"vendorX":1,"linux":{"devices":[{"path":"/dev/greenboost","type":"c","major":240,"minor":0}],"vendorY":{"a":1}}}`
+	var s specs.Spec
+	unknown, err := decodeKeepingUnknown([]byte(in), &s)
+	if err != nil || unknown == nil {
+		t.Fatalf("unknown members not noticed: %v", err)
+	}
+	s.Linux.Devices = nil
+	out, err := encodeKeepingUnknown(&s, unknown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "/dev/greenboost") {
+		t.Errorf("%s: the device the edit removed came back", out)
+	}
+	for _, want := range []string{`"vendorX":1`, `"vendorY":{"a":1}`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("%s lacks %s", out, want)
+		}
+	}
+}
