@@ -42,34 +42,30 @@ func Validate(path string) (*cdiapi.Spec, error) {
 	if spec.Kind != Kind {
 		return nil, fmt.Errorf("invalid CDI spec %s: kind %q, expected %q (a GreenBoost spec)", path, spec.Kind, Kind)
 	}
-	hooks := append([]*cdispec.Hook(nil), spec.ContainerEdits.Hooks...)
+	edits := []cdispec.ContainerEdits{spec.ContainerEdits} // the spec's own and each device's
 	for _, d := range spec.Devices {
-		hooks = append(hooks, d.ContainerEdits.Hooks...)
+		edits = append(edits, d.ContainerEdits)
 	}
-	for _, h := range hooks {
-		if err := CheckHook(h.Path); err != nil {
-			return spec, fmt.Errorf("invalid CDI spec %s: %w, then run `greenboost-ctk cdi generate`", path, err)
+	for _, e := range edits {
+		for _, h := range e.Hooks {
+			if err := CheckHook(h.Path); err != nil {
+				return spec, fmt.Errorf("invalid CDI spec %s: %w, then run `greenboost-ctk cdi generate`", path, err)
+			}
+			if err := checkHookConfig(h.Args); err != nil {
+				return spec, fmt.Errorf("invalid CDI spec %s: its hook would fail every container: %w; then run `greenboost-ctk cdi generate`", path, err)
+			}
 		}
-		if err := checkHookConfig(h.Args); err != nil {
-			return spec, fmt.Errorf("invalid CDI spec %s: its hook would fail every container: %w; then run `greenboost-ctk cdi generate`", path, err)
-		}
-	}
-	mounts := append([]*cdispec.Mount(nil), spec.ContainerEdits.Mounts...)
-	for _, d := range spec.Devices {
-		mounts = append(mounts, d.ContainerEdits.Mounts...)
-	}
-	for _, m := range mounts {
-		if _, err := os.Stat(m.HostPath); err != nil {
-			return spec, fmt.Errorf("invalid CDI spec %s: the engine would fail every container: library %w: install libgreenboost_cuda.so there, or set [library] host-paths, then run `greenboost-ctk cdi generate`", path, err)
+		for _, m := range e.Mounts {
+			if _, err := os.Stat(m.HostPath); err != nil {
+				return spec, fmt.Errorf("invalid CDI spec %s: the engine would fail every container: library %w: install libgreenboost_cuda.so there, or set [library] host-paths, then run `greenboost-ctk cdi generate`", path, err)
+			}
 		}
 	}
-	nodes := append([]*cdispec.DeviceNode(nil), spec.ContainerEdits.DeviceNodes...)
-	for _, d := range spec.Devices {
-		nodes = append(nodes, d.ContainerEdits.DeviceNodes...)
-	}
-	for _, n := range nodes {
-		if err := checkLive(n); err != nil {
-			return spec, fmt.Errorf("%w %s: %w; regenerate it with `greenboost-ctk cdi generate`", ErrStale, path, err)
+	for _, e := range edits { // a stale spec is named as such only when nothing else is wrong
+		for _, n := range e.DeviceNodes {
+			if err := checkLive(n); err != nil {
+				return spec, fmt.Errorf("%w %s: %w; regenerate it with `greenboost-ctk cdi generate`", ErrStale, path, err)
+			}
 		}
 	}
 	return spec, nil

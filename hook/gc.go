@@ -171,13 +171,13 @@ func readListedRecord(stateDir, id string) (*Record, error) {
 // release them (without the module, budgets went with it).
 func CollectBriefly(cfg *config.Config, k kmod.Kernel) {
 	if k == nil {
-		dev, err := kmod.Open(cfg.Device.HostPath)
-		switch {
-		case err == nil:
+		dev, err := kmod.OpenLoaded(cfg.Device.HostPath)
+		if err != nil {
+			return
+		}
+		if dev != nil {
 			defer dev.Close()
 			k = dev
-		case kmod.Loaded():
-			return
 		}
 	}
 	Collect(cfg, k, time.Now().Add(prestartGCBudget), false) //nolint:errcheck // best effort

@@ -48,6 +48,16 @@ func Open(path string) (*Device, error) {
 	return &Device{fd: fd, path: path}, nil
 }
 
+// OpenLoaded opens the device node at path where the module is loaded; nil
+// and no error where it is not (whatever node is at path then is not the
+// module's to answer for).
+func OpenLoaded(path string) (*Device, error) {
+	if !Loaded() {
+		return nil, nil
+	}
+	return Open(path)
+}
+
 // NewDevice wraps an already open device descriptor (for example one
 // inherited from a parent process); Close closes it.
 func NewDevice(fd int, path string) *Device {

@@ -96,14 +96,6 @@ func NewStatus() *cli.Command {
 	}
 }
 
-// openModule opens the device when the module is loaded; nil, nil when not.
-func openModule(cfg *config.Config) (*kmod.Device, error) {
-	if !kmod.Loaded() {
-		return nil, nil
-	}
-	return kmod.Open(cfg.Device.HostPath)
-}
-
 // collectStatus gathers the report; files in the record dir it cannot use
 // are named on warn, one line each.
 func collectStatus(cfg *config.Config, warn io.Writer) (*Status, error) {
@@ -113,7 +105,7 @@ func collectStatus(cfg *config.Config, warn io.Writer) (*Status, error) {
 		fmt.Fprintf(warn, "greenboost-ctk: warning: record left out: %v\n", e)
 	}
 	st := &Status{Module: Module{Device: cfg.Device.HostPath}, UnclaimedNodes: []Node{}}
-	dev, err := openModule(cfg)
+	dev, err := kmod.OpenLoaded(cfg.Device.HostPath)
 	var nodes []kmod.CgEntry
 	switch {
 	case err != nil:
@@ -237,7 +229,7 @@ func NewGC() *cli.Command {
 			if err != nil {
 				return err
 			}
-			dev, err := openModule(cfg)
+			dev, err := kmod.OpenLoaded(cfg.Device.HostPath)
 			if err != nil {
 				return err
 			}
