@@ -199,6 +199,7 @@ func TestCreateEditsThenExecs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			spec.Close()
 			hooks := spec.Raw().Hooks
 			if hooks == nil || len(hooks.Prestart) != 1 || hooks.Prestart[0].Args[2] != cfg {
 				t.Fatalf("the hook does not carry the effective config path %s: %+v", cfg, hooks)

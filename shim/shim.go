@@ -83,6 +83,7 @@ func editBundle(cfg *config.Config, id, bundle, specPath string, logger *slog.Lo
 	if err != nil {
 		return err
 	}
+	defer spec.Close()
 	raw := spec.Raw()
 	var env []string
 	if raw.Process != nil {

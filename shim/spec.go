@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -21,19 +22,35 @@ type Modifier interface {
 // Spec is a bundle's config.json: loaded once, modified, flushed once.
 type Spec struct {
 	path    string
+	dir     *os.Root // the file's directory, opened once for the read and the write
 	mode    os.FileMode
 	spec    *specs.Spec
 	unknown []byte // the file as read, when it has members specs.Spec lacks
 }
 
-// LoadSpec reads the spec file at path (a bundle's config.json).
+// LoadSpec reads the spec file at path (a bundle's config.json). Close
+// releases its directory.
 func LoadSpec(path string) (*Spec, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("reading OCI spec: %w (give the bundle directory with --bundle, or run in it)", err)
-	}
+	dir, err := os.OpenRoot(filepath.Dir(path))
 	if err != nil {
-		return nil, fmt.Errorf("reading OCI spec: %w", err)
+		return nil, specOpenError(path, err)
+	}
+	s, err := loadSpecIn(dir, path)
+	if err != nil {
+		dir.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func loadSpecIn(dir *os.Root, path string) (*Spec, error) {
+	name := filepath.Base(path)
+	f, err := dir.Open(name)
+	if err != nil {
+		if fi, lerr := dir.Lstat(name); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fmt.Errorf("reading OCI spec %s: %w (a symlink out of its directory: the wrapper reads and writes the spec only there, so make it a regular file)", path, err)
+		}
+		return nil, specOpenError(path, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -46,12 +63,22 @@ func LoadSpec(path string) (*Spec, error) {
 	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, fmt.Errorf("reading OCI spec %s: %w", path, err)
 	}
-	s := &Spec{path: path, mode: fi.Mode().Perm(), spec: &specs.Spec{}}
+	s := &Spec{path: path, dir: dir, mode: fi.Mode().Perm(), spec: &specs.Spec{}}
 	if s.unknown, err = decodeKeepingUnknown(data, s.spec); err != nil {
 		return nil, fmt.Errorf("parsing OCI spec %s: %w (it must be an OCI runtime spec, as `runc spec` writes)", path, err)
 	}
 	return s, nil
 }
+
+func specOpenError(path string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reading OCI spec %s: %w (give the bundle directory with --bundle, or run in it)", path, err)
+	}
+	return fmt.Errorf("reading OCI spec %s: %w", path, err)
+}
+
+// Close releases the spec file's directory.
+func (s *Spec) Close() error { return s.dir.Close() }
 
 // Raw returns the loaded spec.
 func (s *Spec) Raw() *specs.Spec { return s.spec }
@@ -61,13 +88,15 @@ func (s *Spec) Modify(m Modifier) error {
 	return m.Modify(s.spec)
 }
 
-// Flush writes the spec back atomically, keeping the file's mode.
+// Flush writes the spec back atomically, keeping the file's mode, into the
+// directory it was read from: renaming or swapping that directory's path
+// meanwhile cannot send the write elsewhere.
 func (s *Spec) Flush() error {
 	data, err := encodeKeepingUnknown(s.spec, s.unknown)
 	if err != nil {
 		return fmt.Errorf("encoding OCI spec: %w", err)
 	}
-	if err := atomicfile.Write(s.path, data, s.mode); err != nil {
+	if err := atomicfile.WriteIn(s.dir, filepath.Base(s.path), data, s.mode); err != nil {
 		if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) {
 			return fmt.Errorf("%w: greenboost-runtime adds GreenBoost by editing the spec, so its directory must be writable; "+
 				"or opt the container out (GREENBOOST_DISABLE=1, or annotation greenboost.io/disable=true)", err)

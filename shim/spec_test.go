@@ -183,6 +183,7 @@ func TestEditBundleWithoutModule(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				defer spec.Close()
 				raw := spec.Raw()
 				hooks := hasGreenBoost(raw.Hooks) && len(raw.Hooks.Poststop) == 1
 				device := raw.Linux != nil && len(raw.Linux.Devices) == 1
@@ -247,6 +248,64 @@ func TestEditBundleErrors(t *testing.T) {
 	})
 }
 
+// A user who can rename entries in the bundle's parent directory swaps the
+// bundle for a symlink to another directory between the read and the write:
+// the write must still land in the bundle that was read.
+func TestFlushWritesWhereTheSpecWasRead(t *testing.T) {
+	parent := t.TempDir()
+	bundle := filepath.Join(parent, "bundle")
+	moved := filepath.Join(parent, "moved")
+	decoy := t.TempDir()
+	decoySpec := []byte(`{"ociVersion": "1.0.2"}`)
+	if err := os.Mkdir(bundle, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := os.ReadFile("testdata/plain/in.json")
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{ocispec.Path(bundle), in}, {ocispec.Path(decoy), decoySpec}} {
+		if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec, err := LoadSpec(ocispec.Path(bundle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spec.Close()
+	spec.Raw().Hostname = "edited"
+	if err := os.Rename(bundle, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(decoy, bundle); err != nil {
+		t.Fatal(err)
+	}
+	if err := spec.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(ocispec.Path(decoy)); !bytes.Equal(got, decoySpec) {
+		t.Fatalf("the write went to the directory swapped in: %s", got)
+	}
+	if got, _ := os.ReadFile(ocispec.Path(moved)); !strings.Contains(string(got), `"hostname":"edited"`) && !strings.Contains(string(got), `"hostname": "edited"`) {
+		t.Fatalf("the bundle that was read did not get the write: %s", got)
+	}
+	if entries, _ := os.ReadDir(decoy); len(entries) != 1 {
+		t.Fatalf("files left in the swapped-in directory: %v", entries)
+	}
+}
+
+func TestLoadSpecRefusesALinkOutOfTheBundle(t *testing.T) {
+	other := bundleWith(t, "testdata/plain/in.json")
+	bundle := t.TempDir()
+	if err := os.Symlink(ocispec.Path(other), ocispec.Path(bundle)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSpec(ocispec.Path(bundle)); err == nil || !strings.Contains(err.Error(), "make it a regular file") {
+		t.Fatalf("error = %v, want one that names the symlink", err)
+	}
+}
+
 func FuzzLoadSpec(f *testing.F) {
 	for _, name := range []string{"plain", "image-ld-preload", "malformed"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name, "in.json"))
@@ -274,8 +333,10 @@ func FuzzLoadSpec(f *testing.F) {
 			}
 			return
 		}
-		if _, err := LoadSpec(ocispec.Path(bundle)); err != nil {
+		spec, err := LoadSpec(ocispec.Path(bundle))
+		if err != nil {
 			t.Fatalf("edited spec does not load: %v", err)
 		}
+		spec.Close()
 	})
 }

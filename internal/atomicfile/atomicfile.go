@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -15,12 +17,24 @@ import (
 // Write replaces path with data, created with mode perm; a file it replaces
 // keeps its owner.
 func Write(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
+	dir, err := os.OpenRoot(filepath.Dir(path))
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
+	defer dir.Close()
+	return WriteIn(dir, filepath.Base(path), data, perm)
+}
+
+// WriteIn replaces the file name of directory dir as Write does. Everything
+// happens relative to dir, opened once: the write lands in that directory
+// even if its path is renamed or swapped for a symlink meanwhile.
+func WriteIn(dir *os.Root, name string, data []byte, perm os.FileMode) error {
+	path := filepath.Join(dir.Name(), name)
+	tmp, tmpName, err := createTemp(dir, name)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer dir.Remove(tmpName) // a no-op after the rename
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -29,7 +43,7 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := keepOwner(tmp, path); err != nil {
+	if err := keepOwner(tmp, dir, name); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -40,26 +54,40 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := dir.Rename(tmpName, name); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }
 
+// createTemp makes a new file in dir named after name, as os.CreateTemp
+// does in a directory given by path.
+func createTemp(dir *os.Root, name string) (*os.File, string, error) {
+	for range 100 {
+		tmpName := strings.Replace(tempPattern(name), "*", strconv.FormatUint(uint64(rand.Uint32()), 10), 1)
+		f, err := dir.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, tmpName, err
+	}
+	return nil, "", fmt.Errorf("no free temp file name in %s", dir.Name())
+}
+
 // tempPattern names the temp file after the target, unless that name would
 // pass NAME_MAX (255 bytes) where the target's own name does not.
 func tempPattern(base string) string {
-	const nameMax, suffix = 255, len(".tmp-") + 10 // CreateTemp's * is up to 10 digits
+	const nameMax, suffix = 255, len(".tmp-") + 10 // the * becomes up to 10 digits
 	if 1+len(base)+suffix > nameMax {
 		return ".tmp-*"
 	}
 	return "." + base + ".tmp-*"
 }
 
-// keepOwner gives tmp the owner of the file at path, where there is one
+// keepOwner gives tmp the owner of the file name in dir, where there is one
 // owned by someone else (a bundle of another user, written by root).
-func keepOwner(tmp *os.File, path string) error {
-	fi, err := os.Stat(path)
+func keepOwner(tmp *os.File, dir *os.Root, name string) error {
+	fi, err := dir.Stat(name)
 	if err != nil {
 		return nil
 	}
