@@ -47,8 +47,9 @@ func loadSpecIn(dir *os.Root, path string) (*Spec, error) {
 	name := filepath.Base(path)
 	f, err := dir.Open(name)
 	if err != nil {
-		if fi, lerr := dir.Lstat(name); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			return nil, fmt.Errorf("reading OCI spec %s: %w (a symlink out of its directory: the wrapper reads and writes the spec only there, so make it a regular file)", path, err)
+		// A dangling link inside the bundle is ErrNotExist: not this case.
+		if fi, lerr := dir.Lstat(name); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("reading OCI spec %s: %w (an absolute symlink, or one out of its directory: the wrapper reads and writes the spec only inside that directory, so make it a regular file or a relative link within it)", path, err)
 		}
 		return nil, specOpenError(path, err)
 	}

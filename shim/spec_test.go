@@ -3,9 +3,11 @@ package shim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -303,6 +305,48 @@ func TestLoadSpecRefusesALinkOutOfTheBundle(t *testing.T) {
 	}
 	if _, err := LoadSpec(ocispec.Path(bundle)); err == nil || !strings.Contains(err.Error(), "make it a regular file") {
 		t.Fatalf("error = %v, want one that names the symlink", err)
+	}
+}
+
+// os.Root follows no absolute link, even one to a file inside the
+// directory: the hint must say so, as it must not blame a link that only
+// dangles.
+func TestLoadSpecLinksInsideTheBundle(t *testing.T) {
+	bundle := bundleWith(t, "testdata/plain/in.json")
+	if err := os.Rename(ocispec.Path(bundle), filepath.Join(bundle, "real.json")); err != nil {
+		t.Fatal(err)
+	}
+	link := func(target string) {
+		t.Helper()
+		os.Remove(ocispec.Path(bundle))
+		if err := os.Symlink(target, ocispec.Path(bundle)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	link("real.json")
+	spec, err := LoadSpec(ocispec.Path(bundle))
+	if err != nil {
+		t.Fatalf("a relative link within the bundle: %v", err)
+	}
+	err = spec.Flush()
+	spec.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(ocispec.Path(bundle)); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("after the flush config.json is %v, %v; want the regular file the README promises", fi, err)
+	}
+
+	link(filepath.Join(bundle, "real.json"))
+	if _, err := LoadSpec(ocispec.Path(bundle)); err == nil || !strings.Contains(err.Error(), "an absolute symlink") {
+		t.Fatalf("an absolute link: error = %v, want one that names the absolute symlink", err)
+	}
+
+	link("missing.json")
+	_, err = LoadSpec(ocispec.Path(bundle))
+	if !errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "symlink") {
+		t.Fatalf("a dangling link: error = %v, want not-exist without the symlink hint", err)
 	}
 }
 

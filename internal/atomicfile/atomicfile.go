@@ -17,12 +17,19 @@ import (
 // Write replaces path with data, created with mode perm; a file it replaces
 // keeps its owner.
 func Write(path string, data []byte, perm os.FileMode) error {
-	dir, err := os.OpenRoot(filepath.Dir(path))
+	dirPath, name := filepath.Split(path)
+	if name == "" {
+		return fmt.Errorf("writing %s: the path names a directory, not a file", path)
+	}
+	if dirPath == "" {
+		dirPath = "."
+	}
+	dir, err := os.OpenRoot(dirPath)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer dir.Close()
-	return WriteIn(dir, filepath.Base(path), data, perm)
+	return WriteIn(dir, name, data, perm)
 }
 
 // WriteIn replaces the file name of directory dir as Write does. Everything
@@ -34,7 +41,12 @@ func WriteIn(dir *os.Root, name string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	defer dir.Remove(tmpName) // a no-op after the rename
+	renamed := false
+	defer func() {
+		if !renamed {
+			dir.Remove(tmpName)
+		}
+	}()
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -57,6 +69,7 @@ func WriteIn(dir *os.Root, name string, data []byte, perm os.FileMode) error {
 	if err := dir.Rename(tmpName, name); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	renamed = true
 	return nil
 }
 
@@ -85,7 +98,9 @@ func tempPattern(base string) string {
 }
 
 // keepOwner gives tmp the owner of the file name in dir, where there is one
-// owned by someone else (a bundle of another user, written by root).
+// owned by someone else (a bundle of another user, written by root). A name
+// that dir cannot stat (a link out of it) keeps no owner: callers that write
+// through links resolve them first (FollowLinks).
 func keepOwner(tmp *os.File, dir *os.Root, name string) error {
 	fi, err := dir.Stat(name)
 	if err != nil {

@@ -28,6 +28,22 @@ func TestWriteReplacesWithModeAndNoLeftovers(t *testing.T) {
 	}
 }
 
+// A path ending in a separator names a directory: nothing is written
+// inside it under its own name.
+func TestWriteRefusesADirectoryPath(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "out.yaml")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(sub+"/", []byte("new"), 0o644); err == nil || !strings.Contains(err.Error(), "names a directory") {
+		t.Fatalf("error = %v, want one saying the path names a directory", err)
+	}
+	if entries, _ := os.ReadDir(sub); len(entries) != 0 {
+		t.Fatalf("written into the directory: %v", entries)
+	}
+}
+
 // A container id near runc's limit makes a record name of 250 bytes, which
 // fits NAME_MAX, but the temp file must not carry it whole.
 func TestWriteLongName(t *testing.T) {
