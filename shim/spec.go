@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"syscall"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -23,6 +22,7 @@ type Modifier interface {
 type Spec struct {
 	path    string
 	dir     *os.Root // the file's directory, opened once for the read and the write
+	name    string   // the file's name in dir
 	mode    os.FileMode
 	spec    *specs.Spec
 	unknown []byte // the file as read, when it has members specs.Spec lacks
@@ -31,11 +31,11 @@ type Spec struct {
 // LoadSpec reads the spec file at path (a bundle's config.json). Close
 // releases its directory.
 func LoadSpec(path string) (*Spec, error) {
-	dir, err := os.OpenRoot(filepath.Dir(path))
+	dir, name, err := atomicfile.OpenDir(path)
 	if err != nil {
 		return nil, specOpenError(path, err)
 	}
-	s, err := loadSpecIn(dir, path)
+	s, err := loadSpecIn(dir, name, path)
 	if err != nil {
 		dir.Close()
 		return nil, err
@@ -43,12 +43,11 @@ func LoadSpec(path string) (*Spec, error) {
 	return s, nil
 }
 
-func loadSpecIn(dir *os.Root, path string) (*Spec, error) {
-	name := filepath.Base(path)
+func loadSpecIn(dir *os.Root, name, path string) (*Spec, error) {
 	f, err := dir.Open(name)
 	if err != nil {
 		// A dangling link inside the bundle is ErrNotExist: not this case.
-		if fi, lerr := dir.Lstat(name); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 && !errors.Is(err, fs.ErrNotExist) {
+		if fi, lerr := dir.Lstat(name); !errors.Is(err, fs.ErrNotExist) && lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			return nil, fmt.Errorf("reading OCI spec %s: %w (an absolute symlink, or one out of its directory: the wrapper reads and writes the spec only inside that directory, so make it a regular file or a relative link within it)", path, err)
 		}
 		return nil, specOpenError(path, err)
@@ -64,7 +63,7 @@ func loadSpecIn(dir *os.Root, path string) (*Spec, error) {
 	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, fmt.Errorf("reading OCI spec %s: %w", path, err)
 	}
-	s := &Spec{path: path, dir: dir, mode: fi.Mode().Perm(), spec: &specs.Spec{}}
+	s := &Spec{path: path, dir: dir, name: name, mode: fi.Mode().Perm(), spec: &specs.Spec{}}
 	if s.unknown, err = decodeKeepingUnknown(data, s.spec); err != nil {
 		return nil, fmt.Errorf("parsing OCI spec %s: %w (it must be an OCI runtime spec, as `runc spec` writes)", path, err)
 	}
@@ -97,7 +96,7 @@ func (s *Spec) Flush() error {
 	if err != nil {
 		return fmt.Errorf("encoding OCI spec: %w", err)
 	}
-	if err := atomicfile.WriteIn(s.dir, filepath.Base(s.path), data, s.mode); err != nil {
+	if err := atomicfile.WriteIn(s.dir, s.name, data, s.mode); err != nil {
 		if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) {
 			return fmt.Errorf("%w: greenboost-runtime adds GreenBoost by editing the spec, so its directory must be writable; "+
 				"or opt the container out (GREENBOOST_DISABLE=1, or annotation greenboost.io/disable=true)", err)

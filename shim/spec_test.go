@@ -343,6 +343,10 @@ func TestLoadSpecLinksInsideTheBundle(t *testing.T) {
 		t.Fatalf("an absolute link: error = %v, want one that names the absolute symlink", err)
 	}
 
+	if _, err := LoadSpec(ocispec.Path(bundle) + "/"); err == nil || !strings.Contains(err.Error(), "names a directory") {
+		t.Fatalf("a path ending in a separator: error = %v, want one saying it names a directory", err)
+	}
+
 	link("missing.json")
 	_, err = LoadSpec(ocispec.Path(bundle))
 	if !errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "symlink") {

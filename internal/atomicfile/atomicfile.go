@@ -17,19 +17,30 @@ import (
 // Write replaces path with data, created with mode perm; a file it replaces
 // keeps its owner.
 func Write(path string, data []byte, perm os.FileMode) error {
+	dir, name, err := OpenDir(path)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer dir.Close()
+	return WriteIn(dir, name, data, perm)
+}
+
+// OpenDir opens the directory of the file path names, for reads and writes
+// relative to it (WriteIn), and returns the file's name in it. A path ending
+// in a separator names no file and is refused.
+func OpenDir(path string) (*os.Root, string, error) {
 	dirPath, name := filepath.Split(path)
 	if name == "" {
-		return fmt.Errorf("writing %s: the path names a directory, not a file", path)
+		return nil, "", errors.New("the path names a directory, not a file")
 	}
 	if dirPath == "" {
 		dirPath = "."
 	}
 	dir, err := os.OpenRoot(dirPath)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return nil, "", err
 	}
-	defer dir.Close()
-	return WriteIn(dir, name, data, perm)
+	return dir, name, nil
 }
 
 // WriteIn replaces the file name of directory dir as Write does. Everything
