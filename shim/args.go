@@ -5,6 +5,7 @@ package shim
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
@@ -30,8 +31,9 @@ type Args struct {
 	Bundle string
 	// Config is crun's create/run --config/-f file ("" when absent).
 	Config string
-	// Help says create or run was asked for its help, not for a container.
-	Help bool
+	// NoContainer says the command creates no container whatever its verb:
+	// it asks for help, or has a boolean flag value runc rejects.
+	NoContainer bool
 	// Root, Log and LogFormat are the global --root, --log and --log-format.
 	Root      string
 	Log       string
@@ -48,10 +50,11 @@ type Args struct {
 }
 
 // ModifiesSpec reports whether this command creates a container, the only
-// case in which the bundle's spec is edited. Without an id, or asked for
-// help, runc and crun create nothing: they answer themselves.
+// case in which the bundle's spec is edited. Without an id, asked for help,
+// or given a flag value they reject, runc and crun create nothing: they
+// answer themselves.
 func (a Args) ModifiesSpec() bool {
-	return (a.Verb == "create" || a.Verb == "run") && a.ID != "" && !a.Help
+	return (a.Verb == "create" || a.Verb == "run") && a.ID != "" && !a.NoContainer
 }
 
 // ParseArgs reads argv (without argv[0]) the way runc and crun do: global
@@ -83,7 +86,7 @@ func ParseArgs(argv []string) Args {
 		case "--log-format":
 			a.LogFormat = value
 		case "--debug":
-			a.Debug = !hasValue || value == "true"
+			a.Debug = a.boolFlag(value, hasValue)
 		}
 	}
 	if i >= len(argv) {
@@ -99,6 +102,7 @@ func ParseArgs(argv []string) Args {
 			}
 		})
 	case "create", "run":
+		help := false // the last --help's, as runc reads it
 		// runc's flag parser also reads create's flags after the id.
 		a.ID = verbArgs(rest, createFlags, false, func(f flagArg) {
 			switch f.name {
@@ -106,12 +110,32 @@ func ParseArgs(argv []string) Args {
 				a.Bundle = f.value
 			case "--config":
 				a.Config = f.value
-			case "--help", "--usage": // crun's --usage prints and creates nothing
-				a.Help = true
+			case "--help": // a prefix only where a value came with it
+				help = a.boolFlag(f.value, f.prefix != "")
+			case "--usage": // crun's: it prints and creates nothing (runc rejects it)
+				a.NoContainer = true
 			}
 		})
+		a.NoContainer = a.NoContainer || help
 	}
 	return a
+}
+
+// boolFlag reads a boolean flag as runc does (urfave/cli, Go's flag
+// package): true without a value, else strconv.ParseBool's reading of it.
+// runc rejects any other value and creates nothing, so the command is left
+// for it to report (NoContainer). crun takes no value on its boolean flags
+// and rejects them all: editing the spec of what it will not create is
+// harmless.
+func (a *Args) boolFlag(value string, hasValue bool) bool {
+	if !hasValue {
+		return true
+	}
+	on, err := strconv.ParseBool(value)
+	if err != nil {
+		a.NoContainer = true
+	}
+	return on
 }
 
 // flagSet is one verb's flags as runc (Go flags: -name and --name alike)

@@ -45,15 +45,31 @@ func TestParseArgs(t *testing.T) {
 		{"create with crun's --bund= prefix", []string{"create", "--bund=/b", "id"}, Args{Verb: "create", Bundle: "/b", ID: "id"}},
 		{"create with crun's --config", []string{"create", "-b", "/b", "--config", "o.json", "id"}, Args{Verb: "create", Bundle: "/b", Config: "o.json", ID: "id"}},
 		{"create with crun's -fFILE", []string{"create", "-fo.json", "id"}, Args{Verb: "create", Config: "o.json", ID: "id"}},
-		{"create --help", []string{"create", "--help"}, Args{Verb: "create", Help: true}},
-		{"run -h with an id", []string{"run", "-h", "id"}, Args{Verb: "run", Help: true, ID: "id"}},
-		{"crun's create -?", []string{"create", "-?"}, Args{Verb: "create", Help: true}},
+		{"create --help", []string{"create", "--help"}, Args{Verb: "create", NoContainer: true}},
+		{"run -h with an id", []string{"run", "-h", "id"}, Args{Verb: "run", NoContainer: true, ID: "id"}},
+		{"crun's create -?", []string{"create", "-?"}, Args{Verb: "create", NoContainer: true}},
 		{"create with runc 1.2's --pidfd-socket", []string{"create", "--pidfd-socket", "/s", "-b", "/b", "c1"}, Args{Verb: "create", Bundle: "/b", ID: "c1"}},
-		{"crun's create --usage", []string{"create", "--usage", "id"}, Args{Verb: "create", Help: true, ID: "id"}},
+		{"crun's create --usage", []string{"create", "--usage", "id"}, Args{Verb: "create", NoContainer: true, ID: "id"}},
 		{"exec with crun's grouped -dp FILE", []string{"exec", "-dp", "/p.json", "c1"}, Args{Verb: "exec", Process: "/p.json", processAt: 2, ID: "c1"}},
 		{"exec with crun's grouped -tdpFILE", []string{"exec", "-tdp/p.json", "c1"}, Args{Verb: "exec", Process: "/p.json", processAt: 1, processPrefix: "-tdp", ID: "c1"}},
 		{"create with crun's grouped -db DIR", []string{"create", "-db", "/b", "id"}, Args{Verb: "create", Bundle: "/b", ID: "id"}},
 		{"an unknown grouped flag", []string{"exec", "-dx", "c1"}, Args{Verb: "exec", ID: "c1"}},
+		// Boolean flags with a value read as runc (urfave/cli) reads them:
+		// strconv.ParseBool; a value it rejects makes runc fail, creating nothing.
+		{"create --help=false", []string{"create", "--help=false", "id"}, Args{Verb: "create", ID: "id"}},
+		{"run -h=false", []string{"run", "-h=false", "-b", "/b", "id"}, Args{Verb: "run", Bundle: "/b", ID: "id"}},
+		{"create -help=0 (go style)", []string{"create", "-help=0", "id"}, Args{Verb: "create", ID: "id"}},
+		{"create --help=true", []string{"create", "--help=true", "id"}, Args{Verb: "create", NoContainer: true, ID: "id"}},
+		{"create -h=T", []string{"create", "-h=T", "id"}, Args{Verb: "create", NoContainer: true, ID: "id"}},
+		{"create --help=yes (runc rejects it)", []string{"create", "--help=yes", "id"}, Args{Verb: "create", NoContainer: true, ID: "id"}},
+		{"create --help --help=false (the last counts)", []string{"create", "--help", "--help=false", "id"}, Args{Verb: "create", ID: "id"}},
+		{"create --help= (runc rejects it)", []string{"create", "--help=", "id"}, Args{Verb: "create", NoContainer: true, ID: "id"}},
+		{"--debug=1", []string{"--debug=1", "create", "id"}, Args{Verb: "create", Debug: true, ID: "id"}},
+		{"--debug=t", []string{"--debug=t", "create", "id"}, Args{Verb: "create", Debug: true, ID: "id"}},
+		{"--debug=TRUE", []string{"--debug=TRUE", "create", "id"}, Args{Verb: "create", Debug: true, ID: "id"}},
+		{"-debug=0 (go style)", []string{"-debug=0", "create", "id"}, Args{Verb: "create", ID: "id"}},
+		{"--debug=false", []string{"--debug=false", "create", "id"}, Args{Verb: "create", ID: "id"}},
+		{"--debug=on (runc rejects it)", []string{"--debug=on", "create", "id"}, Args{Verb: "create", NoContainer: true, ID: "id"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,8 +87,8 @@ func TestModifiesSpec(t *testing.T) {
 	}{
 		{Args{Verb: "create", ID: "c"}, true},
 		{Args{Verb: "run", ID: "c"}, true},
-		{Args{Verb: "create"}, false},                   // runc's "requires exactly 1 argument"
-		{Args{Verb: "run", ID: "c", Help: true}, false}, // its help, no container
+		{Args{Verb: "create"}, false},                          // runc's "requires exactly 1 argument"
+		{Args{Verb: "run", ID: "c", NoContainer: true}, false}, // its help, no container
 		{Args{Verb: "start", ID: "c"}, false},
 		{Args{Verb: "delete", ID: "c"}, false},
 		{Args{Verb: "exec", ID: "c"}, false},

@@ -53,11 +53,11 @@ func decodeNumbers(data []byte, v any) error {
 
 // mergeUnknown adds to edited, the encoding of a value of type t, each member
 // of orig that t does not know, descending into the members and map values
-// both have and into array elements that are the same element (edited's
-// members all equal in orig: the edits append, and keep the engine's order).
-// A member t knows is edited's, also when the edit left it out (an emptied
-// list that omitempty drops); struct members match case-insensitively, as
-// encoding/json matches them to fields, map keys exactly.
+// both have and into array elements that are the same element (see
+// mergeElements). A member t knows is edited's, also when the edit left it
+// out (an emptied list that omitempty drops); struct members match
+// case-insensitively, as encoding/json matches them to fields, map keys
+// exactly.
 func mergeUnknown(orig, edited any, t reflect.Type) any {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -104,14 +104,55 @@ func mergeUnknown(orig, edited any, t reflect.Type) any {
 		if !ok || t == nil || (t.Kind() != reflect.Slice && t.Kind() != reflect.Array) {
 			return edited
 		}
-		for i := 0; i < len(o) && i < len(e); i++ {
-			if within(e[i], o[i]) {
-				e[i] = mergeUnknown(o[i], e[i], t.Elem())
-			}
-		}
+		mergeElements(o, e, t.Elem())
 		return e
 	}
 	return edited
+}
+
+// mergeElements merges each element of edited with the element of orig it
+// is: the one whose known members are the same, matched by content, not
+// index, since the edits may remove or insert elements before others (CDI
+// replaces a mount of the same destination, the user-namespace edit drops a
+// device node). An element the edits made or changed matches none and stays
+// as it is; equal ones pair in order.
+func mergeElements(orig, edited []any, elem reflect.Type) {
+	unmatched := map[string][]int{} // known members' encoding → orig indices
+	for j, o := range orig {
+		if key, ok := knownEncoding(o, elem); ok {
+			unmatched[key] = append(unmatched[key], j)
+		}
+	}
+	for i, e := range edited {
+		key, ok := knownEncoding(e, elem)
+		if js := unmatched[key]; ok && len(js) > 0 {
+			edited[i] = mergeUnknown(orig[js[0]], e, elem)
+			unmatched[key] = js[1:]
+		}
+	}
+}
+
+// knownEncoding encodes what type t knows of v, as decodeNumbers gives it:
+// the same for an element as read and as written back unchanged. Only
+// objects and arrays can hold unknown members: for others it is false.
+func knownEncoding(v any, t reflect.Type) (string, bool) {
+	switch v.(type) {
+	case map[string]any, []any:
+	default:
+		return "", false
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return "", false
+	}
+	known := reflect.New(t)
+	if json.Unmarshal(data, known.Interface()) != nil {
+		return "", false
+	}
+	if data, err = json.Marshal(known.Interface()); err != nil {
+		return "", false
+	}
+	return string(data), true
 }
 
 // jsonFields maps the case-folding class of each JSON member name of the
@@ -140,37 +181,6 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	return fields
 }
 
-// within reports whether everything in edited is in orig: orig may have
-// more object members, nothing else differs.
-func within(edited, orig any) bool {
-	switch e := edited.(type) {
-	case map[string]any:
-		o, ok := orig.(map[string]any)
-		if !ok {
-			return false
-		}
-		for k, ev := range e {
-			ok, found := foldedKey(o, k)
-			if !found || !within(ev, o[ok]) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		o, ok := orig.([]any)
-		if !ok || len(o) != len(e) {
-			return false
-		}
-		for i := range e {
-			if !within(e[i], o[i]) {
-				return false
-			}
-		}
-		return true
-	}
-	return reflect.DeepEqual(edited, orig)
-}
-
 // foldClass maps a key to one member of its case-folding class (each rune
 // to the least of its strings.EqualFold equivalents): keys equal under
 // strings.EqualFold, as encoding/json matches them, get the same class.
@@ -182,16 +192,4 @@ func foldClass(key string) string {
 		}
 		return least
 	}, key)
-}
-
-func foldedKey(m map[string]any, key string) (string, bool) {
-	if _, ok := m[key]; ok {
-		return key, true
-	}
-	for k := range m {
-		if strings.EqualFold(k, key) {
-			return k, true
-		}
-	}
-	return "", false
 }

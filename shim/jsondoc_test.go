@@ -2,6 +2,7 @@ package shim
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,5 +103,67 @@ func TestKnownMembersTheEditDroppedStayDropped(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("%s lacks %s", out, want)
 		}
+	}
+}
+
+// Unknown members follow their array element, not its index: where the
+// edits remove an element (CDI replacing a mount of the same destination,
+// the user-namespace edit dropping a device node) or insert one before
+// others, every element left alone keeps its own members, and one the edits
+// made or replaced gets none.
+func TestUnknownMembersFollowTheirElement(t *testing.T) {
+	in := `{"mounts":[{"destination":"/a","x":"a"},{"destination":"/lib.so","source":"/old","x":"old"},{"destination":"/c","x":"c"},` +
+		`{"destination":"/m","options":["ro"],"x":"m1"},{"destination":"/m","x":"m2"}],` +
+		`"linux":{"devices":[{"path":"/dev/greenboost","type":"c","major":1,"minor":3,"x":"gb"},{"path":"/dev/fuse","type":"c","major":10,"minor":229,"x":"fuse"}]}}`
+	for _, tt := range []struct {
+		name            string
+		edit            func(s *specs.Spec)
+		mounts, devices []string // each element's x, in order; "" for none
+	}{
+		{"nothing changed", func(*specs.Spec) {}, []string{"a", "old", "c", "m1", "m2"}, []string{"gb", "fuse"}},
+		{"a mount in the middle replaced at the end", func(s *specs.Spec) {
+			s.Mounts = append(slices.Delete(s.Mounts, 1, 2), specs.Mount{Destination: "/lib.so", Source: "/new"})
+		}, []string{"a", "c", "m1", "m2", ""}, []string{"gb", "fuse"}},
+		{"the first device node removed", func(s *specs.Spec) {
+			s.Linux.Devices = s.Linux.Devices[1:]
+		}, []string{"a", "old", "c", "m1", "m2"}, []string{"fuse"}},
+		{"a mount and a device inserted first", func(s *specs.Spec) {
+			s.Mounts = slices.Insert(s.Mounts, 0, specs.Mount{Destination: "/new"})
+			s.Linux.Devices = slices.Insert(s.Linux.Devices, 0, specs.LinuxDevice{Path: "/dev/new", Type: "c"})
+		}, []string{"", "a", "old", "c", "m1", "m2"}, []string{"", "gb", "fuse"}},
+		{"of two mounts at one destination, the first removed", func(s *specs.Spec) {
+			s.Mounts = slices.Delete(s.Mounts, 3, 4)
+		}, []string{"a", "old", "c", "m2"}, []string{"gb", "fuse"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var s specs.Spec
+			unknown, err := decodeKeepingUnknown([]byte(in), &s)
+			if err != nil || unknown == nil {
+				t.Fatalf("unknown members not noticed: %v", err)
+			}
+			tt.edit(&s)
+			out, err := encodeKeepingUnknown(&s, unknown)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type element struct{ X string }
+			var got struct {
+				Mounts []element
+				Linux  struct{ Devices []element }
+			}
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatal(err)
+			}
+			xs := func(elements []element) []string {
+				var x []string
+				for _, e := range elements {
+					x = append(x, e.X)
+				}
+				return x
+			}
+			if !slices.Equal(xs(got.Mounts), tt.mounts) || !slices.Equal(xs(got.Linux.Devices), tt.devices) {
+				t.Errorf("%s: mounts' x %q, devices' x %q; want %q, %q", out, xs(got.Mounts), xs(got.Linux.Devices), tt.mounts, tt.devices)
+			}
+		})
 	}
 }

@@ -169,15 +169,20 @@ func TestVersionShowsBoth(t *testing.T) {
 			t.Errorf("%s printed %q, want our version first", flag, stdout)
 		}
 	}
-	// Without a low-level runtime it still prints ours, then fails naming
-	// the missing runtime.
+}
+
+// Without a low-level runtime --version still answers: ours on stdout, the
+// missing runtime named on stderr (the line a failure gives), exit 0.
+func TestVersionWithoutRuntime(t *testing.T) {
+	f := newFakeRuntime(t)
 	cfg := filepath.Join(t.TempDir(), "config.toml")
 	if err := os.WriteFile(cfg, []byte("[runtime]\nruntimes = [\"gb-no-such-runtime\"]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	stdout, stderr, err := f.run(t, cfg, "--version")
-	if err == nil || !strings.HasPrefix(stdout, "greenboost-runtime version") || !strings.Contains(stderr, "gb-no-such-runtime") {
-		t.Fatalf("--version without a runtime: err=%v stdout=%q stderr=%q", err, stdout, stderr)
+	if err != nil || !strings.HasPrefix(stdout, "greenboost-runtime version") || strings.Count(stdout, "\n") != 2 ||
+		!strings.HasPrefix(stderr, "greenboost-runtime: no low-level runtime found") || !strings.Contains(stderr, "gb-no-such-runtime") || strings.Count(stderr, "\n") != 1 {
+		t.Fatalf("--version without a runtime: err=%v (want exit 0) stdout=%q stderr=%q", err, stdout, stderr)
 	}
 }
 
@@ -230,6 +235,7 @@ func TestCreateEditsTheSpecTheRuntimeRuns(t *testing.T) {
 		{"runc's --b", func(b string) []string { return []string{"run", "-d", "--b", b, "c1"} }, "config.json"},
 		{"crun's -bDIR", func(b string) []string { return []string{"create", "-b" + b, "c1"} }, "config.json"},
 		{"crun's --bund=", func(b string) []string { return []string{"create", "--bund=" + b, "c1"} }, "config.json"},
+		{"runc's --help=false", func(b string) []string { return []string{"create", "--help=false", "--bundle", b, "c1"} }, "config.json"},
 		{"crun's --config", func(b string) []string {
 			return []string{"create", "--bundle", b, "--config", filepath.Join(b, "other.json"), "c1"}
 		}, "other.json"},
@@ -265,12 +271,14 @@ func TestCreateEditsTheSpecTheRuntimeRuns(t *testing.T) {
 		})
 	}
 
-	// help, or no container id: the runtime answers, the spec is untouched,
-	// even where the config would refuse to create (enforce = true).
+	// help, no container id, or a boolean flag value runc rejects: the
+	// runtime answers, the spec is untouched, even where the config would
+	// refuse to create (enforce = true).
 	strict := writeTestConfig(t, "")
 	data, _ := os.ReadFile(strict)
 	os.WriteFile(strict, []byte(strings.Replace(string(data), "enforce = false", "enforce = true", 1)), 0o644)
-	for _, args := range [][]string{{"create", "--help"}, {"run", "-h"}, {"create", "-?"}, {"create"}, {"run", "--bundle", "."}} {
+	for _, args := range [][]string{{"create", "--help"}, {"run", "-h"}, {"create", "-?"}, {"create"}, {"run", "--bundle", "."},
+		{"create", "--help=yes", "c1"}, {"--debug=on", "create", "c1"}} {
 		bundle := bundleWith(t, "testdata/plain/in.json")
 		cmd := exec.Command(wrapperBin, args...)
 		cmd.Dir = bundle
@@ -320,7 +328,7 @@ func TestDebugFlagRaisesLogLevel(t *testing.T) {
 	for _, tt := range []struct {
 		global    []string
 		wantDebug bool
-	}{{nil, false}, {[]string{"--debug"}, true}} {
+	}{{nil, false}, {[]string{"--debug"}, true}, {[]string{"--debug=1"}, true}, {[]string{"--debug=false"}, false}} {
 		cfg := writeTestConfig(t, "")
 		args := append(slices.Clone(tt.global), "create", "--bundle", bundleWith(t, "testdata/plain/in.json"), "c1")
 		if _, stderr, err := f.run(t, cfg, args...); err != nil {

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 
+	"github.com/opencontainers/runtime-spec/specs-go"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
 
 	"github.com/greenboost/greenboost-container-toolkit/cdi"
@@ -21,18 +23,27 @@ import (
 
 // Run is greenboost-runtime. On create and run it edits the bundle's spec;
 // every verb then becomes the low-level runtime via exec, so Run returns only
-// on failure. It writes nothing to stdout or stderr itself: engines parse them.
+// on failure, or nil where it answered --version alone (no low-level
+// runtime found). It writes nothing to stdout or stderr itself but a
+// --version answer: engines parse them.
 func Run(argv []string) error {
 	args := ParseArgs(argv[1:])
 	cfgPath := config.PathFromEnv()
 	if !args.ModifiesSpec() {
 		// Our version comes first and also when no runtime is found:
 		// that is when a user asks for it.
-		if args.Verb == "" && hasVersionFlag(argv[1:]) {
+		versionOnly := args.Verb == "" && hasVersionFlag(argv[1:])
+		if versionOnly {
 			fmt.Println(version.String("greenboost-runtime"))
 		}
 		runtime, err := findRuntime(config.Runtimes(cfgPath))
 		if err != nil {
+			if versionOnly {
+				// The version asked for is given: the missing runtime is
+				// said on stderr, as a failure says it, but fails nothing.
+				fmt.Fprintln(os.Stderr, "greenboost-runtime: "+err.Error())
+				return nil
+			}
 			return err
 		}
 		if args.Process != "" && args.ID != "" {
@@ -98,6 +109,9 @@ func editBundle(cfg *config.Config, id, bundle, specPath string, logger *slog.Lo
 		return nil
 	}
 	if hasGreenBoost(raw.Hooks) {
+		// A reused bundle keeps its edited spec but may have a fresh rootfs,
+		// which needs the mount point again.
+		makeLibraryMountPoint(cfg, raw, bundle, logger)
 		logger.Info("spec already has GreenBoost (CDI device or an earlier edit); left untouched", "spec", specPath)
 		return nil
 	}
@@ -133,14 +147,23 @@ func editBundle(cfg *config.Config, id, bundle, specPath string, logger *slog.Lo
 	if err := spec.Flush(); err != nil {
 		return err
 	}
-	for _, m := range edits.Mounts {
-		if err := makeMountPoint(spec.Raw(), bundle, m.ContainerPath); err != nil {
-			// Not fatal: the runtime may still manage, or says why not.
-			logger.Warn("could not make a mount point for the container's user namespace", "err", err)
-		}
-	}
+	makeLibraryMountPoint(cfg, spec.Raw(), bundle, logger)
 	logger.Info("applied GreenBoost edits", "spec", specPath)
 	return nil
+}
+
+// makeLibraryMountPoint makes the mount point of the spec's library mount
+// for a container in a user namespace (see makeMountPoint); a spec with only
+// the hooks has none.
+func makeLibraryMountPoint(cfg *config.Config, s *specs.Spec, bundle string, logger *slog.Logger) {
+	dest := cfg.Library.ContainerPath
+	if !slices.ContainsFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == dest }) {
+		return
+	}
+	if err := makeMountPoint(s, bundle, dest); err != nil {
+		// Not fatal: the runtime may still manage, or says why not.
+		logger.Warn("could not make a mount point for the container's user namespace", "err", err)
+	}
 }
 
 // containerEdits are the GreenBoost edits, or, where there is no device

@@ -302,3 +302,45 @@ func TestUserNSDeviceAtItsOwnPathStays(t *testing.T) {
 		}
 	}
 }
+
+// A reused bundle keeps its edited spec but may get a fresh rootfs: the
+// mount point is made again, and the spec is not written again. A spec with
+// only the hooks (no device, enforce = false) has no library mount to make
+// one for.
+func TestMountPointForAnAlreadyEditedSpec(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		device    string
+		wantMount bool
+	}{
+		{"with the library mount", "/dev/null", true},
+		{"hooks only", "/nonexistent/greenboost", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _ := testConfig(t)
+			cfg.Device.HostPath = tt.device
+			bundle, rootfs := usernsBundle(t, specs.LinuxNamespace{Type: specs.UserNamespace}, 100000, 100000)
+			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+				t.Fatal(err)
+			}
+			// the rootfs made afresh from the image
+			if err := os.RemoveAll(filepath.Join(rootfs, "usr/lib")); err != nil {
+				t.Fatal(err)
+			}
+			before, err := os.Stat(ocispec.Path(bundle))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Lstat(filepath.Join(rootfs, "usr/lib/greenboost/libgreenboost_cuda.so"))
+			if made := err == nil && fi.Mode().IsRegular(); made != tt.wantMount {
+				t.Errorf("mount point made: %v (%v), want %v", made, err, tt.wantMount)
+			}
+			if after, err := os.Stat(ocispec.Path(bundle)); err != nil || !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+				t.Errorf("the edited spec was written again (%v)", err)
+			}
+		})
+	}
+}

@@ -9,7 +9,10 @@ import (
 )
 
 func main() {
-	err := shim.Run(os.Args)
-	shim.ReportFailure(os.Args, err)
-	os.Exit(1)
+	// On success Run has exec'd the low-level runtime; it returns nil only
+	// where it answered itself (--version without runc or crun).
+	if err := shim.Run(os.Args); err != nil {
+		shim.ReportFailure(os.Args, err)
+		os.Exit(1)
+	}
 }
