@@ -161,6 +161,12 @@ func unescapeMountinfo(s string) string {
 // hostDir maps a cgroup path to a directory under the mount of that hierarchy
 // whose root contains it (the deepest such root wins).
 func hostDir(mounts []mount, cgPath string, match func(mount) bool) (string, error) {
+	// The kernel shows a cgroup outside the reader's cgroup namespace
+	// relative to the namespace's root, with ".." components: joined to a
+	// mount point, such a path names another directory.
+	if slices.Contains(strings.Split(cgPath, "/"), "..") {
+		return "", fmt.Errorf("the container's cgroup %s is outside the hook's cgroup namespace: the hook must run in the host's cgroup namespace (or one that holds the container's cgroup)", cgPath)
+	}
 	best := -1
 	for i, m := range mounts {
 		if !match(m) || !underRoot(cgPath, m.root) {

@@ -122,3 +122,20 @@ func TestCgroupMountsRejectsAnOverlongLine(t *testing.T) {
 		t.Fatal("a line over the limit was skipped silently")
 	}
 }
+
+// The kernel shows a cgroup outside the reader's cgroup namespace with ".."
+// components: joined to the mount point, such a path would name another
+// directory (or none), so it is refused, naming the fix.
+func TestLocateCgroupOutsideTheNamespace(t *testing.T) {
+	for _, tt := range []struct{ name, procCgroup, mountinfo string }{
+		{"v2", "0::/../../system.slice/docker-abc.scope\n", mountinfoV2},
+		{"v1 memory", "4:memory:/../docker/abc\n0::/../docker/abc\n", mountinfoHybrid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, dir, err := locateCgroup([]byte(tt.procCgroup), strings.NewReader(tt.mountinfo), HierarchyAuto)
+			if err == nil || !strings.Contains(err.Error(), "outside the hook's cgroup namespace") || !strings.Contains(err.Error(), "host's cgroup namespace") {
+				t.Fatalf("got %q, %v; want an error saying the cgroup is outside the hook's cgroup namespace", dir, err)
+			}
+		})
+	}
+}

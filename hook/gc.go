@@ -102,12 +102,19 @@ func Collect(cfg *config.Config, k kmod.Kernel, deadline time.Time, wait bool) (
 	return res, errors.Join(errs...)
 }
 
-// hasCgroupABI reports whether k answers the cgroup ABI's query. ENOTTY or
-// EINVAL is a module without it (an upstream one, or another driver at the
-// path); any other failure is left to the calls that follow to report.
+// hasCgroupABI reports whether k answers the cgroup ABI's query (see
+// LacksCgroupABI).
 func hasCgroupABI(k kmod.Kernel) bool {
 	_, err := k.Query()
-	return !errors.Is(err, unix.ENOTTY) && !errors.Is(err, unix.EINVAL)
+	return !LacksCgroupABI(err)
+}
+
+// LacksCgroupABI reports whether err, from the module's CG_QUERY, says it
+// has no cgroup ABI: ENOTTY or EINVAL is a module without it (an upstream
+// one, or another driver at the path); any other failure is left to the
+// calls that follow to report.
+func LacksCgroupABI(err error) bool {
+	return errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL)
 }
 
 // collectRecord drops the record of container id if the container is gone,

@@ -511,3 +511,76 @@ func TestReleaseWithTheCgroupLeftEmpty(t *testing.T) {
 		t.Fatalf("the record stayed: %v", err)
 	}
 }
+
+// A record that says its budget was set, for a cgroup the module has no node
+// for (the module was unloaded or reloaded since), is not shown as enforced:
+// the budget is lost.
+func TestJoinUsageBudgetLost(t *testing.T) {
+	recs := []*Record{
+		{ID: "held", Cgroup: Cgroup{ID: 10}, Limits: Limits{RAM: 64 << 20}, Enforced: true},
+		{ID: "lost", Cgroup: Cgroup{ID: 11}, Limits: Limits{RAM: 64 << 20}, Enforced: true},
+		{ID: "unenforced", Cgroup: Cgroup{ID: 12}, Limits: Limits{RAM: 64 << 20}},
+	}
+	for _, tt := range []struct {
+		name  string
+		nodes []kmod.CgEntry
+		want  map[string][2]bool // id: enforced, lost
+	}{
+		{"module with one node", []kmod.CgEntry{{CgroupID: 10, T2Max: 64 << 20}}, map[string][2]bool{"held": {true, false}, "lost": {false, true}, "unenforced": {false, false}}},
+		{"no module", nil, map[string][2]bool{"held": {false, true}, "lost": {false, true}, "unenforced": {false, false}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, _ := JoinUsage(recs, tt.nodes)
+			for _, r := range rows {
+				if got := [2]bool{r.Enforced, r.Lost}; got != tt.want[r.ID] {
+					t.Errorf("%s: enforced, lost = %v, want %v", r.ID, got, tt.want[r.ID])
+				}
+			}
+		})
+	}
+}
+
+// Poststop with the module gone does as gc: no module (or one without the
+// cgroup ABI) holds no budget to release, so the record goes and poststop
+// succeeds. A module that is loaded but cannot be opened still holds the
+// budget: the record stays for gc.
+func TestReleaseWithoutModule(t *testing.T) {
+	for _, tt := range []struct {
+		name, device string
+		loaded       bool
+		wantErr      string
+	}{
+		{"not loaded", "/nonexistent/greenboost", false, ""},
+		{"no cgroup ABI", "/dev/null", true, ""},
+		{"loaded, its device node missing", "/nonexistent/greenboost", true, "/nonexistent/greenboost"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			saved := kmod.SysModule
+			kmod.SysModule = filepath.Join(t.TempDir(), "greenboost")
+			if tt.loaded {
+				if err := os.Mkdir(kmod.SysModule, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Cleanup(func() { kmod.SysModule = saved })
+			cfg := config.Default()
+			cfg.Device.HostPath = tt.device
+			cfg.Hook.StateDir = t.TempDir()
+			if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: "c1", Bundle: "/b", Pid: 1 << 30, Enforced: true, Cgroup: goneCgroup(t)}); err != nil {
+				t.Fatal(err)
+			}
+			var warn strings.Builder
+			err := ReleaseContainer(context.Background(), cfg, "c1", "/b", &warn)
+			_, readErr := ReadRecord(cfg.Hook.StateDir, "c1")
+			if tt.wantErr == "" {
+				if err != nil || !errors.Is(readErr, fs.ErrNotExist) || !strings.Contains(warn.String(), "container c1: no GreenBoost module with the cgroup ABI is loaded") {
+					t.Fatalf("error = %v, record: %v, note %q; want no error, the record gone and a note saying why", err, readErr, warn.String())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || readErr != nil {
+				t.Fatalf("error = %v, record: %v; want an error naming %s and the record kept", err, readErr, tt.wantErr)
+			}
+		})
+	}
+}

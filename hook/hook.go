@@ -313,7 +313,7 @@ func openKernel(cfg *config.Config) (kmod.Kernel, kmod.CgQuery, error) {
 	q, err := dev.Query()
 	if err != nil {
 		dev.Close()
-		if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
+		if LacksCgroupABI(err) {
 			err = fmt.Errorf("%s is not a GreenBoost module with the cgroup ABI (an upstream module?): %w", cfg.Device.HostPath, err)
 		}
 		return nil, q, err
@@ -366,7 +366,8 @@ func (h *Hook) poststop(state *specs.State) error {
 // namespace) and is left alone; bundle "" skips that check; so is one of a
 // container still alive. When pools are
 // still held by a process outside the container, the record is kept as
-// pending and gc retries.
+// pending and gc retries. As in gc, without the module (or with one that has
+// no cgroup ABI) there is no budget left to release: the record just goes.
 //
 // ctx bounds the wait for the state lock, which gc or a prestart hook may
 // hold: a ctx that never ends (the poststop hook's) waits stateLockWait;
@@ -398,11 +399,22 @@ func ReleaseContainer(ctx context.Context, cfg *config.Config, id, bundle string
 	if !rec.Enforced {
 		return RemoveRecord(cfg.Hook.StateDir, id)
 	}
-	dev, err := kmod.Open(cfg.Device.HostPath)
+	// A module that is loaded but cannot be opened still holds the budget:
+	// the record stays for gc.
+	dev, err := kmod.OpenLoaded(cfg.Device.HostPath)
 	if err != nil {
 		return fmt.Errorf("releasing the budget of container %s: %w", id, err)
 	}
-	defer dev.Close()
+	if dev != nil {
+		defer dev.Close()
+	}
+	if dev == nil || !hasCgroupABI(dev) {
+		// The budget went with the module that held it (unloaded, or
+		// replaced by one without budgets).
+		fmt.Fprintf(warn, "greenboost: container %s: no GreenBoost module with the cgroup ABI is loaded (device %s), so its budget went with the module; record dropped\n",
+			id, cfg.Device.HostPath)
+		return RemoveRecord(cfg.Hook.StateDir, id)
+	}
 	return release(dev, cfg.Hook.StateDir, rec, warn)
 }
 

@@ -42,9 +42,18 @@ func RecordDir(stateDir string) string {
 	return filepath.Join(stateDir, "containers")
 }
 
-func recordPath(stateDir, id string) (string, error) {
+// validID checks that id can name a record file: a file in the record
+// dir, never one outside it.
+func validID(id string) error {
 	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
-		return "", fmt.Errorf("invalid container id %q", id)
+		return fmt.Errorf("invalid container id %q: expected a non-empty name without / or NUL, other than . and ..", id)
+	}
+	return nil
+}
+
+func recordPath(stateDir, id string) (string, error) {
+	if err := validID(id); err != nil {
+		return "", err
 	}
 	return filepath.Join(RecordDir(stateDir), id+".json"), nil
 }

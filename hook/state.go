@@ -15,8 +15,10 @@ func ReadState(r io.Reader) (*specs.State, error) {
 	if err := json.NewDecoder(io.LimitReader(r, 1<<20)).Decode(&s); err != nil {
 		return nil, fmt.Errorf("reading the OCI state from stdin: %w", err)
 	}
-	if s.ID == "" {
-		return nil, fmt.Errorf("reading the OCI state from stdin: no container id")
+	// Checked here, as the record writer does, so that a bad id fails
+	// before anything is set or warned about.
+	if err := validID(s.ID); err != nil {
+		return nil, fmt.Errorf("reading the OCI state from stdin: %w", err)
 	}
 	return &s, nil
 }

@@ -3,7 +3,9 @@ package hook
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"maps"
+	"strings"
 	"testing"
 )
 
@@ -17,8 +19,8 @@ func FuzzReadState(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if s.ID == "" {
-			t.Fatal("accepted a state without a container id")
+		if err := validID(s.ID); err != nil {
+			t.Fatalf("accepted a state whose id no record can have: %v", err)
 		}
 		// What was accepted survives a round trip unchanged: the hook
 		// relies on exactly these fields.
@@ -34,4 +36,28 @@ func FuzzReadState(f *testing.F) {
 			t.Fatalf("round trip changed the state: %+v -> %+v", s, s2)
 		}
 	})
+}
+
+// A container id the record writer would refuse fails at once, before the
+// hook warns, sets a budget or collects: `../x` would name a file outside
+// the record dir.
+func TestReadStateRefusesAnInvalidID(t *testing.T) {
+	for _, id := range []string{"../x", "a/b", "..", ".", "a\x00b"} {
+		data, _ := json.Marshal(map[string]any{"id": id, "pid": 42, "bundle": "/b"})
+		_, err := ReadState(bytes.NewReader(data))
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("invalid container id %q", id)) {
+			t.Errorf("id %q: error = %v, want one naming the invalid id", id, err)
+		}
+	}
+}
+
+func TestPrestartRefusesAnInvalidIDUpFront(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	cfg.Limits.Enforce = false // the warning came first here
+	st.ID = "../x"
+	var warn bytes.Buffer
+	err := runStage(t, New(cfg, "", &warn), Prestart, st)
+	if err == nil || !strings.Contains(err.Error(), `invalid container id "../x"`) || warn.Len() != 0 {
+		t.Fatalf("error = %v, warnings %q: want the invalid id refused before any warning", err, warn.String())
+	}
 }

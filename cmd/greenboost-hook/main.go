@@ -21,8 +21,10 @@ const usage = `Usage: greenboost-hook [--config PATH] [--profile NAME] [--spec F
        greenboost-hook --version
 
 OCI hook of the GreenBoost Container Toolkit. Reads the OCI state on stdin.
-  prestart   set the container's RAM/NVMe budgets in the greenboost module and record them
-             (nothing for a container that opted out with greenboost.io/disable or GREENBOOST_DISABLE)
+  prestart   set the container's RAM/NVMe budgets in the greenboost module and record them,
+             also for a container that opted out (greenboost.io/disable, GREENBOOST_DISABLE):
+             the hook runs for one only on the CDI path, where the engine gave it the device
+             anyway; the log file ([runtime] log-file) notes the ignored opt-out
   poststop   release the budgets and pools of the container and drop its record
 
 Options (one dash or two):

@@ -79,6 +79,16 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// The help says what prestart does for a container that opted out: the
+// hook runs for one only on the CDI path, where it sets the budget anyway.
+func TestHelpOnOptOut(t *testing.T) {
+	stdout, _, _ := runHook(t, "", "--help")
+	if strings.Contains(stdout, "nothing for a container that opted out") ||
+		!strings.Contains(stdout, "also for a container that opted out") || !strings.Contains(stdout, "log file") {
+		t.Errorf("help %q, want it to say prestart sets an opted-out container's budget too, noting it in the log file", stdout)
+	}
+}
+
 // hookFixture writes a config without a module (limits is more lines for
 // [limits]) and a bundle whose container has env, and returns the config,
 // the log file and the state dir.

@@ -958,11 +958,15 @@ static long gb_cg_set_limit(void __user *uarg)
 
 	mutex_lock(&gb_cg_lock);
 	node = xa_load(&gb_cg_nodes, l.cgroup_id);
-	if (!node) {
+	/*
+	 * A new node, or a released one taken back, needs a live cgroup; an
+	 * unreleased one of a removed cgroup still bounds its buffers.
+	 */
+	if (!node || node->released) {
 		cgrp = gb_cgroup_get_by_id(l.cgroup_id, NULL);
 		if (!gb_cgroup_alive(cgrp))
 			node = ERR_PTR(-ENOENT);
-		else
+		else if (!node)
 			node = gb_cg_node_create(cgrp);
 		if (cgrp)
 			cgroup_put(cgrp);
@@ -1580,8 +1584,8 @@ static bool gb_charges_meet(const struct gb_charge *a, const struct gb_charge *b
 static bool gb_buffer_idle(const struct gb_buffer *buf)
 {
 	return !buf->evicted && !buf->dead && !buf->user_pages &&
-	       !(buf->flags & GB_ALLOC_KV_CACHE) && !buf->nr_dev_maps &&
-	       !buf->mmap_count && !buf->vmap_count;
+	       !(buf->flags & (GB_ALLOC_KV_CACHE | GB_ALLOC_FROZEN)) &&
+	       !buf->nr_dev_maps && !buf->mmap_count && !buf->vmap_count;
 }
 
 /*

@@ -17,8 +17,8 @@
 
 /*
  * gb_alloc_req.flags / gb_pin_req.flags.  GB_ALLOC_NO_HUGEPAGE means 4 KiB
- * pages only; GB_ALLOC_KV_CACHE keeps the buffer out of T3 (never evicted);
- * the others are accepted hints.
+ * pages only; GB_ALLOC_KV_CACHE and GB_ALLOC_FROZEN keep the buffer out of
+ * T3 (never evicted); the others are accepted hints.
  */
 #define GB_ALLOC_WEIGHTS		(1u << 0)
 #define GB_ALLOC_KV_CACHE		(1u << 1)
@@ -44,20 +44,20 @@
  * budget (EDQUOT) or the pool (ENOSPC/ENOMEM) full, idle buffers are evicted
  * first, the coldest (least recently mapped or unmapped) first: for a cgroup
  * budget those charged to one of the caller's limited cgroups, for the pool
- * any.  Idle = allocated by ALLOC (not pinned user memory), not
- * GB_ALLOC_KV_CACHE, and with no importer mapping (map_dma_buf), no mmap
- * and no vmap.  An eviction writes the pages to the store, frees them, and
- * moves the charge from T2 to T3 at every level; it is skipped when a T3
- * budget (counted in t3_failcnt) or the store cap (SET_T3_CAP) has no room,
- * and the allocation then fails with its own error.  The next map_dma_buf,
- * mmap, vmap or begin_cpu_access (DMA_BUF_IOCTL_SYNC) reads the buffer back
- * and moves the charge back, evicting the owner's other idle buffers if its
- * T2 budget is full; if even that makes no room, the buffer is still read
- * back and charged to T2 past the budget (and to the pool past its cap),
- * its store space freed, and the owner's next allocations evict first: a
- * map never fails for want of budget.  A buffer is never evicted while a
- * map of it is in progress, and a map waits for an eviction in progress to
- * end.
+ * any.  Idle = allocated by ALLOC (not pinned user memory), neither
+ * GB_ALLOC_KV_CACHE nor GB_ALLOC_FROZEN, and with no importer mapping
+ * (map_dma_buf), no mmap and no vmap.  An eviction writes the pages to the
+ * store, frees them, and moves the charge from T2 to T3 at every level; it
+ * is skipped when a T3 budget (counted in t3_failcnt) or the store cap
+ * (SET_T3_CAP) has no room, and the allocation then fails with its own
+ * error.  The next map_dma_buf, mmap, vmap or begin_cpu_access
+ * (DMA_BUF_IOCTL_SYNC) reads the buffer back and moves the charge back,
+ * evicting the owner's other idle buffers if its T2 budget is full; if even
+ * that makes no room, the buffer is still read back and charged to T2 past
+ * the budget (and to the pool past its cap), its store space freed, and the
+ * owner's next allocations evict first: a map never fails for want of
+ * budget.  A buffer is never evicted while a map of it is in progress, and a
+ * map waits for an eviction in progress to end.
  */
 struct gb_alloc_req {
 	__u64 size;		/* in: bytes */
@@ -214,7 +214,7 @@ struct gb_t3_cap_req {
  *	Live buffers stay valid; a released node is no longer charged and is
  *	freed when its last buffer goes (a buffer still being created when
  *	the node is released is not charged to it).  CG_SET_LIMIT on it takes
- *	it back.
+ *	it back if the cgroup still exists, else ENOENT.
  * CG_LIST: CAP_SYS_ADMIN; nodes with id > start_after_id in id order, at
  *	most max_entries (and at most 1024) per call; entry_size must be in
  *	[sizeof(struct gb_cg_entry), 4096], entries are written entry_size

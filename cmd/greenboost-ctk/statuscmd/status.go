@@ -119,7 +119,14 @@ func collectStatus(cfg *config.Config, warn io.Writer) (*Status, error) {
 		if v, err := os.ReadFile(kmod.SysModule + "/version"); err == nil {
 			st.Module.Version = strings.TrimSpace(string(v))
 		}
-		if q, err := dev.Query(); err == nil {
+		q, err := dev.Query()
+		if hook.LacksCgroupABI(err) {
+			// An upstream module, or another driver at the path: it holds
+			// no budgets and lists no nodes, but the records still show.
+			st.Module.Unavailable = fmt.Sprintf("%s is not a GreenBoost module with the cgroup ABI (an upstream module?), so no budget is enforced: %v", cfg.Device.HostPath, err)
+			break
+		}
+		if err == nil {
 			st.Module.Hierarchy = map[uint32]string{kmod.HierarchyV2: "v2", kmod.HierarchyV1Memory: "v1-memory"}[q.Hierarchy]
 		}
 		pool, err := dev.PoolInfoV3()
@@ -167,13 +174,18 @@ func printStatus(out io.Writer, st *Status) {
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CONTAINER\tCGROUP\tT2 USED/LIMIT\tT3 USED/LIMIT\tBUFFERS\tSTATE")
+	anyLost := false
 	for _, c := range st.Containers {
-		state := "enforced"
-		if !c.Enforced {
-			state = "NOT enforced"
-		}
-		if c.Pending {
+		var state string
+		switch {
+		case c.Pending:
 			state = "pending release"
+		case c.Enforced:
+			state = "enforced"
+		case c.Lost:
+			state, anyLost = budgetLost, true
+		default:
+			state = "NOT enforced"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s/%s\t%s/%s\t%d\t%s\n", shortID(c.ID), kmod.Cgroup{Hierarchy: c.Cgroup.Hierarchy, ID: c.Cgroup.ID},
 			bytes(c.T2Used), config.FormatSize(c.T2Limit), bytes(c.T3Used), config.FormatSize(c.T3Limit), c.Buffers, state)
@@ -183,7 +195,14 @@ func printStatus(out io.Writer, st *Status) {
 			bytes(n.T2Used), config.FormatSize(n.T2Limit), bytes(n.T3Used), config.FormatSize(n.T3Limit), n.Buffers)
 	}
 	w.Flush()
+	if anyLost {
+		fmt.Fprintf(out, "\n%s: the module holds no budget for the container's cgroup (it was unloaded, reloaded or replaced after the container started), so none is enforced; restart the container to set it again\n", budgetLost)
+	}
 }
+
+// budgetLost is the state of a container whose budget the module no longer
+// holds (ContainerUsage.Lost).
+const budgetLost = "budget lost"
 
 // shortID is a container id's first 12 characters, as `docker ps` shows
 // it, quoted where it holds anything but printable text: ids come from

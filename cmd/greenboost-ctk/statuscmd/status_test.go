@@ -25,11 +25,25 @@ func runGC(t *testing.T, stateDir string, args ...string) (stdout, stderr string
 // whose state dir is stateDir, as if the module were not loaded.
 func runCommand(t *testing.T, cmd *cli.Command, stateDir string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return runCommandOn(t, cmd, stateDir, "", args...)
+}
+
+// runCommandOn is runCommand with the module loaded and its node at device;
+// device "" is no module loaded.
+func runCommandOn(t *testing.T, cmd *cli.Command, stateDir, device string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	saved := kmod.SysModule
-	kmod.SysModule = filepath.Join(t.TempDir(), "no-module")
+	kmod.SysModule = filepath.Join(t.TempDir(), "greenboost")
 	t.Cleanup(func() { kmod.SysModule = saved })
+	content := fmt.Sprintf("[hook]\nstate-dir = %q\n", stateDir)
+	if device != "" {
+		if err := os.Mkdir(kmod.SysModule, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		content += fmt.Sprintf("[device]\nhost-path = %q\n", device)
+	}
 	cfgPath := filepath.Join(t.TempDir(), "config.toml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, "[hook]\nstate-dir = %q\n", stateDir), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out, errOut strings.Builder
@@ -190,7 +204,7 @@ func TestJSONHasEveryDocumentedField(t *testing.T) {
 		t.Errorf("containers = %v, want one", st["containers"])
 	} else {
 		ctr, _ := ctrs[0].(map[string]any)
-		hasKeys(t, "containers[0]", ctr, "id", "cgroup", "t2_used_bytes", "t2_limit_bytes", "t3_used_bytes", "t3_limit_bytes", "buffers", "enforced", "pending")
+		hasKeys(t, "containers[0]", ctr, "id", "cgroup", "t2_used_bytes", "t2_limit_bytes", "t3_used_bytes", "t3_limit_bytes", "buffers", "enforced", "pending", "lost")
 		cg, _ := ctr["cgroup"].(map[string]any)
 		hasKeys(t, "containers[0].cgroup", cg, "hierarchy", "id", "path")
 	}
@@ -235,5 +249,52 @@ func TestGCFailsOnUnreadableStateDir(t *testing.T) {
 		if _, _, err := runGC(t, stateDir, args...); err == nil || !strings.Contains(err.Error(), "listing records") {
 			t.Errorf("gc %v: error = %v, want one about listing records", args, err)
 		}
+	}
+}
+
+// A loaded module without the cgroup ABI (an upstream GreenBoost module;
+// here /dev/null, which answers ENOTTY) is reported as unavailable, saying
+// why, and the records are still listed: status does not fail.
+func TestStatusWithoutCgroupABI(t *testing.T) {
+	stateDir := t.TempDir()
+	if err := hook.WriteRecord(stateDir, &hook.Record{ID: "ctr", Pid: os.Getpid(), Limits: hook.Limits{RAM: 1 << 30}}); err != nil {
+		t.Fatal(err)
+	}
+	const why = "/dev/null is not a GreenBoost module with the cgroup ABI"
+	stdout, _, err := runCommandOn(t, NewStatus(), stateDir, "/dev/null")
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if !strings.Contains(stdout, "Module:  loaded, unavailable: "+why) || !strings.Contains(stdout, "\nctr ") {
+		t.Errorf("status output %q, want the module unavailable (%s) and a row for ctr", stdout, why)
+	}
+	stdout, _, err = runCommandOn(t, NewStatus(), stateDir, "/dev/null", "--json")
+	if err != nil {
+		t.Fatalf("status --json: %v", err)
+	}
+	var st Status
+	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, stdout)
+	}
+	if !st.Module.Loaded || !strings.Contains(st.Module.Unavailable, why) || len(st.Containers) != 1 || st.Containers[0].ID != "ctr" {
+		t.Errorf("status --json = %+v, want the module loaded and unavailable (%s), and container ctr", st, why)
+	}
+}
+
+// A record whose budget was set, with no module node for its cgroup (here no
+// module at all), shows as lost, not enforced, and the text says what that
+// means.
+func TestStatusSaysBudgetLost(t *testing.T) {
+	stateDir := t.TempDir()
+	if err := hook.WriteRecord(stateDir, &hook.Record{ID: "ctr", Pid: os.Getpid(), Enforced: true, Cgroup: hook.Cgroup{ID: 7, Path: "/sys/fs/cgroup/x"}}); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := runCommand(t, NewStatus(), stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, _, _ := strings.Cut(strings.SplitN(stdout, "\nctr ", 2)[1], "\n")
+	if strings.Contains(row, "enforced") || !strings.Contains(row, "budget lost") || !strings.Contains(stdout, "\nbudget lost: the module holds no budget") {
+		t.Errorf("status output %q, want ctr's budget lost, and a line saying what that is", stdout)
 	}
 }

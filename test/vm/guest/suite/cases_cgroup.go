@@ -29,6 +29,7 @@ func init() {
 	registerBoth(110, "release", time.Minute, testRelease)
 	register(115, ModeTest, "release-during-alloc", 2*time.Minute, testReleaseDuringAlloc)
 	registerBoth(120, "list-dead", time.Minute, testListDead)
+	registerBoth(125, "setlimit-dead", time.Minute, testSetLimitDead)
 	register(130, ModeTest, "eperm-userns", time.Minute, func(t *T) { testEPERM(t, childOpts{userns: true}) })
 	registerBoth(140, "eperm-nobody", time.Minute, func(t *T) { testEPERM(t, childOpts{uid: 65534}) })
 	register(145, ModeTest, "cgroup-namespace", time.Minute, testCgroupNamespace)
@@ -669,6 +670,73 @@ func testListDead(t *T) {
 	if u, err := d.Usage(dead.cg, false); err != nil || u.T2Usage != 0 || u.NodeFlags != 0 {
 		t.Errorf("usage of a dead, released cgroup: %+v, %v; want zero, no flags", u, err)
 	}
+}
+
+// heldBuffer allocates size bytes in c through a helper that then exits; the
+// test process holds the buffer, so it stays charged to c.
+func heldBuffer(t *T, c cgroup, size uint64) int {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	t.Check(err, "socketpair")
+	s := os.NewFile(uintptr(fds[1]), "s")
+	ch := startChild(t, "held", childOpts{cgroupDir: c.dir, sock: s})
+	s.Close()
+	ch.must(request{Op: "sendfd", FD: ch.alloc(size)})
+	held, err := recvFD(fds[0])
+	t.Check(err, "receive the buffer")
+	unix.Close(fds[0])
+	ch.exit()
+	return held
+}
+
+// testSetLimitDead: SET_LIMIT takes a released node back only while its
+// cgroup exists; a removed cgroup's released node gets ENOENT and stays
+// released, so it is freed with its last buffer. A removed cgroup's node
+// that is not released still takes limits (its buffers still charge it).
+func testSetLimitDead(t *T) {
+	d := device(t)
+	live, dead := mkcg(t, "gbt-sld-live"), mkcg(t, "gbt-sld-dead")
+	for _, c := range []cgroup{live, dead} {
+		setLimit(t, c, 8*miB, kmod.Unlimited)
+	}
+	liveFD, deadFD := heldBuffer(t, live, 2*miB), heldBuffer(t, dead, 2*miB)
+	t.Cleanup(func() { unix.Close(liveFD); unix.Close(deadFD) })
+	t.Check(rmcg(dead.dir), "rmdir "+dead.dir)
+
+	_, err := d.SetLimit(dead.cg, 4*miB, kmod.Unlimited)
+	t.Check(err, "SET_LIMIT of a removed cgroup's node, not released")
+	for _, c := range []cgroup{live, dead} {
+		r, err := d.Release(c.cg, 0)
+		t.Check(err, "release "+shortcg(c))
+		if r.NrNodesReleased != 1 || r.NrLiveBuffers != 1 || r.T2Live != 2*miB {
+			t.Errorf("release of %s: %+v; want 1 node released, 2 MiB live in 1 buffer", shortcg(c), r)
+		}
+	}
+
+	// a live cgroup's released node is taken back
+	l, err := d.SetLimit(live.cg, 16*miB, kmod.Unlimited)
+	t.Check(err, "SET_LIMIT of a live cgroup's released node")
+	if u := usage(t, live); l.PrevT2Max != kmod.Unlimited || u.T2Max != 16*miB ||
+		u.NodeFlags != kmod.CgNodeHasLimit|kmod.CgNodeAlive {
+		t.Errorf("%s taken back: prev %s, usage %+v; want prev unlimited, 16 MiB, HAS_LIMIT|ALIVE",
+			shortcg(live), human(l.PrevT2Max), u)
+	}
+
+	// a removed cgroup's released node is not
+	_, err = d.SetLimit(dead.cg, 16*miB, kmod.Unlimited)
+	isErrno(t, err, unix.ENOENT, "SET_LIMIT of a removed cgroup's released node")
+	_, err = d.SetLimits(dead.cg, kmod.CgFlagT3, 0, miB)
+	isErrno(t, err, unix.ENOENT, "T3-only SET_LIMIT of a removed cgroup's released node")
+	list, err := d.List()
+	t.Check(err, "CG_LIST")
+	if e := findEntry(list, dead.cg.ID); e == nil || e.NodeFlags != kmod.CgNodeReleased ||
+		e.T2Max != kmod.Unlimited || e.T3Max != kmod.Unlimited || e.NrBuffers != 1 {
+		t.Errorf("removed cgroup's released node after SET_LIMIT: %+v; want RELEASED only, unlimited, its 1 buffer", e)
+	}
+	unix.Close(deadFD)
+	deadFD = -1
+	expectNodeFreed(t, dead, "removed cgroup's released node after its last buffer closed", false)
+	_, err = d.SetLimit(dead.cg, 16*miB, kmod.Unlimited)
+	isErrno(t, err, unix.ENOENT, "SET_LIMIT of a removed cgroup whose node was freed")
 }
 
 // testEPERM: root in a user namespace and a non-root user may not change or

@@ -28,6 +28,7 @@ func init() {
 	register(325, ModeTest, "t3-pool-evict", time.Minute, testT3PoolEvict)
 	register(327, ModeTest, "t3-fsize-limit", time.Minute, testT3FileSizeLimit)
 	register(330, ModeTest, "t3-mapped-stay", time.Minute, testT3MappedStay)
+	register(332, ModeTest, "t3-frozen-stay", time.Minute, testT3FrozenStay)
 	register(335, ModeTest, "t3-siblings", time.Minute, testT3Siblings)
 	register(340, ModeTest, "t3-store-reuse", 2*time.Minute, testT3StoreReuse)
 	register(350, ModeTest, "t3-stress", 3*time.Minute, testT3Stress)
@@ -602,6 +603,47 @@ func testT3MappedStay(t *T) {
 			maps[i] = nil
 		}
 	}
+	closeAll(bufs)
+	bufs = nil
+	expectTiers(t, c, 0, 0, "after closing all")
+	expectStoreEmpty(t, "after closing all")
+}
+
+// testT3FrozenStay: a GB_ALLOC_FROZEN buffer is never evicted: alone in a
+// full budget it leaves nothing to evict (EDQUOT), and beside an idle buffer
+// it is not the one to go, though it is the coldest.
+func testT3FrozenStay(t *T) {
+	t3Module(t)
+	d := device(t)
+	c := mkcg(t, "gbt-t3-frozen")
+	setLimit(t, c, 4*miB, kmod.Unlimited)
+	enterCg(t, c)
+	var bufs []gbuf
+	t.Cleanup(func() { closeAll(bufs) })
+
+	frozen, err := allocFill(t, 4*miB, kmod.AllocFrozen, 60)
+	t.Check(err, "ALLOC 4 MiB frozen")
+	bufs = append(bufs, frozen)
+	fd, err := d.Alloc(2*miB, 0)
+	isErrno(t, err, unix.EDQUOT, "ALLOC with the budget full of a frozen buffer")
+	if err == nil {
+		bufs = append(bufs, gbuf{fd: fd})
+	}
+	expectTiers(t, c, 4*miB, 0, "after the refused ALLOC")
+
+	setLimit(t, c, 6*miB, kmod.Unlimited)
+	idle, err := allocFill(t, 2*miB, 0, 61)
+	t.Check(err, "ALLOC 2 MiB idle")
+	bufs = append(bufs, idle)
+	fd, err = d.Alloc(2*miB, 0)
+	t.Check(err, "ALLOC 2 MiB with an idle buffer to evict")
+	bufs = append(bufs, gbuf{fd: fd, size: int(2 * miB)})
+	expectTiers(t, c, 6*miB, 2*miB, "after evicting the idle buffer, not the frozen one")
+	if pi := poolInfoV3(t); pi.T3UsedMB != 2 {
+		t.Errorf("the store holds %d MiB; want 2 (the idle buffer)", pi.T3UsedMB)
+	}
+	frozen.check(t, "frozen buffer")
+	idle.check(t, "idle buffer")
 	closeAll(bufs)
 	bufs = nil
 	expectTiers(t, c, 0, 0, "after closing all")
