@@ -59,25 +59,31 @@ func Encode(spec *cdispec.Spec, format string) ([]byte, error) {
 		return nil, fmt.Errorf("unknown format %q: expected yaml or json", format)
 	}
 	if err := validateBytes(data, format); err != nil {
-		return nil, fmt.Errorf("the generated CDI spec is invalid: %w", err)
+		return nil, err
 	}
 	return data, nil
 }
 
 // validateBytes runs the CDI library's own checks on exactly these bytes;
-// the library reads specs only from files.
+// the library reads specs only from files, so they go to a temp file first.
 func validateBytes(data []byte, format string) error {
 	dir, err := os.MkdirTemp("", "greenboost-cdi")
 	if err != nil {
-		return err
+		return tempFileError(err)
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "spec."+format)
 	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return err
+		return tempFileError(err)
 	}
-	_, err = cdiapi.ReadSpec(path, 0)
-	return err
+	if _, err := cdiapi.ReadSpec(path, 0); err != nil {
+		return fmt.Errorf("the generated CDI spec is invalid: %w", err)
+	}
+	return nil
+}
+
+func tempFileError(err error) error {
+	return fmt.Errorf("checking the generated CDI spec with the CDI library, which reads only files, needs a temp file: %w; set TMPDIR to a writable directory", err)
 }
 
 // WriteSpec writes data to path atomically with mode 0644, creating the

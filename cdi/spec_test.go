@@ -223,3 +223,17 @@ func TestFindLibraryTakesTheFirstThatExists(t *testing.T) {
 		t.Fatalf("FindLibrary = %q, %v; want %s", got, err, first)
 	}
 }
+
+// Encode checks the spec through a temp file: a TMPDIR it cannot use is said
+// as such, not as an invalid spec.
+func TestEncodeWithoutTempDir(t *testing.T) {
+	spec, err := Spec(testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", "/nonexistent")
+	_, err = Encode(spec, "yaml")
+	if err == nil || !strings.Contains(err.Error(), "set TMPDIR to a writable directory") || strings.Contains(err.Error(), "invalid") {
+		t.Fatalf("error = %v, want it to name TMPDIR and not call the spec invalid", err)
+	}
+}

@@ -1,6 +1,8 @@
 package cdi
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,8 +31,10 @@ func CheckFileName(path string) error {
 }
 
 // Validate checks a spec file's name, its content with the CDI library, its
-// kind, and its device numbers against the live device nodes; a mismatch of
-// those wraps ErrStale.
+// kind, its hooks, the config they read and the library it mounts, its device
+// numbers against the live device nodes, and its devices against those
+// `cdi generate` makes now from that config; a mismatch of the last two wraps
+// ErrStale.
 func Validate(path string) (*cdiapi.Spec, error) {
 	if err := CheckFileName(path); err != nil {
 		return nil, err
@@ -46,6 +50,7 @@ func Validate(path string) (*cdiapi.Spec, error) {
 	for _, d := range spec.Devices {
 		edits = append(edits, d.ContainerEdits)
 	}
+	configPath := "" // the config the hooks read; "" is the default file
 	for _, e := range edits {
 		for _, h := range e.Hooks {
 			if err := CheckHook(h.Path); err != nil {
@@ -53,6 +58,9 @@ func Validate(path string) (*cdiapi.Spec, error) {
 			}
 			if err := checkHookConfig(h.Args); err != nil {
 				return spec, fmt.Errorf("invalid CDI spec %s: its hook would fail every container: %w; then run `greenboost-ctk cdi generate`", path, err)
+			}
+			if p, _ := hookArgs(h.Args); p != "" {
+				configPath = p
 			}
 		}
 		for _, m := range e.Mounts {
@@ -68,7 +76,94 @@ func Validate(path string) (*cdiapi.Spec, error) {
 			}
 		}
 	}
+	if err := matchConfig(spec.Spec, configPath); err != nil {
+		return spec, fmt.Errorf("%w %s: %w; regenerate it with `%s`", ErrStale, path, err, generateCommand(configPath, path))
+	}
 	return spec, nil
+}
+
+// matchConfig compares the spec's devices with those `cdi generate` makes
+// now from the config its hooks read: a config moved, removed or edited
+// since, or a hand edit of the spec, would give containers another device,
+// library or mount than the hooks and the config expect.
+func matchConfig(spec *cdispec.Spec, configPath string) error {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return err
+	}
+	source := "the config its hooks read, " + cfg.Path
+	if _, err := os.Stat(cfg.Path); errors.Is(err, fs.ErrNotExist) {
+		source += " (missing, so the defaults)"
+	}
+	want, err := Spec(cfg)
+	if err != nil {
+		return fmt.Errorf("%s, makes no spec: %w", source, err)
+	}
+	if part := differingPart(spec.ContainerEdits, cdispec.ContainerEdits{}); part != "" {
+		return fmt.Errorf("it has spec-wide %s, which %s does not make", part, source)
+	}
+	got := make(map[string]cdispec.ContainerEdits, len(spec.Devices))
+	for _, d := range spec.Devices {
+		got[d.Name] = d.ContainerEdits
+	}
+	for _, d := range want.Devices {
+		edits, ok := got[d.Name]
+		if !ok {
+			return fmt.Errorf("it lacks device %q, which %s makes", d.Name, source)
+		}
+		if part := differingPart(edits, d.ContainerEdits); part != "" {
+			return fmt.Errorf("device %q: its %s differ from those %s makes", d.Name, part, source)
+		}
+		delete(got, d.Name)
+	}
+	for _, d := range spec.Devices {
+		if _, extra := got[d.Name]; extra {
+			return fmt.Errorf("it has device %q, which %s does not make", d.Name, source)
+		}
+	}
+	return nil
+}
+
+// generateCommand is the command that writes the spec at path from the
+// config at configPath ("" is the default file).
+func generateCommand(configPath, path string) string {
+	cmd := "greenboost-ctk"
+	if configPath != "" && configPath != config.DefaultPath {
+		cmd += " --config " + configPath
+	}
+	cmd += " cdi generate"
+	if path != DefaultSpecPath {
+		cmd += " --output " + path
+	}
+	return cmd
+}
+
+// differingPart names the first part of two container edits that differs
+// (as the spec file spells it), or "" when they are the same.
+func differingPart(a, b cdispec.ContainerEdits) string {
+	for _, part := range []struct {
+		name string
+		a, b any
+	}{
+		{"deviceNodes", a.DeviceNodes, b.DeviceNodes},
+		{"mounts", a.Mounts, b.Mounts},
+		{"env", a.Env, b.Env},
+		{"hooks", a.Hooks, b.Hooks},
+		{"containerEdits", a, b}, // what the parts above leave out
+	} {
+		if !sameJSON(part.a, part.b) {
+			return part.name
+		}
+	}
+	return ""
+}
+
+// sameJSON compares two values as the spec file holds them, so that an
+// empty list equals a missing one.
+func sameJSON(a, b any) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 // CheckHook fails where the hook binary at path cannot run: an engine would
@@ -84,10 +179,9 @@ func CheckHook(path string) error {
 	return nil
 }
 
-// checkHookConfig loads the config a hook entry names (--config) and finds
-// the profile it names (--profile) there, as the hook will.
-func checkHookConfig(args []string) error {
-	configPath, profile := "", ""
+// hookArgs returns the config (--config) and the profile (--profile) a hook
+// entry's arguments name.
+func hookArgs(args []string) (configPath, profile string) {
 	for i := 0; i+1 < len(args); i++ {
 		switch args[i] {
 		case "--config":
@@ -96,6 +190,13 @@ func checkHookConfig(args []string) error {
 			profile = args[i+1]
 		}
 	}
+	return configPath, profile
+}
+
+// checkHookConfig loads the config a hook entry names (--config) and finds
+// the profile it names (--profile) there, as the hook will.
+func checkHookConfig(args []string) error {
+	configPath, profile := hookArgs(args)
 	if configPath == "" {
 		return nil // the hook reads the default config, as ctk did
 	}
@@ -103,8 +204,13 @@ func checkHookConfig(args []string) error {
 	if err != nil {
 		return err
 	}
-	_, _, err = cfg.ProfileLimits(profile)
-	return err
+	if _, _, err := cfg.ProfileLimits(profile); err != nil {
+		if _, statErr := os.Stat(configPath); errors.Is(statErr, fs.ErrNotExist) {
+			return fmt.Errorf("its config %s does not exist (the hook would read the defaults): %w", configPath, err)
+		}
+		return err
+	}
+	return nil
 }
 
 func checkLive(n *cdispec.DeviceNode) error {

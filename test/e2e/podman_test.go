@@ -149,6 +149,29 @@ func testPodmanRuntime(t *testing.T, s *suite, p *podman, ll lowLevel) {
 		checkUntouchedProbe(t, out)
 	})
 
+	t.Run("exec-env", func(t *testing.T) {
+		// podman exec builds its process from the container's own env, which
+		// the CDI edits never entered: only what `run -e` gave reaches it, as
+		// the README's CDI section says.
+		probe := []string{"/bin/sh", "-c", `echo "LD_PRELOAD=$LD_PRELOAD GREENBOOST_ACTIVE=$GREENBOOST_ACTIVE"`}
+		for _, tt := range []struct {
+			name string
+			env  []string
+			want string
+		}{
+			{"plain", nil, "LD_PRELOAD= GREENBOOST_ACTIVE="},
+			{"given at run", []string{"-e", "LD_PRELOAD=" + libContainerPath, "-e", "GREENBOOST_ACTIVE=1"},
+				"LD_PRELOAD=" + libContainerPath + " GREENBOOST_ACTIVE=1"},
+		} {
+			args := append(append([]string{"-d", "--device", podmanDeviceExt}, tt.env...), podmanImage, "sleep", "120")
+			id := strings.TrimSpace(lastLine(p.mustRun(t, run(args...)...)))
+			t.Cleanup(func() { _, _, _ = p.podman("rm", "-f", "-t", "0", id) })
+			if got := strings.TrimSpace(lastLine(p.mustRun(t, append([]string{"exec", id}, probe...)...))); got != tt.want {
+				t.Errorf("%s: podman exec sees %q, want %q", tt.name, got, tt.want)
+			}
+		}
+	})
+
 	t.Run("record-lifecycle-annotation", func(t *testing.T) {
 		// The annotation beats the environment (DESIGN.md §4).
 		p.checkRecordLifecycle(t, 1<<30, run("-d", "--device", podmanDeviceExt,

@@ -31,7 +31,7 @@ func New() *cli.Command {
 				Name:  "generate",
 				Usage: "write the CDI spec (device ext plus one per [limits.profiles.NAME])",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: cdi.DefaultSpecPath, Usage: "spec file, or - for stdout", Destination: &gen.output, EnvVars: []string{"GREENBOOST_CDI_OUTPUT"}},
+					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: cdi.DefaultSpecPath, Usage: "spec file, or - for stdout", Destination: &gen.output, EnvVars: []string{outputEnv}},
 					&cli.StringFlag{Name: "format", Value: "", Usage: "yaml or json (default: from the output's extension, else yaml)", Destination: &gen.format},
 				},
 				Before: gen.validate,
@@ -48,7 +48,7 @@ func New() *cli.Command {
 			},
 			{
 				Name:      "validate",
-				Usage:     "check a spec with the CDI library and against the live device (stale major:minor fails)",
+				Usage:     "check a spec with the CDI library, against the live device (stale major:minor fails) and against the config its hooks read (FILE: default $" + outputEnv + ", else " + cdi.DefaultSpecPath + ")",
 				ArgsUsage: "[FILE]",
 				Before: func(c *cli.Context) error {
 					if c.NArg() > 1 {
@@ -212,8 +212,15 @@ func generateHint(dirs []string) string {
 	return "run greenboost-ctk cdi generate --output " + filepath.Join(dirs[0], filepath.Base(cdi.DefaultSpecPath))
 }
 
+// outputEnv sets generate's --output, and so the file validate checks by
+// default.
+const outputEnv = "GREENBOOST_CDI_OUTPUT"
+
 func validate(c *cli.Context) error {
 	path := cdi.DefaultSpecPath
+	if out := os.Getenv(outputEnv); out != "" && out != "-" {
+		path = out
+	}
 	if c.NArg() == 1 {
 		path = c.Args().First()
 	}
@@ -224,6 +231,6 @@ func validate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "%s: valid, cdiVersion %s, %d device(s), device numbers match the live node\n", path, spec.Version, len(spec.Devices))
+	fmt.Fprintf(c.App.Writer, "%s: valid, cdiVersion %s, %d device(s), device numbers match the live node, devices match the config its hooks read\n", path, spec.Version, len(spec.Devices))
 	return nil
 }

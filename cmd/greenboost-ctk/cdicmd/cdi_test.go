@@ -231,6 +231,11 @@ func TestValidate(t *testing.T) {
 	if _, _, err := runCDI(t, "validate", dir); err == nil || !strings.Contains(err.Error(), dir+" is a directory") || !strings.Contains(err.Error(), "cdi list --spec-dir") {
 		t.Errorf("validate of a directory: %v, want it named as one, with the command for directories", err)
 	}
+	// Without FILE, validate checks the file generate writes: GREENBOOST_CDI_OUTPUT's.
+	t.Setenv("GREENBOOST_CDI_OUTPUT", filepath.Join(dir, "other.yaml"))
+	if _, _, err := runCDI(t, "validate"); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "other.yaml")) {
+		t.Errorf("validate with GREENBOOST_CDI_OUTPUT set: %v, want it to check that file", err)
+	}
 }
 
 // Two specs of our kind conflict: list names both and asks to keep one, not
