@@ -206,11 +206,27 @@ func lockForRecord(stateDir string, wait bool, deadline time.Time) (func(), erro
 // below (runc removes it on delete; one it failed to remove is left empty).
 func containerAlive(rec *Record) bool {
 	if rec.Cgroup.Path == "" {
-		_, err := os.Stat(fmt.Sprintf("/proc/%d", rec.Pid))
-		return err == nil
+		return processAlive(rec.Pid)
 	}
 	id, err := kmod.CgroupID(rec.Cgroup.Path)
 	return err == nil && id == rec.Cgroup.ID && populated(rec.Cgroup.Path)
+}
+
+// processAlive says whether process pid exists and has not exited: a
+// container's killed init stays a zombie until its parent reaps it, which
+// may be after poststop.
+func processAlive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// "PID (COMM) STATE …", where COMM may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return true // unreadable: nothing says it exited
+	}
+	state := stat[i+2]
+	return state != 'Z' && state != 'X'
 }
 
 // populated says whether a process lives in the cgroup at dir or below it:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -582,5 +583,36 @@ func TestReleaseWithoutModule(t *testing.T) {
 				t.Fatalf("error = %v, record: %v; want an error naming %s and the record kept", err, readErr, tt.wantErr)
 			}
 		})
+	}
+}
+
+// A container without a cgroup of its own is alive while its init runs: its
+// killed init, a zombie until its parent reaps it, is gone (crun
+// --cgroup-manager=disabled, podman --cgroups=disabled).
+func TestContainerWithoutCgroupAliveWhileItsInitRuns(t *testing.T) {
+	if !containerAlive(&Record{Pid: os.Getpid()}) {
+		t.Fatal("this test process counts as gone")
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rec := &Record{Pid: cmd.Process.Pid}
+	zombie := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", rec.Pid)); strings.Contains(string(stat), ") Z ") {
+			zombie = true
+			break
+		}
+	}
+	if !zombie {
+		t.Fatalf("process %d never became a zombie", rec.Pid)
+	}
+	if containerAlive(rec) {
+		t.Error("a container whose init is a zombie counts as alive")
+	}
+	cmd.Wait()
+	if containerAlive(rec) {
+		t.Error("a container whose init was reaped counts as alive")
 	}
 }

@@ -42,11 +42,18 @@ func RecordDir(stateDir string) string {
 	return filepath.Join(stateDir, "containers")
 }
 
+// maxIDLen is the longest id whose record file name, ID.json, fits in the
+// 255 bytes a file name may have.
+const maxIDLen = 255 - len(".json")
+
 // validID checks that id can name a record file: a file in the record
 // dir, never one outside it.
 func validID(id string) error {
 	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
 		return fmt.Errorf("invalid container id %q: expected a non-empty name without / or NUL, other than . and ..", id)
+	}
+	if len(id) > maxIDLen {
+		return fmt.Errorf("invalid container id of %d bytes: its record file, ID.json, would pass the 255-byte limit of a file name; use an id of at most %d bytes", len(id), maxIDLen)
 	}
 	return nil
 }

@@ -49,6 +49,14 @@ func TestReadStateRefusesAnInvalidID(t *testing.T) {
 			t.Errorf("id %q: error = %v, want one naming the invalid id", id, err)
 		}
 	}
+	// runc and crun take longer ids than a record file can be named after.
+	for n, valid := range map[int]bool{250: true, 251: false} {
+		data, _ := json.Marshal(map[string]any{"id": strings.Repeat("y", n), "pid": 42, "bundle": "/b"})
+		_, err := ReadState(bytes.NewReader(data))
+		if valid != (err == nil) || (err != nil && !strings.Contains(err.Error(), "at most 250 bytes")) {
+			t.Errorf("id of %d bytes: error = %v, want valid %v", n, err, valid)
+		}
+	}
 }
 
 func TestPrestartRefusesAnInvalidIDUpFront(t *testing.T) {

@@ -57,18 +57,23 @@ func execProcessWithEnv(runtime, root, process, id string) (string, error) {
 	if err != nil {
 		return "", nil
 	}
-	var p specs.Process
-	unknown, err := decodeKeepingUnknown(data, &p)
-	if err != nil {
-		// The runtime reports it; the bytes go to it as read, since a pipe
-		// cannot be read twice.
+	// Only env changes: every other member goes to the runtime as the
+	// engine wrote it (a member left out means the runtime's default).
+	var p map[string]json.RawMessage
+	var env []string
+	if json.Unmarshal(data, &p) != nil || p["env"] == nil || string(p["env"]) == "null" || json.Unmarshal(p["env"], &env) != nil {
+		// The runtime reports a file that does not parse, and gives one
+		// without env the container's (crun), ours included, or none (runc).
+		// The bytes go to it as read, since a pipe cannot be read twice.
 		return copyToMemfd(process, data)
 	}
 	ours, _, _ := strings.Cut(envValue(containerEnv, cdi.PreloadEnv), ":")
-	preload := mergePreload(ours, envValue(p.Env, cdi.PreloadEnv))
+	preload := mergePreload(ours, envValue(env, cdi.PreloadEnv))
 	ourEnv := []string{cdi.PreloadEnv + "=" + preload, cdi.ActiveEnv + "=1"}
-	p.Env = append(withoutVars(p.Env, ourEnv), ourEnv...)
-	edited, err := encodeKeepingUnknown(&p, unknown)
+	if p["env"], err = json.Marshal(append(withoutVars(env, ourEnv), ourEnv...)); err != nil {
+		return "", fmt.Errorf("encoding the exec process: %w", err)
+	}
+	edited, err := json.Marshal(p)
 	if err != nil {
 		return "", fmt.Errorf("encoding the exec process: %w", err)
 	}

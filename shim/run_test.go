@@ -452,6 +452,40 @@ func TestNoRuntimeFound(t *testing.T) {
 	}
 }
 
+// Installed as "runc" ahead of the real one on PATH (a symlink, a hard link
+// or a copy), the wrapper passes over itself to the next runc on PATH, for
+// every verb and on create.
+func TestRuntimeFoundPastTheWrapperOnPath(t *testing.T) {
+	f := newFakeRuntime(t)
+	cfg := writeTestConfig(t, "")
+	data, err := os.ReadFile(wrapperBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, install := range []string{"symlink", "copy"} {
+		ahead := t.TempDir()
+		runc := filepath.Join(ahead, "runc")
+		if install == "symlink" {
+			err = os.Symlink(wrapperBin, runc)
+		} else {
+			err = os.WriteFile(runc, data, 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"state", "c1"}, {"create", "--bundle", bundleWith(t, "testdata/plain/in.json"), "c1"}} {
+			cmd := exec.Command(runc, args...)
+			cmd.Env = []string{"PATH=" + ahead + ":" + f.dir + ":/usr/bin:/bin", "GREENBOOST_CONFIG=" + cfg}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: runc %q: %v %s", install, args, err, out)
+			}
+			if got := f.lastCall(t); strings.Join(got, " ") != strings.Join(args, " ") {
+				t.Fatalf("%s: the runc past the wrapper got %q, want %q", install, got, args)
+			}
+		}
+	}
+}
+
 func TestExecGetsTheContainersGreenBoostEnv(t *testing.T) {
 	f := newFakeRuntime(t)
 	cfg := writeTestConfig(t, "")
@@ -518,6 +552,27 @@ func TestExecGetsTheContainersGreenBoostEnv(t *testing.T) {
 	}
 	if seen := f.processSeen(t); string(seen) != "{not json" {
 		t.Fatalf("the runtime got %q, want the bytes read from the pipe", seen)
+	}
+
+	// Only env changes: members the engine left out (user, cwd) stay out,
+	// for the runtime's defaults, and a file without env (crun then gives
+	// the container's, ours included) or one the runtime must refuse goes to
+	// it byte for byte.
+	os.WriteFile(process, []byte(`{"args":["true"],"env":["PATH=/bin"],"x-extra":{"n":18446744073709551615}}`), 0o600)
+	if _, stderr, err := f.runEnv(t, []string{"GREENBOOST_CONFIG=" + cfg, "FAKE_BUNDLE=" + bundle}, "exec", "-p", process, "c1"); err != nil {
+		t.Fatalf("exec: %v %s", err, stderr)
+	}
+	if seen := string(f.processSeen(t)); seen != `{"args":["true"],"env":["PATH=/bin","LD_PRELOAD=/usr/lib/greenboost/libgreenboost_cuda.so","GREENBOOST_ACTIVE=1"],"x-extra":{"n":18446744073709551615}}` {
+		t.Fatalf("exec process with members left out: the runtime got %s", seen)
+	}
+	for _, doc := range []string{`{"args":["/bin/env"],"cwd":"/"}`, `{}`, `{"args":["sh"],"env":null}`, `null`, `{"env":"PATH=/bin"}`} {
+		os.WriteFile(process, []byte(doc), 0o600)
+		if _, stderr, err := f.runEnv(t, []string{"GREENBOOST_CONFIG=" + cfg, "FAKE_BUNDLE=" + bundle}, "exec", "-p", process, "c1"); err != nil {
+			t.Fatalf("exec: %v %s", err, stderr)
+		}
+		if seen := string(f.processSeen(t)); seen != doc {
+			t.Errorf("exec process %s: the runtime got %s, want it as written", doc, seen)
+		}
 	}
 
 	// A file the wrapper cannot read is the runtime's to report.

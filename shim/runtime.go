@@ -5,25 +5,48 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
 // findRuntime returns the first candidate that resolves to an executable
-// other than this wrapper: an absolute path, or a name looked up on PATH.
+// other than this wrapper: an absolute path, or a name looked up on PATH. A
+// name is looked up past this wrapper, so that the wrapper installed as
+// "runc" ahead of the real one on PATH finds that one.
 func findRuntime(candidates []string) (string, error) {
-	self, _ := os.Executable()
-	self, _ = filepath.EvalSymlinks(self)
+	self, _ := os.Stat("/proc/self/exe")
 	for _, c := range candidates {
-		path, err := exec.LookPath(c)
+		if path, err := lookPathPast(c, self); err == nil {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("no low-level runtime found (tried %v on PATH=%s, passing over this wrapper): install runc or crun, or set [runtime] runtimes", candidates, os.Getenv("PATH"))
+}
+
+// lookPathPast finds name as exec.LookPath does (never in the current
+// directory), skipping the file self: an exec of ourselves would loop.
+func lookPathPast(name string, self os.FileInfo) (string, error) {
+	var paths []string
+	if strings.Contains(name, "/") {
+		paths = []string{name}
+	} else {
+		for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+			if filepath.IsAbs(dir) {
+				paths = append(paths, filepath.Join(dir, name))
+			}
+		}
+	}
+	for _, p := range paths {
+		path, err := exec.LookPath(p)
 		if err != nil {
 			continue
 		}
-		if real, err := filepath.EvalSymlinks(path); err == nil && real == self {
-			continue // never exec ourselves in a loop
+		if fi, err := os.Stat(path); err == nil && self != nil && os.SameFile(fi, self) {
+			continue
 		}
 		return path, nil
 	}
-	return "", fmt.Errorf("no low-level runtime found (tried %v on PATH=%s): install runc or crun, or set [runtime] runtimes", candidates, os.Getenv("PATH"))
+	return "", exec.ErrNotFound
 }
 
 // execRuntime replaces this process with the low-level runtime, passing the

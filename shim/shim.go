@@ -96,11 +96,13 @@ func editBundle(cfg *config.Config, id, bundle, specPath string, logger *slog.Lo
 	}
 	defer spec.Close()
 	raw := spec.Raw()
-	var env []string
-	if raw.Process != nil {
-		env = raw.Process.Env
+	if raw.Process == nil {
+		// No container can be made from it (valid JSON such as {} or null):
+		// the runtime says why, about the file as the engine wrote it.
+		logger.Warn("spec has no process; left untouched for the runtime to report", "spec", specPath)
+		return nil
 	}
-	req, err := request.Parse(raw.Annotations, env)
+	req, err := request.Parse(raw.Annotations, raw.Process.Env)
 	if err != nil {
 		return err
 	}

@@ -121,6 +121,8 @@ func TestEditBundleLeavesFileUntouched(t *testing.T) {
 		{"malformed", "parsing OCI spec @BUNDLE@/config.json"},
 		{"bogus-limit", `invalid GREENBOOST_RAM_LIMIT "bogus": expected`},
 		{"bogus-opt-out", `invalid GREENBOOST_DISABLE "yes": expected true or false`},
+		{"no-process", ""}, // valid JSON no container is made from: the runtime's to report
+		{"json-null", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			in := filepath.Join("testdata", tt.name, "in.json")
