@@ -72,15 +72,39 @@ func TestCollectLeavesForeignFilesAlone(t *testing.T) {
 		name    string
 		file    string
 		content string
+		// make, where set, makes the stray file instead of content.
+		make func(t *testing.T, path string)
 	}{
-		{"another container's record", "stale-other.json", `{"id":"ctr-live","cgroup":{"id":12345,"path":"/nonexistent/cgroup"}}`},
-		{"garbage", "bad.json", "garbage\n"},
-		{"empty", "empty.json", ""},
-		{"truncated", "broken.json", `{"id":`},
-		{"wrong type", "typed.json", `{"id":"typed","pid":"one"}`},
-		{"bad time", "timed.json", `{"id":"timed","time":"yesterday"}`},
-		{"not a JSON object", "list.json", `[]`},
-		{"no id in the name", ".json", `{"id":""}`},
+		{"another container's record", "stale-other.json", `{"id":"ctr-live","cgroup":{"id":12345,"path":"/nonexistent/cgroup"}}`, nil},
+		{"garbage", "bad.json", "garbage\n", nil},
+		{"empty", "empty.json", "", nil},
+		{"truncated", "broken.json", `{"id":`, nil},
+		{"wrong type", "typed.json", `{"id":"typed","pid":"one"}`, nil},
+		{"bad time", "timed.json", `{"id":"timed","time":"yesterday"}`, nil},
+		{"not a JSON object", "list.json", `[]`, nil},
+		{"no id in the name", ".json", `{"id":""}`, nil},
+		// Read without a limit or blocking, these stalled every prestart.
+		{"a FIFO", "fifo.json", "", func(t *testing.T, path string) {
+			if err := unix.Mkfifo(path, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a link to /dev/zero", "zero.json", "", func(t *testing.T, path string) {
+			if err := os.Symlink("/dev/zero", path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a directory", "dir.json", "", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a huge file", "huge.json", "", func(t *testing.T, path string) {
+			writeFile(t, path, "")
+			if err := os.Truncate(path, 1<<30); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,7 +124,11 @@ func TestCollectLeavesForeignFilesAlone(t *testing.T) {
 				}
 			}
 			stray := filepath.Join(RecordDir(cfg.Hook.StateDir), tt.file)
-			writeFile(t, stray, tt.content)
+			if tt.make != nil {
+				tt.make(t, stray)
+			} else {
+				writeFile(t, stray, tt.content)
+			}
 			res, err := Collect(cfg, nil, time.Now().Add(time.Minute), true)
 			if err != nil {
 				t.Errorf("error = %v, want none for a file the hook did not write", err)
@@ -135,17 +163,6 @@ func TestCollectFailures(t *testing.T) {
 		// noStray: no room for a foreign record beside the failure.
 		noStray bool
 	}{
-		{
-			name: "record unreadable",
-			setup: func(t *testing.T, stateDir string) {
-				// Tests run as root, who reads any file: a directory stands
-				// in for a file that cannot be read.
-				if err := os.MkdirAll(filepath.Join(RecordDir(stateDir), "dir.json"), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			},
-			want: "dir.json: is a directory",
-		},
 		{
 			name: "record dir unreadable",
 			setup: func(t *testing.T, stateDir string) {

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/greenboost/greenboost-container-toolkit/internal/atomicfile"
 )
@@ -110,7 +113,7 @@ func ReadRecord(stateDir, id string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
+	data, err := readRecordFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the record of %s: %w", id, err)
 	}
@@ -124,6 +127,40 @@ func ReadRecord(stateDir, id string) (*Record, error) {
 		return nil, fmt.Errorf("%s names container %q, not %q: %w; remove it by hand", path, r.ID, id, ErrForeignRecord)
 	}
 	return &r, nil
+}
+
+// maxRecordSize bounds what is read of a record file: the hook's are a few
+// hundred bytes, and a stray file in the record dir must not stall every
+// prestart, gc and status.
+const maxRecordSize = 64 << 10
+
+// readRecordFile reads the record file at path, refusing what the hook never
+// writes there without blocking on it: a link (to /dev/zero, say), a FIFO
+// or device, a file over maxRecordSize.
+func readRecordFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("%s is a symbolic link: %w; remove it by hand", path, ErrForeignRecord)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file: %w; remove it by hand", path, ErrForeignRecord)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxRecordSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxRecordSize {
+		return nil, fmt.Errorf("%s holds over %d KiB: %w; remove it by hand", path, maxRecordSize>>10, ErrForeignRecord)
+	}
+	return data, nil
 }
 
 // RemoveRecord deletes the record of container id; a missing one is fine.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	runtimeoptions "github.com/containerd/containerd/pkg/runtimeoptions/v1"
+	"github.com/containerd/containerd/runtime/linux/runctypes"
 	"github.com/containerd/typeurl/v2"
 	"github.com/pelletier/go-toml/v2"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -112,6 +113,14 @@ func decodeOptions(in *anypb.Any) (opts *options.Options, configPath string, exp
 	switch o := v.(type) {
 	case *options.Options:
 		return o, "", true, nil
+	case *runctypes.CreateOptions:
+		// ctr and Go clients of containerd 1.x send these, the v1 shim's, to
+		// a runtime not named io.containerd.runc* (WithNoPivotRoot,
+		// WithUIDOwner, WithGIDOwner); the rest of them is for checkpoints.
+		return &options.Options{
+			NoPivotRoot: o.NoPivotRoot, NoNewKeyring: o.NoNewKeyring, ShimCgroup: o.ShimCgroup,
+			IoUid: o.IoUid, IoGid: o.IoGid, CriuWorkPath: o.CriuWorkPath, CriuImagePath: o.CriuImagePath,
+		}, "", false, nil
 	case *runtimeoptions.Options:
 		if len(o.ConfigBody) > 0 {
 			var t runcOptionsTOML
@@ -126,7 +135,7 @@ func decodeOptions(in *anypb.Any) (opts *options.Options, configPath string, exp
 		}
 		return opts, o.ConfigPath, false, nil
 	}
-	return nil, "", false, fmt.Errorf("unsupported runtime options type %s: %s accepts runc options (containerd.runc.v1.Options) and runtimeoptions.v1.Options", in.GetTypeUrl(), BinaryName)
+	return nil, "", false, fmt.Errorf("unsupported runtime options type %s: %s accepts runc options (containerd.runc.v1.Options, containerd.linux.runc.CreateOptions) and runtimeoptions.v1.Options", in.GetTypeUrl(), BinaryName)
 }
 
 // runtimeBinary is the OCI runtime the options name, greenboost-runtime

@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
 	runtimeoptions "github.com/containerd/containerd/pkg/runtimeoptions/v1"
+	"github.com/containerd/containerd/runtime/linux/runctypes"
 	"github.com/containerd/containerd/runtime/v2/runc/manager"
 	"github.com/containerd/containerd/runtime/v2/shim"
 	"github.com/containerd/typeurl/v2"
@@ -149,6 +150,8 @@ func TestRuncOptions(t *testing.T) {
 			&options.Options{BinaryName: ours, SystemdCgroup: true}, "/etc/gb/small.toml"},
 		{"CRI 1.7: runtimeoptions with the options table", anyOf(t, &runtimeoptions.Options{ConfigBody: []byte("SystemdCgroup = true\nRoot = \"/run/gb\"\n")}), cgroupfs,
 			&options.Options{BinaryName: ours, Root: "/run/gb", SystemdCgroup: true}, ""},
+		{"ctr 1.x --no-pivot/--uidmap: the v1 shim's CreateOptions", anyOf(t, &runctypes.CreateOptions{NoPivotRoot: true, IoUid: 1000, IoGid: 1000}), systemd,
+			&options.Options{BinaryName: ours, SystemdCgroup: true, NoPivotRoot: true, IoUid: 1000, IoGid: 1000}, ""},
 		{"CRI 1.7: options table naming a binary", anyOf(t, &runtimeoptions.Options{ConfigBody: []byte("BinaryName = \"/x/runc\"\n")}), cgroupfs,
 			&options.Options{BinaryName: "/x/runc"}, ""},
 	} {
@@ -160,9 +163,11 @@ func TestRuncOptions(t *testing.T) {
 			if configPath != tc.configPath {
 				t.Errorf("GreenBoost config %q, want %q", configPath, tc.configPath)
 			}
-			if got.BinaryName != tc.want.BinaryName || got.Root != tc.want.Root || got.SystemdCgroup != tc.want.SystemdCgroup {
-				t.Errorf("got BinaryName=%q Root=%q SystemdCgroup=%v, want %q %q %v",
-					got.BinaryName, got.Root, got.SystemdCgroup, tc.want.BinaryName, tc.want.Root, tc.want.SystemdCgroup)
+			if got.BinaryName != tc.want.BinaryName || got.Root != tc.want.Root || got.SystemdCgroup != tc.want.SystemdCgroup ||
+				got.NoPivotRoot != tc.want.NoPivotRoot || got.IoUid != tc.want.IoUid || got.IoGid != tc.want.IoGid {
+				t.Errorf("got BinaryName=%q Root=%q SystemdCgroup=%v NoPivotRoot=%v IoUid=%d IoGid=%d, want %q %q %v %v %d %d",
+					got.BinaryName, got.Root, got.SystemdCgroup, got.NoPivotRoot, got.IoUid, got.IoGid,
+					tc.want.BinaryName, tc.want.Root, tc.want.SystemdCgroup, tc.want.NoPivotRoot, tc.want.IoUid, tc.want.IoGid)
 			}
 			// The result must round-trip as the runc shim reads it.
 			a, err := marshalOptions(got)

@@ -118,6 +118,15 @@ func ctrRun(t *testing.T, s *suite, d *ctrd) {
 	if err == nil || !strings.Contains(stdout+stderr, "runtime option ConfigPath") {
 		t.Errorf("ctr run with a missing ConfigPath: %v\n%s%s; want a failure naming the runtime option ConfigPath", err, stdout, stderr)
 	}
+
+	// ctr 1.x sends --no-pivot (and --uidmap's owner) to a runtime not
+	// named io.containerd.runc* as the v1 shim's CreateOptions.
+	const id4 = "gb-ctr-nopivot"
+	d.track(id4)
+	stdout, stderr, err = d.ctr("run", "--rm", "--no-pivot", "--runtime", ctrdRuntimeType, ctrdImage, id4, "/bin/sh", "-c", "echo LD_PRELOAD=$LD_PRELOAD")
+	if err != nil || !strings.Contains(stdout, "LD_PRELOAD="+libContainerPath) {
+		t.Errorf("ctr run --no-pivot: %v\n%s%s; want the container run with GreenBoost", err, stdout, stderr)
+	}
 }
 
 // ctrdRunWithRecord starts cmd (a foreground run of the probe plus
