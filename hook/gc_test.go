@@ -49,9 +49,9 @@ func TestCollectDropsRecordsOfGoneContainers(t *testing.T) {
 	if !slices.Equal(res.RecordsDropped, []string{".dotted-dead", "dead", "nocgroup-dead", "reused"}) {
 		t.Fatalf("dropped %v", res.RecordsDropped)
 	}
-	left, err := ReadRecords(cfg.Hook.StateDir)
-	if err != nil {
-		t.Fatal(err)
+	left, leftOut, err := ReadRecords(cfg.Hook.StateDir)
+	if err != nil || leftOut != nil {
+		t.Fatal(err, leftOut)
 	}
 	var ids []string
 	for _, r := range left {
@@ -140,7 +140,10 @@ func TestCollectLeavesForeignFilesAlone(t *testing.T) {
 			if !slices.Equal(res.RecordsDropped, []string{"ctr-dead"}) {
 				t.Errorf("dropped %v, want [ctr-dead]", res.RecordsDropped)
 			}
-			left, err := ReadRecords(cfg.Hook.StateDir)
+			left, err, listErr := ReadRecords(cfg.Hook.StateDir)
+			if listErr != nil {
+				t.Fatal(listErr)
+			}
 			if len(left) != 1 || left[0].ID != "ctr-live" || !errors.Is(err, ErrForeignRecord) || !strings.Contains(fmt.Sprint(err), stray) {
 				t.Errorf("records left: %v (%v); want ctr-live, and the stray file named in the error", left, err)
 			}

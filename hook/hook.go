@@ -186,6 +186,11 @@ func deviceName(profile string) string {
 func (h *Hook) request(state *specs.State) (request.Request, error) {
 	path := h.SpecPath
 	if path == "" {
+		// The hook runs in the bundle, but a missing or relative bundle
+		// must not read whatever config.json lies in some directory.
+		if !filepath.IsAbs(state.Bundle) {
+			return request.Request{}, fmt.Errorf("the OCI state's bundle %q is not an absolute path: the runtime must give the bundle the container was created from", state.Bundle)
+		}
 		path = ocispec.Path(state.Bundle)
 	}
 	specAnnotations, env, err := ocispec.ReadAnnotationsAndEnv(path)

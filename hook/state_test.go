@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"strings"
 	"testing"
@@ -67,5 +68,26 @@ func TestPrestartRefusesAnInvalidIDUpFront(t *testing.T) {
 	err := runStage(t, New(cfg, "", &warn), Prestart, st)
 	if err == nil || !strings.Contains(err.Error(), `invalid container id "../x"`) || warn.Len() != 0 {
 		t.Fatalf("error = %v, warnings %q: want the invalid id refused before any warning", err, warn.String())
+	}
+}
+
+// Without an absolute bundle the hook would read its requests from a
+// config.json wherever it runs.
+func TestPrestartNeedsAnAbsoluteBundle(t *testing.T) {
+	for _, bundle := range []string{"", "bundle"} {
+		cfg, st := hookFixture(t, nil, nil)
+		st.Bundle = bundle
+		err := runStage(t, New(cfg, "", io.Discard), Prestart, st)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("bundle %q is not an absolute path", bundle)) {
+			t.Errorf("bundle %q: error = %v, want it refused", bundle, err)
+		}
+	}
+}
+
+// A state over the limit is said to be too large, not cut short.
+func TestReadStateTooLarge(t *testing.T) {
+	big := `{"id":"c1","pid":42,"bundle":"/b","annotations":{"x":"` + strings.Repeat("a", maxStateSize) + `"}}`
+	if _, err := ReadState(strings.NewReader(big)); err == nil || !strings.Contains(err.Error(), "over 1 MiB") {
+		t.Fatalf("error = %v, want the state named too large", err)
 	}
 }

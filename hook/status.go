@@ -29,14 +29,14 @@ type ContainerUsage struct {
 
 // ReadRecords loads every record in the state dir, sorted by id. Files that
 // cannot be read, or that are no record greenboost-hook wrote (wrapping
-// ErrForeignRecord, as gc's LeftAlone), are left out and named in the error,
-// one joined error each, with the others still returned.
-func ReadRecords(stateDir string) ([]*Record, error) {
+// ErrForeignRecord, as gc's LeftAlone), are left out and named in leftOut,
+// one joined error each, with the others still returned; err is a record
+// dir that cannot be listed, where nothing can be said.
+func ReadRecords(stateDir string) (recs []*Record, leftOut, err error) {
 	ids, err := recordIDs(stateDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var recs []*Record
 	var errs []error
 	for _, id := range ids {
 		rec, err := readListedRecord(stateDir, id)
@@ -50,7 +50,7 @@ func ReadRecords(stateDir string) ([]*Record, error) {
 		recs = append(recs, rec)
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
-	return recs, errors.Join(errs...)
+	return recs, errors.Join(errs...), nil
 }
 
 // JoinUsage pairs records with the module's nodes (CG_LIST; none without

@@ -106,6 +106,15 @@ func (c *configureCommand) validate(ctx *cli.Context) error {
 	default:
 		return fmt.Errorf("--runtime %q: expected docker or containerd", c.engine)
 	}
+	if strings.HasSuffix(c.path, "/") {
+		// Its directory would be made with the file's name: a daemon.json
+		// directory that dockerd then refuses to start with.
+		name := filepath.Base(DefaultDockerConfig)
+		if c.engine == "containerd" {
+			name = filepath.Base(DefaultContainerdConfig)
+		}
+		return fmt.Errorf("--config %s ends in /: give the file, such as %s", c.path, filepath.Join(c.path, name))
+	}
 	if c.name == "" {
 		return errors.New("--runtime-name must not be empty")
 	}

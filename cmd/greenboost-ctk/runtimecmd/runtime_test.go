@@ -333,9 +333,10 @@ func TestConfigureValidate(t *testing.T) {
 	}
 }
 
-// TestConfigureEmptyFlag: a flag given an empty value (a script's unset
-// variable) is a one-line error naming it, not the engine's default file.
-func TestConfigureEmptyFlag(t *testing.T) {
+// TestConfigureBadPathFlags: a flag given an empty value (a script's unset
+// variable) is a one-line error naming it, not the engine's default file;
+// so is a --config ending in /.
+func TestConfigureBadPathFlags(t *testing.T) {
 	daemonJSON := filepath.Join(t.TempDir(), "daemon.json")
 	for _, tt := range []struct {
 		args []string
@@ -346,6 +347,10 @@ func TestConfigureEmptyFlag(t *testing.T) {
 		{[]string{"--runtime", "containerd", "--config", ""}, []string{"--config is empty", DefaultContainerdConfig}},
 		{[]string{"--config", daemonJSON, "--runtime-path", ""}, []string{"--runtime-path is empty"}},
 		{[]string{"--runtime", "containerd", "--runtime-path="}, []string{"--runtime-path is for docker"}},
+		// A trailing slash made a directory of the file's name, which
+		// dockerd refuses to start with.
+		{[]string{"--config", daemonJSON + "/"}, []string{"ends in /", daemonJSON + "/daemon.json"}},
+		{[]string{"--runtime", "containerd", "--config", "/tmp/x/config.toml/"}, []string{"ends in /", "/tmp/x/config.toml/config.toml"}},
 		{[]string{"--config", daemonJSON}, nil},
 		{[]string{"--runtime", "containerd"}, nil},
 		{nil, nil},

@@ -99,9 +99,13 @@ func NewStatus() *cli.Command {
 // collectStatus gathers the report; files in the record dir it cannot use
 // are named on warn, one line each.
 func collectStatus(cfg *config.Config, warn io.Writer) (*Status, error) {
-	recs, err := hook.ReadRecords(cfg.Hook.StateDir)
+	recs, leftOut, err := hook.ReadRecords(cfg.Hook.StateDir)
+	if err != nil {
+		// An empty list would say that nothing is held.
+		return nil, fmt.Errorf("reading the records of %s: %w", cfg.Hook.StateDir, err)
+	}
 	// One bad record must not hide the module and the other containers.
-	for _, e := range splitErrors(err) {
+	for _, e := range splitErrors(leftOut) {
 		fmt.Fprintf(warn, "greenboost-ctk: warning: record left out: %v\n", e)
 	}
 	st := &Status{Module: Module{Device: cfg.Device.HostPath}, UnclaimedNodes: []Node{}}

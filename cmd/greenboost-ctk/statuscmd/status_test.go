@@ -239,15 +239,23 @@ func hasKeys(t *testing.T, what string, m map[string]any, keys ...string) {
 	}
 }
 
-// A state dir gc cannot read still fails it.
-func TestGCFailsOnUnreadableStateDir(t *testing.T) {
+// A state dir gc or status cannot read fails them: an empty list would say
+// that nothing is held.
+func TestUnreadableStateDirFails(t *testing.T) {
 	stateDir := t.TempDir()
 	if err := os.WriteFile(hook.RecordDir(stateDir), []byte("not a directory"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{nil, {"--json"}} {
-		if _, _, err := runGC(t, stateDir, args...); err == nil || !strings.Contains(err.Error(), "listing records") {
-			t.Errorf("gc %v: error = %v, want one about listing records", args, err)
+	for _, cmd := range []func() *cli.Command{NewGC, NewStatus} {
+		for _, args := range [][]string{nil, {"--json"}} {
+			c := cmd()
+			stdout, _, err := runCommand(t, c, stateDir, args...)
+			if err == nil || !strings.Contains(err.Error(), "listing records") {
+				t.Errorf("%s %v: error = %v, want one about listing records", c.Name, args, err)
+			}
+			if c.Name == "status" && stdout != "" { // gc reports what it did before failing
+				t.Errorf("status %v printed a report: %q", args, stdout)
+			}
 		}
 	}
 }
