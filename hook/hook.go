@@ -360,8 +360,15 @@ func kernelLimit(b uint64) uint64 {
 	return b
 }
 
+// poststopLockWait bounds the poststop hook's wait for the state lock: runc
+// runs the hook inside the engine's delete, which containerd's CRI gives
+// 10 s; a record it leaves, gc releases. A variable for tests.
+var poststopLockWait = 5 * time.Second
+
 func (h *Hook) poststop(state *specs.State) error {
-	return ReleaseContainer(context.Background(), h.cfg, state.ID, state.Bundle, h.warn)
+	ctx, cancel := context.WithTimeout(context.Background(), poststopLockWait)
+	defer cancel()
+	return ReleaseContainer(ctx, h.cfg, state.ID, state.Bundle, h.warn)
 }
 
 // ReleaseContainer releases the budget of container id in the module and
@@ -375,7 +382,8 @@ func (h *Hook) poststop(state *specs.State) error {
 // no cgroup ABI) there is no budget left to release: the record just goes.
 //
 // ctx bounds the wait for the state lock, which gc or a prestart hook may
-// hold: a ctx that never ends (the poststop hook's) waits stateLockWait;
+// hold (the poststop hook's: poststopLockWait); a ctx that never ends waits
+// stateLockWait;
 // when the wait ends first the error wraps ErrLockTimeout, nothing is
 // changed and gc releases the container later.
 func ReleaseContainer(ctx context.Context, cfg *config.Config, id, bundle string, warn io.Writer) error {

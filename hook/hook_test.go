@@ -417,8 +417,8 @@ func TestReleaseSymlinkedBundle(t *testing.T) {
 
 // The shim bounds its wait for the state lock (gc or a prestart hook may
 // hold it; containerd gives a task delete 10 s, `shim delete` 5 s): when the
-// bound passes it gets ErrLockTimeout and the record stays for gc. The
-// poststop hook (a context that never ends) waits up to stateLockWait.
+// bound passes it gets ErrLockTimeout and the record stays for gc. A
+// context that never ends waits up to stateLockWait.
 func TestReleaseLockWait(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -636,5 +636,30 @@ func TestNotEnforcedErrorNamesTheFix(t *testing.T) {
 	gone := notEnforcedError(cfg, "c1", fmt.Errorf("open /proc/99999999/cgroup: %w", fs.ErrNotExist), false)
 	if strings.Contains(gone.Error(), "load the GreenBoost module") || !strings.Contains(gone.Error(), "; or set [limits] enforce = false") {
 		t.Errorf("pid gone: %v", gone)
+	}
+}
+
+// The poststop hook runs inside the engine's delete (CRI gives it 10 s): it
+// waits poststopLockWait for the state lock, then leaves the record for gc.
+func TestPoststopLockWaitBounded(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: st.ID, Bundle: st.Bundle, Pid: st.Pid, Cgroup: goneCgroup(t)}); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockState(cfg.Hook.StateDir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	old := poststopLockWait
+	poststopLockWait = 100 * time.Millisecond
+	defer func() { poststopLockWait = old }()
+	start := time.Now()
+	err = runStage(t, New(cfg, "", io.Discard), Poststop, st)
+	if !errors.Is(err, ErrLockTimeout) || time.Since(start) > 5*time.Second {
+		t.Fatalf("poststop with the lock held: %v after %v, want ErrLockTimeout after about %v", err, time.Since(start), poststopLockWait)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); err != nil {
+		t.Errorf("the record is gone (%v), want it kept for gc", err)
 	}
 }
