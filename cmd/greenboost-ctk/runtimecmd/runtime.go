@@ -288,8 +288,10 @@ var refusedBesidePath = []string{"runtimeType", "options"}
 // already has all that as it is, whatever its formatting.
 func AddDockerRuntime(daemonJSON []byte, name, path string, setDefault bool) (updated []byte, dropped []string, err error) {
 	top := map[string]json.RawMessage{}
-	if len(bytes.TrimSpace(daemonJSON)) > 0 {
-		if err := json.Unmarshal(daemonJSON, &top); err != nil {
+	// dockerd reads a file an editor saved with a UTF-8 byte order mark.
+	content := bytes.TrimPrefix(daemonJSON, []byte("\xef\xbb\xbf"))
+	if len(bytes.TrimSpace(content)) > 0 {
+		if err := json.Unmarshal(content, &top); err != nil {
 			return nil, nil, fmt.Errorf("not a JSON object, left untouched: %w", err)
 		}
 		if top == nil {
@@ -342,7 +344,7 @@ func AddDockerRuntime(daemonJSON []byte, name, path string, setDefault bool) (up
 	if err != nil {
 		return nil, nil, err
 	}
-	if sameJSON(daemonJSON, out) {
+	if sameJSON(content, out) {
 		return daemonJSON, dropped, nil
 	}
 	return out, dropped, nil

@@ -33,6 +33,11 @@ func TestAddDockerRuntime(t *testing.T) {
 			name: "set as default", in: `{"default-runtime":"runc"}`, setDefault: true,
 			want: `{"default-runtime":"greenboost","runtimes":{"greenboost":{"path":"` + gb + `"}}}`,
 		},
+		{
+			// an editor's UTF-8 byte order mark, which dockerd reads past
+			name: "byte order mark", in: "\xef\xbb\xbf{\"debug\":true}",
+			want: `{"debug":true,"runtimes":{"greenboost":{"path":"` + gb + `"}}}`,
+		},
 		{name: "not JSON", in: `{"runtimes": `, err: "not a JSON object, left untouched"},
 		{name: "an array", in: `[]`, err: "not a JSON object"},
 		{name: "runtimes not an object", in: `{"runtimes":["runc"]}`, err: `"runtimes" is not an object`},
