@@ -106,6 +106,9 @@ func (c *configureCommand) validate(ctx *cli.Context) error {
 	default:
 		return fmt.Errorf("--runtime %q: expected docker or containerd", c.engine)
 	}
+	if c.path == "-" {
+		return errors.New("--config -: give the file to change; --dry-run prints the result instead of writing it")
+	}
 	if strings.HasSuffix(c.path, "/") {
 		// Its directory would be made with the file's name: a daemon.json
 		// directory that dockerd then refuses to start with.
@@ -240,10 +243,23 @@ func (c *configureCommand) merge(old []byte, given string) ([]byte, []string, er
 		return nil, nil, err
 	}
 	var notes []string
+	if prev := dockerDefaultRuntime(old); c.setDefault && prev != "" && prev != c.name {
+		notes = append(notes, fmt.Sprintf("%s: default-runtime was %q, now %q", c.path, prev, c.name))
+	}
 	if len(dropped) > 0 {
 		notes = append(notes, fmt.Sprintf("%s: runtimes.%s: dropped %s (dockerd refuses them beside path)", c.path, c.name, strings.Join(dropped, ", ")))
 	}
 	return updated, notes, nil
+}
+
+// dockerDefaultRuntime is daemon.json's default-runtime ("" when none, or
+// when AddDockerRuntime refuses the file).
+func dockerDefaultRuntime(daemonJSON []byte) string {
+	var cfg struct {
+		DefaultRuntime string `json:"default-runtime"`
+	}
+	_ = json.Unmarshal(bytes.TrimPrefix(daemonJSON, []byte(utf8BOM)), &cfg)
+	return cfg.DefaultRuntime
 }
 
 // target is what the runtime entry runs, for messages.
@@ -279,6 +295,8 @@ func readFile(path string) ([]byte, fs.FileMode, error) {
 // used with a path runtime"): they are for containerd shims.
 var refusedBesidePath = []string{"runtimeType", "options"}
 
+const utf8BOM = "\xef\xbb\xbf"
+
 // AddDockerRuntime returns daemon.json (empty: none yet) with runtime name
 // pointing at path, and with default-runtime name if setDefault. Every other
 // key and runtime is kept as it was, as are other keys of an existing entry
@@ -289,7 +307,7 @@ var refusedBesidePath = []string{"runtimeType", "options"}
 func AddDockerRuntime(daemonJSON []byte, name, path string, setDefault bool) (updated []byte, dropped []string, err error) {
 	top := map[string]json.RawMessage{}
 	// dockerd reads a file an editor saved with a UTF-8 byte order mark.
-	content := bytes.TrimPrefix(daemonJSON, []byte("\xef\xbb\xbf"))
+	content := bytes.TrimPrefix(daemonJSON, []byte(utf8BOM))
 	if len(bytes.TrimSpace(content)) > 0 {
 		if err := json.Unmarshal(content, &top); err != nil {
 			return nil, nil, fmt.Errorf("not a JSON object, left untouched: %w", err)

@@ -356,6 +356,7 @@ func TestConfigureBadPathFlags(t *testing.T) {
 		// dockerd refuses to start with.
 		{[]string{"--config", daemonJSON + "/"}, []string{"ends in /", daemonJSON + "/daemon.json"}},
 		{[]string{"--runtime", "containerd", "--config", "/tmp/x/config.toml/"}, []string{"ends in /", "/tmp/x/config.toml/config.toml"}},
+		{[]string{"--config", "-"}, []string{"--config -", "--dry-run"}},
 		{[]string{"--config", daemonJSON}, nil},
 		{[]string{"--runtime", "containerd"}, nil},
 		{nil, nil},
@@ -444,5 +445,25 @@ func TestConfigureUnchangedContent(t *testing.T) {
 				t.Errorf("--dry-run printed %q (%v), want the file as it is", stdout.String(), err)
 			}
 		})
+	}
+}
+
+// --set-as-default says which default it replaced.
+func TestConfigureSaysReplacedDefault(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "daemon.json")
+	if err := os.WriteFile(path, []byte(`{"default-runtime":"runc"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	c := &configureCommand{engine: "docker", path: path, name: "gb", runtimePath: "/usr/bin/greenboost-runtime", setDefault: true, stdout: io.Discard, stderr: &stderr}
+	if err := c.run(nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := "greenboost-ctk: " + path + `: default-runtime was "runc", now "gb"` + "\n"; stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+	stderr.Reset()
+	if err := c.run(nil); err != nil || stderr.Len() != 0 {
+		t.Errorf("a second run: %v, stderr %q; want nothing said", err, stderr.String())
 	}
 }

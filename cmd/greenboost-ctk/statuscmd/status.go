@@ -191,7 +191,7 @@ func printStatus(out io.Writer, st *Status) {
 		default:
 			state = "NOT enforced"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s/%s\t%s/%s\t%d\t%s\n", shortID(c.ID), kmod.Cgroup{Hierarchy: c.Cgroup.Hierarchy, ID: c.Cgroup.ID},
+		fmt.Fprintf(w, "%s\t%s\t%s/%s\t%s/%s\t%d\t%s\n", shortID(c.ID), cgroupCell(c.Cgroup),
 			bytes(c.T2Used), config.FormatSize(c.T2Limit), bytes(c.T3Used), config.FormatSize(c.T3Limit), c.Buffers, state)
 	}
 	for _, n := range st.UnclaimedNodes {
@@ -202,6 +202,15 @@ func printStatus(out io.Writer, st *Status) {
 	if anyLost {
 		fmt.Fprintf(out, "\n%s: the module holds no budget for the container's cgroup (it was unloaded, reloaded or replaced after the container started), so none is enforced; restart the container to set it again\n", budgetLost)
 	}
+}
+
+// cgroupCell names a container's cgroup, or "-" where its record has none
+// (no device and enforce = false: the hook records without resolving it).
+func cgroupCell(c hook.Cgroup) string {
+	if c.ID == 0 && c.Path == "" {
+		return "-"
+	}
+	return kmod.Cgroup{Hierarchy: c.Hierarchy, ID: c.ID}.String()
 }
 
 // budgetLost is the state of a container whose budget the module no longer

@@ -306,3 +306,20 @@ func TestStatusSaysBudgetLost(t *testing.T) {
 		t.Errorf("status output %q, want ctr's budget lost, and a line saying what that is", stdout)
 	}
 }
+
+// A record without a cgroup (no device and enforce = false: the hook does not
+// resolve it) shows none, not cgroup v2's id 0.
+func TestStatusRecordWithoutCgroup(t *testing.T) {
+	stateDir := t.TempDir()
+	if err := hook.WriteRecord(stateDir, &hook.Record{ID: "nocg", Pid: os.Getpid()}); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := runCommand(t, NewStatus(), stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, _, _ := strings.Cut(strings.SplitN(stdout, "\nnocg ", 2)[1], "\n")
+	if fields := strings.Fields(row); len(fields) == 0 || fields[0] != "-" {
+		t.Errorf("status row %q, want the cgroup shown as -", row)
+	}
+}
