@@ -1721,6 +1721,9 @@ static int gb_charge_t2_evicting(struct gb_charge *c, u64 size, struct gb_buffer
 
 		/* Probe this level alone. */
 		while ((full = gb_charge_try(&level, GB_T2, size))) {
+			/* A budget below the request: no eviction makes room. */
+			if (size > (u64)atomic64_read(&full->tier[GB_T2].max))
+				goto refused;
 			do {
 				if (fatal_signal_pending(current))
 					return -EINTR;
@@ -1747,6 +1750,11 @@ static int gb_pool_charge_evicting(u64 size, struct gb_buffer *except,
 	u64 pass;
 
 	if (!ret || !gb_t3_ready())
+		return ret;
+	/* Room no eviction makes: evicting others' buffers would be in vain. */
+	if (size > (u64)READ_ONCE(pool_mb) << GB_MB_SHIFT ||
+	    size + ((u64)READ_ONCE(safety_reserve_mb) << GB_MB_SHIFT) >
+	    (u64)totalram_pages() << PAGE_SHIFT)
 		return ret;
 	pass = atomic64_inc_return(&gb_pass_clock);
 	for (;;) {
@@ -2500,6 +2508,7 @@ static int __init gb_init(void)
 	if (ret)
 		goto err_t3;
 	cdev_init(&gb_cdev, &gb_fops);
+	gb_cdev.owner = THIS_MODULE;
 	ret = cdev_add(&gb_cdev, gb_devt, 1);
 	if (ret)
 		goto err_region;

@@ -29,6 +29,7 @@ func init() {
 	register(327, ModeTest, "t3-fsize-limit", time.Minute, testT3FileSizeLimit)
 	register(330, ModeTest, "t3-mapped-stay", time.Minute, testT3MappedStay)
 	register(332, ModeTest, "t3-frozen-stay", time.Minute, testT3FrozenStay)
+	register(333, ModeTest, "t3-never-fits", time.Minute, testT3NeverFits)
 	register(335, ModeTest, "t3-siblings", time.Minute, testT3Siblings)
 	register(340, ModeTest, "t3-store-reuse", 2*time.Minute, testT3StoreReuse)
 	register(350, ModeTest, "t3-stress", 3*time.Minute, testT3Stress)
@@ -442,6 +443,41 @@ func testT3Failcnt(t *T) {
 	closeAll(bufs)
 	bufs = nil
 	expectTiers(t, c, 0, 0, "after closing all")
+	expectStoreEmpty(t, "after closing all")
+}
+
+// testT3NeverFits: a request that no eviction can make room for (over its
+// cgroup's T2 budget, or over the pool's cap) fails at once: evicting idle
+// buffers, the caller's or other tenants', would only push them to T3.
+func testT3NeverFits(t *T) {
+	t3Module(t)
+	d := device(t)
+	c := mkcg(t, "gbt-t3-never")
+	setLimit(t, c, 4*miB, kmod.Unlimited)
+	enterCg(t, c)
+	var bufs []gbuf
+	t.Cleanup(func() { closeAll(bufs) })
+	idle, err := allocFill(t, 2*miB, 0, 70)
+	t.Check(err, "ALLOC 2 MiB")
+	bufs = append(bufs, idle)
+
+	_, err = d.Alloc(8*miB, 0)
+	isErrno(t, err, unix.EDQUOT, "ALLOC 8 MiB over a 4 MiB T2 budget")
+	expectTiers(t, c, 2*miB, 0, "after an ALLOC over the T2 budget")
+	closeAll(bufs) // a fresh idle buffer for the pool's case
+	idle, err = allocFill(t, 2*miB, 0, 71)
+	t.Check(err, "ALLOC 2 MiB")
+	bufs = []gbuf{idle}
+
+	prev, err := d.SetPoolCap(8)
+	t.Check(err, "SET_POOL_CAP 8")
+	t.Cleanup(func() { d.SetPoolCap(prev) })
+	setLimit(t, c, kmod.Unlimited, kmod.Unlimited)
+	_, err = d.Alloc(16*miB, 0)
+	isErrno(t, err, unix.ENOSPC, "ALLOC 16 MiB over an 8 MiB pool")
+	expectTiers(t, c, 2*miB, 0, "after an ALLOC over the pool's cap")
+	closeAll(bufs)
+	bufs = nil
 	expectStoreEmpty(t, "after closing all")
 }
 
