@@ -429,17 +429,10 @@ func TestReleaseLockWait(t *testing.T) {
 	}{
 		{"bounded, lock freed in time", 2 * time.Second, 50 * time.Millisecond, nil, false},
 		{"bounded, lock held past the bound", 100 * time.Millisecond, 3 * time.Second, ErrLockTimeout, true},
-		{"poststop (no bound of its own) waits", 0, 300 * time.Millisecond, nil, false},
+		{"no bound of its own: waits", 0, 300 * time.Millisecond, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, st := hookFixture(t, nil, nil)
-			if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: st.ID, Bundle: st.Bundle, Pid: st.Pid, Cgroup: goneCgroup(t)}); err != nil {
-				t.Fatal(err)
-			}
-			unlock, err := lockState(cfg.Hook.StateDir, true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg, st, unlock := goneContainerLocked(t)
 			freed := make(chan struct{})
 			timer := time.AfterFunc(tc.holdFor, func() { unlock(); close(freed) })
 			defer func() {
@@ -454,7 +447,7 @@ func TestReleaseLockWait(t *testing.T) {
 				defer cancel()
 			}
 			start := time.Now()
-			err = ReleaseContainer(ctx, cfg, st.ID, st.Bundle, &bytes.Buffer{})
+			err := ReleaseContainer(ctx, cfg, st.ID, st.Bundle, &bytes.Buffer{})
 			took := time.Since(start)
 			if !errors.Is(err, tc.wantErr) || (err != nil) != (tc.wantErr != nil) {
 				t.Fatalf("ReleaseContainer after %v: %v, want %v", took, err, tc.wantErr)
@@ -642,6 +635,25 @@ func TestNotEnforcedErrorNamesTheFix(t *testing.T) {
 // The poststop hook runs inside the engine's delete (CRI gives it 10 s): it
 // waits poststopLockWait for the state lock, then leaves the record for gc.
 func TestPoststopLockWaitBounded(t *testing.T) {
+	cfg, st, unlock := goneContainerLocked(t)
+	defer unlock()
+	old := poststopLockWait
+	poststopLockWait = 100 * time.Millisecond
+	defer func() { poststopLockWait = old }()
+	start := time.Now()
+	err := runStage(t, New(cfg, "", io.Discard), Poststop, st)
+	if !errors.Is(err, ErrLockTimeout) || time.Since(start) > 5*time.Second {
+		t.Fatalf("poststop with the lock held: %v after %v, want ErrLockTimeout after about %v", err, time.Since(start), poststopLockWait)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); err != nil {
+		t.Errorf("the record is gone (%v), want it kept for gc", err)
+	}
+}
+
+// goneContainerLocked is a container whose cgroup is gone, with its record,
+// and the state lock held as another process would hold it.
+func goneContainerLocked(t *testing.T) (*config.Config, *specs.State, func()) {
+	t.Helper()
 	cfg, st := hookFixture(t, nil, nil)
 	if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: st.ID, Bundle: st.Bundle, Pid: st.Pid, Cgroup: goneCgroup(t)}); err != nil {
 		t.Fatal(err)
@@ -650,16 +662,5 @@ func TestPoststopLockWaitBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlock()
-	old := poststopLockWait
-	poststopLockWait = 100 * time.Millisecond
-	defer func() { poststopLockWait = old }()
-	start := time.Now()
-	err = runStage(t, New(cfg, "", io.Discard), Poststop, st)
-	if !errors.Is(err, ErrLockTimeout) || time.Since(start) > 5*time.Second {
-		t.Fatalf("poststop with the lock held: %v after %v, want ErrLockTimeout after about %v", err, time.Since(start), poststopLockWait)
-	}
-	if _, err := ReadRecord(cfg.Hook.StateDir, st.ID); err != nil {
-		t.Errorf("the record is gone (%v), want it kept for gc", err)
-	}
+	return cfg, st, unlock
 }

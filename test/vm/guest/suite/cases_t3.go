@@ -112,6 +112,16 @@ func t3Module(t *T) {
 	t.Check(reloadModule(t, t3Params), "load with "+t3Params)
 }
 
+// t3Cgroup makes cgroup name with budgets t2 and t3 on the module with the
+// T3 store, and moves the test process into it until the case ends.
+func t3Cgroup(t *T, name string, t2, t3 uint64) cgroup {
+	t3Module(t)
+	c := mkcg(t, name)
+	setLimit(t, c, t2, t3)
+	enterCg(t, c)
+	return c
+}
+
 // enterCg moves the test process into c until the case ends, so that its
 // allocations are charged there.
 func enterCg(t *T, c cgroup) {
@@ -258,11 +268,8 @@ func testT3Setup(t *T) {
 // coldest buffers move to T3 (usage moves with them), every buffer reads
 // back intact through mmap, round after round, and it all goes on close.
 func testT3EvictPromote(t *T) {
-	t3Module(t)
+	c := t3Cgroup(t, "gbt-t3-evict", 8*miB, 64*miB)
 	d := device(t)
-	c := mkcg(t, "gbt-t3-evict")
-	setLimit(t, c, 8*miB, 64*miB)
-	enterCg(t, c)
 
 	sizes := []uint64{2 * miB, 64 * kiB, miB + 4*kiB, 4 * miB, 256 * kiB, 2 * miB}
 	var bufs []gbuf
@@ -341,11 +348,8 @@ func testT3EvictPromote(t *T) {
 // EDQUOT; so does a full store (SET_T3_CAP), the cgroup budget being what
 // needed room.
 func testT3EDQUOT(t *T) {
-	t3Module(t)
+	c := t3Cgroup(t, "gbt-t3-edquot", 4*miB, 4*miB)
 	d := device(t)
-	c := mkcg(t, "gbt-t3-edquot")
-	setLimit(t, c, 4*miB, 4*miB)
-	enterCg(t, c)
 	var bufs []gbuf
 	t.Cleanup(func() { closeAll(bufs) })
 	for i := 0; i < 4; i++ {
@@ -402,11 +406,8 @@ func testT3EDQUOT(t *T) {
 // by evicting counts nothing, and evictions the T3 budget refuses count in
 // t3_failcnt.
 func testT3Failcnt(t *T) {
-	t3Module(t)
+	c := t3Cgroup(t, "gbt-t3-failcnt", 4*miB, kmod.Unlimited)
 	d := device(t)
-	c := mkcg(t, "gbt-t3-failcnt")
-	setLimit(t, c, 4*miB, kmod.Unlimited)
-	enterCg(t, c)
 	var bufs []gbuf
 	t.Cleanup(func() { closeAll(bufs) })
 	failcnt := func(t2 uint64, t3 bool, what string) {
@@ -450,11 +451,8 @@ func testT3Failcnt(t *T) {
 // cgroup's T2 budget, or over the pool's cap) fails at once: evicting idle
 // buffers, the caller's or other tenants', would only push them to T3.
 func testT3NeverFits(t *T) {
-	t3Module(t)
+	c := t3Cgroup(t, "gbt-t3-never", 4*miB, kmod.Unlimited)
 	d := device(t)
-	c := mkcg(t, "gbt-t3-never")
-	setLimit(t, c, 4*miB, kmod.Unlimited)
-	enterCg(t, c)
 	var bufs []gbuf
 	t.Cleanup(func() { closeAll(bufs) })
 	idle, err := allocFill(t, 2*miB, 0, 70)
@@ -554,11 +552,8 @@ func testT3FileSizeLimit(t *T) {
 // testT3MappedStay: mmapped, KV-cache and pinned user buffers are never
 // evicted; with nothing idle the allocation gets EDQUOT.
 func testT3MappedStay(t *T) {
-	t3Module(t)
+	c := t3Cgroup(t, "gbt-t3-mapped", 10*miB, kmod.Unlimited)
 	d := device(t)
-	c := mkcg(t, "gbt-t3-mapped")
-	setLimit(t, c, 10*miB, kmod.Unlimited)
-	enterCg(t, c)
 	var bufs []gbuf
 	var maps [][]byte
 	t.Cleanup(func() {
@@ -649,11 +644,8 @@ func testT3MappedStay(t *T) {
 // full budget it leaves nothing to evict (EDQUOT), and beside an idle buffer
 // it is not the one to go, though it is the coldest.
 func testT3FrozenStay(t *T) {
-	t3Module(t)
+	c := t3Cgroup(t, "gbt-t3-frozen", 4*miB, kmod.Unlimited)
 	d := device(t)
-	c := mkcg(t, "gbt-t3-frozen")
-	setLimit(t, c, 4*miB, kmod.Unlimited)
-	enterCg(t, c)
 	var bufs []gbuf
 	t.Cleanup(func() { closeAll(bufs) })
 
@@ -752,10 +744,7 @@ func testT3Siblings(t *T) {
 // a promotion writes its victims out before it frees its own extent, so the
 // true peak can be one buffer (at most 4 MiB here) above the sampled one.
 func testT3StoreReuse(t *T) {
-	t3Module(t)
-	c := mkcg(t, "gbt-t3-reuse")
-	setLimit(t, c, 4*miB, kmod.Unlimited)
-	enterCg(t, c)
+	c := t3Cgroup(t, "gbt-t3-reuse", 4*miB, kmod.Unlimited)
 	rng := rand.New(rand.NewSource(7))
 	sizes := []uint64{64 * kiB, 256 * kiB, miB, 2 * miB, 3 * miB}
 	var bufs []gbuf
