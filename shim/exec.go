@@ -61,7 +61,7 @@ func execProcessWithEnv(runtime, root, process, id string) (string, error) {
 	// engine wrote it (a member left out means the runtime's default).
 	var p map[string]json.RawMessage
 	var env []string
-	if json.Unmarshal(data, &p) != nil || p["env"] == nil || string(p["env"]) == "null" || json.Unmarshal(p["env"], &env) != nil {
+	if json.Unmarshal(data, &p) != nil || json.Unmarshal(p["env"], &env) != nil || env == nil {
 		// The runtime reports a file that does not parse, and gives one
 		// without env the container's (crun), ours included, or none (runc).
 		// The bytes go to it as read, since a pipe cannot be read twice.

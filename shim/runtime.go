@@ -23,8 +23,9 @@ func findRuntime(candidates []string) (string, error) {
 	return "", fmt.Errorf("no low-level runtime found (tried %v on PATH=%s, passing over this wrapper): install runc or crun, or set [runtime] runtimes", candidates, os.Getenv("PATH"))
 }
 
-// lookPathPast finds name as exec.LookPath does (never in the current
-// directory), skipping the file self: an exec of ourselves would loop.
+// lookPathPast finds the executable file name as exec.LookPath does (never
+// in the current directory), skipping the file self: an exec of ourselves
+// would loop. One stat per candidate: this runs on every verb.
 func lookPathPast(name string, self os.FileInfo) (string, error) {
 	var paths []string
 	if strings.Contains(name, "/") {
@@ -37,14 +38,14 @@ func lookPathPast(name string, self os.FileInfo) (string, error) {
 		}
 	}
 	for _, p := range paths {
-		path, err := exec.LookPath(p)
-		if err != nil {
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 			continue
 		}
-		if fi, err := os.Stat(path); err == nil && self != nil && os.SameFile(fi, self) {
+		if self != nil && os.SameFile(fi, self) {
 			continue
 		}
-		return path, nil
+		return p, nil
 	}
 	return "", exec.ErrNotFound
 }
