@@ -444,11 +444,48 @@ func editConfigLine(t *testing.T, path, old, new string) {
 }
 
 func TestNoRuntimeFound(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfg, []byte("[runtime]\nruntimes = [\"gb-no-such-runtime\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pathDir := t.TempDir()
 	cmd := exec.Command(wrapperBin, "state", "c1")
-	cmd.Env = []string{"PATH=" + t.TempDir(), "GREENBOOST_CONFIG=/nonexistent.toml"}
+	cmd.Env = []string{"PATH=" + pathDir, "GREENBOOST_CONFIG=" + cfg}
 	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "no low-level runtime found") || !strings.Contains(string(out), "runc") {
+	if err == nil || !strings.Contains(string(out), "no low-level runtime found") || !strings.Contains(string(out), "gb-no-such-runtime") ||
+		!strings.Contains(string(out), pathDir+":/usr/local/sbin:") {
 		t.Fatalf("err=%v out=%q", err, out)
+	}
+}
+
+// Engines do not always give the runtime a PATH (podman's delete runs with
+// an empty environment): a name is then found in the standard directories.
+func TestRuntimeFoundWithoutPath(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	// true is in /usr/bin or /bin everywhere and takes any arguments.
+	if err := os.WriteFile(cfg, []byte("[runtime]\nruntimes = [\"true\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range [][]string{{}, {"PATH="}, {"PATH=relative/dir"}} {
+		cmd := exec.Command(wrapperBin, "state", "c1")
+		cmd.Env = append(env, "GREENBOOST_CONFIG="+cfg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("env %q: %v %s", env, err, out)
+		}
+	}
+}
+
+func TestSearchDirs(t *testing.T) {
+	std := strings.Join(standardDirs, ":")
+	for _, tt := range []struct{ path, want string }{
+		{"", std},
+		{"/opt/bin", "/opt/bin:" + std},
+		{"rel:/opt/bin::/opt/bin", "/opt/bin:" + std},
+		{"/usr/bin:/opt/bin", "/usr/bin:/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin"},
+	} {
+		if got := strings.Join(searchDirs(tt.path), ":"); got != tt.want {
+			t.Errorf("searchDirs(%q) = %q, want %q", tt.path, got, tt.want)
+		}
 	}
 }
 

@@ -5,36 +5,54 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
 
 // findRuntime returns the first candidate that resolves to an executable
-// other than this wrapper: an absolute path, or a name looked up on PATH. A
-// name is looked up past this wrapper, so that the wrapper installed as
-// "runc" ahead of the real one on PATH finds that one.
+// other than this wrapper: an absolute path, or a name looked up in
+// searchDirs. A name is looked up past this wrapper, so that the wrapper
+// installed as "runc" ahead of the real one on PATH finds that one.
 func findRuntime(candidates []string) (string, error) {
 	self, _ := os.Stat("/proc/self/exe")
+	dirs := searchDirs(os.Getenv("PATH"))
 	for _, c := range candidates {
-		if path, err := lookPathPast(c, self); err == nil {
+		if path, err := lookPathPast(c, dirs, self); err == nil {
 			return path, nil
 		}
 	}
-	return "", fmt.Errorf("no low-level runtime found (tried %v on PATH=%s, passing over this wrapper): install runc or crun, or set [runtime] runtimes", candidates, os.Getenv("PATH"))
+	return "", fmt.Errorf("no low-level runtime found (tried %v in %s, passing over this wrapper): install runc or crun, or set [runtime] runtimes", candidates, strings.Join(dirs, ":"))
 }
 
-// lookPathPast finds the executable file name as exec.LookPath does (never
-// in the current directory), skipping the file self: an exec of ourselves
-// would loop. One stat per candidate: this runs on every verb.
-func lookPathPast(name string, self os.FileInfo) (string, error) {
+// standardDirs are searched after PATH: engines do not always give the
+// runtime one (podman runs `delete` with an empty environment), and a PATH
+// may leave out the sbin directories where runc lives.
+var standardDirs = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
+// searchDirs returns the absolute directories of path (a relative one would
+// depend on the engine's working directory), then the standard directories
+// it does not name.
+func searchDirs(path string) []string {
+	var dirs []string
+	for _, dir := range append(filepath.SplitList(path), standardDirs...) {
+		if filepath.IsAbs(dir) && !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+	}
+	return dirs
+}
+
+// lookPathPast finds the executable file name in dirs, or name itself where
+// it has a slash, skipping the file self: an exec of ourselves would loop.
+// One stat per candidate: this runs on every verb.
+func lookPathPast(name string, dirs []string, self os.FileInfo) (string, error) {
 	var paths []string
 	if strings.Contains(name, "/") {
 		paths = []string{name}
 	} else {
-		for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-			if filepath.IsAbs(dir) {
-				paths = append(paths, filepath.Join(dir, name))
-			}
+		for _, dir := range dirs {
+			paths = append(paths, filepath.Join(dir, name))
 		}
 	}
 	for _, p := range paths {

@@ -190,11 +190,11 @@ func (p *podman) ctk(cfg string, args ...string) (string, error) {
 
 // waitRecordGone fails the test unless the hook's record of container id is
 // gone within recordDeadline.
-func (p *podman) waitRecordGone(t *testing.T, id, after string) {
+func (c gbConfig) waitRecordGone(t *testing.T, id, after string) {
 	t.Helper()
-	gone := func() bool { _, err := os.Stat(p.cfg.recordPath(id)); return errors.Is(err, fs.ErrNotExist) }
+	gone := func() bool { _, err := os.Stat(c.recordPath(id)); return errors.Is(err, fs.ErrNotExist) }
 	if !waitFor(recordDeadline, gone) {
-		t.Errorf("record of %s still there %v after %s (poststop hook from the CDI spec not run?)", id, recordDeadline, after)
+		t.Errorf("record of %s still there %v after %s (poststop hook not run?)", id, recordDeadline, after)
 	}
 }
 

@@ -125,7 +125,41 @@ func testPodmanRuntime(t *testing.T, s *suite, p *podman, ll lowLevel) {
 		if t.Failed() {
 			t.Logf("container output:\n%s", out)
 		}
-		p.waitRecordGone(t, readCID(t, cidFile), "podman run --rm")
+		p.cfg.waitRecordGone(t, readCID(t, cidFile), "podman run --rm")
+	})
+
+	t.Run("wrapper-runtime", func(t *testing.T) {
+		// podman --runtime greenboost-runtime. Podman gives the runtime an
+		// environment of its own (its delete gets none, not even PATH), so
+		// the config comes from a launcher here, as /etc/greenboost/config.toml
+		// would, and the wrapper finds the runtime by name without a PATH.
+		dir := s.testDir(t)
+		cfg := s.writeConfig(t, filepath.Join(dir, "gb"), ll.name)
+		launcher := filepath.Join(dir, "greenboost-runtime")
+		script := fmt.Sprintf("#!/bin/sh\nGREENBOOST_CONFIG=%s exec %s \"$@\"\n", cfg.path, s.runtimeBin)
+		if err := os.WriteFile(launcher, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cidFile := filepath.Join(dir, "cid")
+		out := p.mustRun(t, "run", "--network", "none", "--runtime", launcher, "--rm", "--cidfile", cidFile,
+			podmanImage, "/bin/sh", "-c", probeScript)
+		s.checkGreenBoostProbe(t, out, "")
+		id := readCID(t, cidFile)
+		cfg.waitRecordGone(t, id, "podman run --rm")
+		if stdout, _, err := runTool(nil, ll.path, "state", id); err == nil {
+			t.Errorf("%s still has container %s after podman run --rm: %s", ll.name, id, stdout)
+		}
+
+		// podman exec goes through the wrapper too, which gives the process
+		// the container's GreenBoost env.
+		id = strings.TrimSpace(lastLine(p.mustRun(t, "run", "-d", "--network", "none", "--runtime", launcher, podmanImage, "sleep", "120")))
+		probe := `echo "LD_PRELOAD=$LD_PRELOAD GREENBOOST_ACTIVE=$GREENBOOST_ACTIVE"`
+		want := "LD_PRELOAD=" + libContainerPath + " GREENBOOST_ACTIVE=1"
+		if got := strings.TrimSpace(lastLine(p.mustRun(t, "exec", id, "/bin/sh", "-c", probe))); got != want {
+			t.Errorf("podman exec sees %q, want %q", got, want)
+		}
+		p.mustRun(t, "rm", "-f", "-t", "0", id)
+		cfg.waitRecordGone(t, id, "podman rm -f")
 	})
 
 	t.Run("image-ld-preload-replaced", func(t *testing.T) {
@@ -257,7 +291,7 @@ func (p *podman) checkRecordLifecycle(t *testing.T, wantRAM uint64, args ...stri
 	if _, stderr, err := p.podman("rm", "-f", "-t", "0", id); err != nil {
 		t.Fatalf("podman rm -f: %v: %s", err, stderr)
 	}
-	p.waitRecordGone(t, id, "podman rm -f")
+	p.cfg.waitRecordGone(t, id, "podman rm -f")
 }
 
 // checkSpecDevice checks the edits of one device of the generated spec as
