@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -90,15 +91,25 @@ func lockStateUntil(ctx context.Context, stateDir string) (func(), error) {
 // one any local user can hold forever. An older lock made 0644 is tightened.
 func openLock(stateDir string) (*os.File, error) {
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating the state dir: %w", err)
+		return nil, stateDirError("creating the state dir", err)
 	}
 	f, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("opening the state lock: %w", err)
+		return nil, stateDirError("opening the state lock", err)
 	}
 	if err := f.Chmod(0o600); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("restricting the state lock to its owner: %w", err)
 	}
 	return f, nil
+}
+
+// stateDirError wraps a failure to use the state dir; where it is a denied
+// permission, the caller is not the host's root: a hook run by a rootless
+// engine, or greenboost-ctk run by a user.
+func stateDirError(what string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s: %w (this needs the host's root: rootless engines cannot give containers GreenBoost budgets, which need CAP_SYS_ADMIN in the host's user namespace; use a rootful engine)", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }

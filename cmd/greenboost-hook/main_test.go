@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -147,6 +148,33 @@ func TestNotEnforcedWarningIsLogged(t *testing.T) {
 	data, err := os.ReadFile(logFile)
 	if err != nil || !strings.Contains(string(data), "level=warn") || !strings.Contains(string(data), "budgets of container c1 are NOT enforced (ram 1G") {
 		t.Fatalf("log file %s = %q (%v)", logFile, data, err)
+	}
+}
+
+// A hook that may not use the state dir runs as someone other than the
+// host's root, as under a rootless engine: its message says that such
+// engines cannot give budgets, at prestart and at poststop.
+func TestStateDirNotWritableNamesRootless(t *testing.T) {
+	cfg, _, stateDir, bundle := hookFixture(t, "enforce = false\n")
+	dir := filepath.Dir(cfg)
+	for _, d := range []string{filepath.Dir(hookBin), filepath.Dir(dir), dir} { // temp dirs are 0700
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(stateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := fmt.Sprintf(`{"ociVersion":"1.0.2","id":"c1","status":"created","pid":%d,"bundle":%q}`, os.Getpid(), bundle)
+	for _, stage := range []string{"prestart", "poststop"} {
+		cmd := exec.Command(hookBin, "--config", cfg, stage)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		cmd.Stdin = strings.NewReader(state)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "permission denied") || !strings.Contains(string(out), "rootless engines cannot give containers GreenBoost budgets") {
+			t.Errorf("%s as an unprivileged user: %v %q", stage, err, out)
+		}
 	}
 }
 
