@@ -109,7 +109,7 @@ func openLock(stateDir string) (*os.File, error) {
 // engine, or greenboost-ctk run by a user.
 func stateDirError(what string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("%s: %w (this needs the host's root: rootless engines cannot give containers GreenBoost budgets, which need CAP_SYS_ADMIN in the host's user namespace; use a rootful engine)", what, err)
+		return fmt.Errorf("%s: %w (this needs the host's root: rootless engines cannot give containers GreenBoost budgets, which need CAP_SYS_ADMIN in the host's user namespace, so use a rootful engine; run greenboost-ctk as root)", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
