@@ -25,6 +25,25 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	return WriteIn(dir, name, data, perm)
 }
 
+// LockDir takes an exclusive flock on directory dir, made if missing, until
+// unlock is called: read-modify-write updates of a file in it then run one
+// at a time, so none loses another's change. The lock is on the directory
+// because Write replaces the file itself.
+func LockDir(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
 // OpenDir opens the directory of the file path names, for reads and writes
 // relative to it (WriteIn), and returns the file's name in it. A path ending
 // in a separator names no file and is refused.

@@ -171,6 +171,15 @@ func (c *configureCommand) run(ctx *cli.Context) error {
 		return err
 	}
 	c.path = path
+	if !c.dryRun {
+		// Two runs on one file (a package's postinst and an admin) each
+		// keep the other's entry.
+		unlock, err := atomicfile.LockDir(filepath.Dir(c.path))
+		if err != nil {
+			return fmt.Errorf("creating and locking the directory of %s: %w", c.path, err)
+		}
+		defer unlock()
+	}
 	old, mode, err := readFile(c.path)
 	if err != nil {
 		return err
@@ -191,9 +200,6 @@ func (c *configureCommand) run(ctx *cli.Context) error {
 	if old != nil && bytes.Equal(old, updated) {
 		fmt.Fprintf(c.out(), "%s: runtime %q is already %s; nothing changed\n", c.path, c.name, c.target())
 		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
-		return fmt.Errorf("creating the directory of %s: %w", c.path, err)
 	}
 	if old != nil {
 		// The previous content stays one rename away (DESIGN §9: engine

@@ -3,6 +3,7 @@ package runtimecmd
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -465,5 +466,36 @@ func TestConfigureSaysReplacedDefault(t *testing.T) {
 	stderr.Reset()
 	if err := c.run(nil); err != nil || stderr.Len() != 0 {
 		t.Errorf("a second run: %v, stderr %q; want nothing said", err, stderr.String())
+	}
+}
+
+// Runs on one file at the same time (a package's postinst and an admin)
+// each keep the others' entries: the read-modify-write holds a lock.
+func TestConcurrentConfigureKeepsEveryEntry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "docker", "daemon.json")
+	const runs = 16
+	errs := make(chan error, runs)
+	for i := range runs {
+		go func() {
+			c := &configureCommand{engine: "docker", path: path, name: fmt.Sprintf("gb%d", i),
+				runtimePath: "/usr/bin/greenboost-runtime", stdout: io.Discard, stderr: io.Discard}
+			errs <- c.run(nil)
+		}()
+	}
+	for range runs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct{ Runtimes map[string]any }
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Runtimes) != runs {
+		t.Fatalf("%d of %d runtimes left after concurrent runs: %s", len(cfg.Runtimes), runs, data)
 	}
 }
