@@ -56,11 +56,12 @@ func Validate(path string) (*cdiapi.Spec, error) {
 			if err := CheckHook(h.Path); err != nil {
 				return spec, fmt.Errorf("invalid CDI spec %s: %w, then run `greenboost-ctk cdi generate`", path, err)
 			}
-			if err := checkHookConfig(h.Args); err != nil {
+			hookConfig, profile := hookArgs(h.Args)
+			if err := checkHookConfig(hookConfig, profile); err != nil {
 				return spec, fmt.Errorf("invalid CDI spec %s: its hook would fail every container: %w; then run `greenboost-ctk cdi generate`", path, err)
 			}
-			if p, _ := hookArgs(h.Args); p != "" {
-				configPath = p
+			if hookConfig != "" {
+				configPath = hookConfig
 			}
 		}
 		for _, m := range e.Mounts {
@@ -195,8 +196,7 @@ func hookArgs(args []string) (configPath, profile string) {
 
 // checkHookConfig loads the config a hook entry names (--config) and finds
 // the profile it names (--profile) there, as the hook will.
-func checkHookConfig(args []string) error {
-	configPath, profile := hookArgs(args)
+func checkHookConfig(configPath, profile string) error {
 	if configPath == "" {
 		return nil // the hook reads the default config, as ctk did
 	}

@@ -40,14 +40,7 @@ func TestCheckFileName(t *testing.T) {
 // naming what it found and what it expects.
 func TestValidateRejectsForeignKindAndName(t *testing.T) {
 	cfg := testConfig(t)
-	spec, err := Spec(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good, err := Encode(spec, "yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	good := encodedSpec(t, cfg)
 	dir := t.TempDir()
 	badConfig := filepath.Join(dir, "bad.toml")
 	if err := os.WriteFile(badConfig, []byte("[limits]\nram = \"lots\"\n"), 0o644); err != nil {
@@ -154,7 +147,8 @@ func TestValidateMatchesTheHooksConfig(t *testing.T) {
 	}
 }
 
-func writeTestSpec(t *testing.T, cfg *config.Config) string {
+// encodedSpec is the YAML spec `cdi generate` writes for cfg.
+func encodedSpec(t *testing.T, cfg *config.Config) []byte {
 	t.Helper()
 	spec, err := Spec(cfg)
 	if err != nil {
@@ -164,8 +158,13 @@ func writeTestSpec(t *testing.T, cfg *config.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return data
+}
+
+func writeTestSpec(t *testing.T, cfg *config.Config) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "greenboost.io-vram.yaml")
-	if err := WriteSpec(path, data); err != nil {
+	if err := WriteSpec(path, encodedSpec(t, cfg)); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -113,6 +113,9 @@ func TestPodman(t *testing.T) {
 	t.Run("stale-spec", func(t *testing.T) { testCDIStaleSpec(t, s, p) })
 }
 
+// execEnvProbe prints the GreenBoost variables an exec'd process sees.
+var execEnvProbe = []string{"/bin/sh", "-c", `echo "LD_PRELOAD=$LD_PRELOAD GREENBOOST_ACTIVE=$GREENBOOST_ACTIVE"`}
+
 func testPodmanRuntime(t *testing.T, s *suite, p *podman, ll lowLevel) {
 	run := func(args ...string) []string {
 		return append([]string{"run", "--network", "none", "--runtime", ll.path}, args...)
@@ -140,9 +143,11 @@ func testPodmanRuntime(t *testing.T, s *suite, p *podman, ll lowLevel) {
 		if err := os.WriteFile(launcher, []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
+		runVia := func(args ...string) string {
+			return p.mustRun(t, append([]string{"run", "--network", "none", "--runtime", launcher}, args...)...)
+		}
 		cidFile := filepath.Join(dir, "cid")
-		out := p.mustRun(t, "run", "--network", "none", "--runtime", launcher, "--rm", "--cidfile", cidFile,
-			podmanImage, "/bin/sh", "-c", probeScript)
+		out := runVia("--rm", "--cidfile", cidFile, podmanImage, "/bin/sh", "-c", probeScript)
 		s.checkGreenBoostProbe(t, out, "")
 		id := readCID(t, cidFile)
 		cfg.waitRecordGone(t, id, "podman run --rm")
@@ -152,10 +157,9 @@ func testPodmanRuntime(t *testing.T, s *suite, p *podman, ll lowLevel) {
 
 		// podman exec goes through the wrapper too, which gives the process
 		// the container's GreenBoost env.
-		id = strings.TrimSpace(lastLine(p.mustRun(t, "run", "-d", "--network", "none", "--runtime", launcher, podmanImage, "sleep", "120")))
-		probe := `echo "LD_PRELOAD=$LD_PRELOAD GREENBOOST_ACTIVE=$GREENBOOST_ACTIVE"`
+		id = strings.TrimSpace(lastLine(runVia("-d", podmanImage, "sleep", "120")))
 		want := "LD_PRELOAD=" + libContainerPath + " GREENBOOST_ACTIVE=1"
-		if got := strings.TrimSpace(lastLine(p.mustRun(t, "exec", id, "/bin/sh", "-c", probe))); got != want {
+		if got := strings.TrimSpace(lastLine(p.mustRun(t, append([]string{"exec", id}, execEnvProbe...)...))); got != want {
 			t.Errorf("podman exec sees %q, want %q", got, want)
 		}
 		p.mustRun(t, "rm", "-f", "-t", "0", id)
@@ -187,7 +191,6 @@ func testPodmanRuntime(t *testing.T, s *suite, p *podman, ll lowLevel) {
 		// podman exec builds its process from the container's own env, which
 		// the CDI edits never entered: only what `run -e` gave reaches it, as
 		// the README's CDI section says.
-		probe := []string{"/bin/sh", "-c", `echo "LD_PRELOAD=$LD_PRELOAD GREENBOOST_ACTIVE=$GREENBOOST_ACTIVE"`}
 		for _, tt := range []struct {
 			name string
 			env  []string
@@ -200,7 +203,7 @@ func testPodmanRuntime(t *testing.T, s *suite, p *podman, ll lowLevel) {
 			args := append(append([]string{"-d", "--device", podmanDeviceExt}, tt.env...), podmanImage, "sleep", "120")
 			id := strings.TrimSpace(lastLine(p.mustRun(t, run(args...)...)))
 			t.Cleanup(func() { _, _, _ = p.podman("rm", "-f", "-t", "0", id) })
-			if got := strings.TrimSpace(lastLine(p.mustRun(t, append([]string{"exec", id}, probe...)...))); got != tt.want {
+			if got := strings.TrimSpace(lastLine(p.mustRun(t, append([]string{"exec", id}, execEnvProbe...)...))); got != tt.want {
 				t.Errorf("%s: podman exec sees %q, want %q", tt.name, got, tt.want)
 			}
 		}
