@@ -306,7 +306,11 @@ func (b vmBoot) run(t *testing.T, work string) bootResult {
 	if err != nil {
 		t.Fatal("qemu-system-x86_64 not found: apt-get install qemu-system-x86")
 	}
-	appendLine := strings.Join(append([]string{"console=ttyS0 panic=-1 loglevel=3 log_buf_len=4M rdinit=/init gb.mode=" + b.mode}, b.params...), " ")
+	// loglevel=5 puts warnings and backtraces on the console (about ten
+	// lines a boot): a hung guest never prints its dmesg block.
+	// softlockup_panic ends a locked-up guest at once, with every CPU's
+	// stack, instead of at the timeout.
+	appendLine := strings.Join(append([]string{"console=ttyS0 panic=-1 loglevel=5 softlockup_panic=1 softlockup_all_cpu_backtrace=1 log_buf_len=4M rdinit=/init gb.mode=" + b.mode}, b.params...), " ")
 	args := []string{
 		"-accel", "tcg", "-cpu", "max",
 		"-smp", strconv.Itoa(b.smp), "-m", strconv.Itoa(envInt("GB_VM_MEM", 2048)),
