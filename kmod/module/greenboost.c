@@ -139,9 +139,14 @@ static struct cdev gb_cdev;
 static struct class *gb_class;
 static struct device *gb_device;
 
+static u64 gb_total_ram_bytes(void)
+{
+	return (u64)totalram_pages() << PAGE_SHIFT;
+}
+
 static u64 gb_total_ram_mb(void)
 {
-	return ((u64)totalram_pages() << PAGE_SHIFT) >> GB_MB_SHIFT;
+	return gb_total_ram_bytes() >> GB_MB_SHIFT;
 }
 
 static u64 gb_available_ram_bytes(void)
@@ -201,16 +206,25 @@ static u64 gb_t3_cap_bytes(void)
 	return mb > U64_MAX >> GB_MB_SHIFT ? U64_MAX : mb << GB_MB_SHIFT;
 }
 
+static u64 gb_pool_cap_bytes(void)
+{
+	return (u64)READ_ONCE(pool_mb) << GB_MB_SHIFT;
+}
+
+static u64 gb_reserve_bytes(void)
+{
+	return (u64)READ_ONCE(safety_reserve_mb) << GB_MB_SHIFT;
+}
+
 /*
  * Charge bytes to the global T2 pool: ENOSPC past the pool cap, ENOMEM when
  * the allocation would eat into the safety reserve (the RAM guard).
  */
 static int gb_pool_charge(u64 bytes)
 {
-	u64 cap = (u64)READ_ONCE(pool_mb) << GB_MB_SHIFT;
-	u64 reserve = (u64)READ_ONCE(safety_reserve_mb) << GB_MB_SHIFT;
+	u64 reserve = gb_reserve_bytes();
 
-	if ((u64)atomic64_add_return(bytes, &gb_t2_used) > cap) {
+	if ((u64)atomic64_add_return(bytes, &gb_t2_used) > gb_pool_cap_bytes()) {
 		atomic64_sub(bytes, &gb_t2_used);
 		return -ENOSPC;
 	}
@@ -1752,9 +1766,8 @@ static int gb_pool_charge_evicting(u64 size, struct gb_buffer *except,
 	if (!ret || !gb_t3_ready())
 		return ret;
 	/* Room no eviction makes: evicting others' buffers would be in vain. */
-	if (size > (u64)READ_ONCE(pool_mb) << GB_MB_SHIFT ||
-	    size + ((u64)READ_ONCE(safety_reserve_mb) << GB_MB_SHIFT) >
-	    (u64)totalram_pages() << PAGE_SHIFT)
+	if (size > gb_pool_cap_bytes() ||
+	    size + gb_reserve_bytes() > gb_total_ram_bytes())
 		return ret;
 	pass = atomic64_inc_return(&gb_pass_clock);
 	for (;;) {
@@ -2216,7 +2229,7 @@ static long gb_ioctl_alloc(void __user *uarg)
 
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
-	if (!req.size || req.size > (u64)totalram_pages() << PAGE_SHIFT ||
+	if (!req.size || req.size > gb_total_ram_bytes() ||
 	    req.flags & ~GB_ALLOC_FLAGS_MASK)
 		return -EINVAL;
 
@@ -2249,7 +2262,7 @@ static long gb_ioctl_pin_user_ptr(void __user *uarg)
 
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
-	if (!req.size || req.size > (u64)totalram_pages() << PAGE_SHIFT ||
+	if (!req.size || req.size > gb_total_ram_bytes() ||
 	    !PAGE_ALIGNED(req.vaddr) || req.flags & ~GB_ALLOC_FLAGS_MASK)
 		return -EINVAL;
 	size = PAGE_ALIGN(req.size);

@@ -794,12 +794,9 @@ func testT3StoreReuse(t *T) {
 // promotions race with mappings; data stays intact and everything ends at
 // zero with an empty store.
 func testT3Stress(t *T) {
-	t3Module(t)
+	c := t3Cgroup(t, "gbt-t3-stress", 12*miB, kmod.Unlimited)
 	d := device(t)
-	c := mkcg(t, "gbt-t3-stress")
-	setLimit(t, c, 12*miB, kmod.Unlimited)
 	before := moduleInfo(t)
-	enterCg(t, c)
 	const threads, cycles, keep = 8, 250, 4
 	sizes := []uint64{16 * kiB, 64 * kiB, 64 * kiB, 256 * kiB, miB, 2 * miB}
 	var ops, edquot, remaps atomic.Int64
