@@ -29,7 +29,7 @@ const (
 	benchPassRuns     = 200 // pass-through verb runs per arm
 	benchCreateRuns   = 100 // create edit runs per arm
 	benchHookRuns     = 100 // hook runs per stage
-	benchDockerRounds = 16  // interleaved docker run rounds per arm
+	benchDockerRounds = 40  // interleaved docker run rounds per arm (a run varies by ±10 %)
 	targetDockerRatio = 1.05
 	targetRatio       = 1.15
 	targetPassMs      = 1.5
