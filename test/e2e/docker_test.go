@@ -281,10 +281,7 @@ func (d *dockerd) removeExpectingNoRecord(t *testing.T, id string) {
 	if _, stderr, err := d.docker("rm", "-f", id); err != nil {
 		t.Fatalf("docker rm -f: %v: %s", err, stderr)
 	}
-	gone := func() bool { _, err := os.Stat(d.cfg.recordPath(id)); return errors.Is(err, fs.ErrNotExist) }
-	if !waitFor(10*time.Second, gone) {
-		t.Fatalf("record of %s still there 10 s after docker rm -f (poststop not run?)", id)
-	}
+	d.cfg.waitRecordGone(t, id, "docker rm -f")
 }
 
 // cdiDir is the CDI spec dir of a daemon whose release reads CDI specs.

@@ -583,6 +583,19 @@ func (c gbConfig) recordPath(id string) string {
 	return filepath.Join(c.stateDir, "containers", id+".json")
 }
 
+// recordDeadline bounds the wait for a poststop hook's effect.
+const recordDeadline = 10 * time.Second
+
+// waitRecordGone fails the test unless the hook's record of container id is
+// gone within recordDeadline.
+func (c gbConfig) waitRecordGone(t *testing.T, id, after string) {
+	t.Helper()
+	gone := func() bool { _, err := os.Stat(c.recordPath(id)); return errors.Is(err, fs.ErrNotExist) }
+	if !waitFor(recordDeadline, gone) {
+		t.Errorf("record of %s still there %v after %s (poststop hook not run?)", id, recordDeadline, after)
+	}
+}
+
 // record is the hook's per-container record (DESIGN.md §4 State).
 type record struct {
 	ID     string `json:"id"`

@@ -25,9 +25,6 @@ const (
 	podmanDeviceExt    = "greenboost.io/vram=ext"
 	podmanDeviceSmall  = "greenboost.io/vram=small"
 	podmanSmallRAM     = "512M"
-
-	// recordDeadline bounds the wait for a poststop hook's effect.
-	recordDeadline = 10 * time.Second
 )
 
 // podman is a podman CLI whose storage, run root, libpod tmp dir, network
@@ -186,16 +183,6 @@ func (p *podman) ctk(cfg string, args ...string) (string, error) {
 	cmd.Env = append(append([]string(nil), p.env...), "GREENBOOST_CONFIG="+cfg)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// waitRecordGone fails the test unless the hook's record of container id is
-// gone within recordDeadline.
-func (c gbConfig) waitRecordGone(t *testing.T, id, after string) {
-	t.Helper()
-	gone := func() bool { _, err := os.Stat(c.recordPath(id)); return errors.Is(err, fs.ErrNotExist) }
-	if !waitFor(recordDeadline, gone) {
-		t.Errorf("record of %s still there %v after %s (poststop hook not run?)", id, recordDeadline, after)
-	}
 }
 
 // readCID reads the container id podman wrote to a --cidfile.
