@@ -8,34 +8,21 @@ import (
 	"unicode"
 )
 
-// decodeKeepingUnknown decodes data into v, a pointer to a runtime-spec type,
-// and returns data itself when it has members those types do not know (an
-// engine on a newer runtime-spec, a vendor extension), nil otherwise, for
-// encodeKeepingUnknown to put them back: a transparent wrapper must not drop
-// what it does not understand.
-func decodeKeepingUnknown(data []byte, v any) ([]byte, error) {
-	if err := json.Unmarshal(data, v); err != nil {
-		return nil, err
-	}
-	// The types are learnt by now, so this second, strict pass is cheap.
-	strict := json.NewDecoder(bytes.NewReader(data))
-	strict.DisallowUnknownFields()
-	if strict.Decode(reflect.New(reflect.TypeOf(v).Elem()).Interface()) != nil {
-		return data, nil
-	}
-	return nil, nil
-}
-
-// encodeKeepingUnknown encodes v and, when original is not nil, adds back the
-// object members of original that v's types do not know.
+// encodeKeepingUnknown encodes v, decoded from original and edited since,
+// and adds back the object members of original that v's types do not know
+// (an engine on a newer runtime-spec, a vendor extension, what Spec does not
+// decode): a transparent wrapper must not drop what it does not understand.
 func encodeKeepingUnknown(v any, original []byte) ([]byte, error) {
 	data, err := json.Marshal(v)
-	if err != nil || original == nil {
-		return data, err
+	if err != nil {
+		return nil, err
 	}
 	var orig, edited any
 	if err := decodeNumbers(original, &orig); err != nil {
 		return nil, err
+	}
+	if !hasUnknown(orig, reflect.TypeOf(v)) {
+		return data, nil
 	}
 	if err := decodeNumbers(data, &edited); err != nil {
 		return nil, err
@@ -61,6 +48,9 @@ func decodeNumbers(data []byte, v any) error {
 func mergeUnknown(orig, edited any, t reflect.Type) any {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if !hasUnknown(orig, t) {
+		return edited // nothing to add: the common case, without matching elements
 	}
 	switch o := orig.(type) {
 	case map[string]any:
@@ -108,6 +98,44 @@ func mergeUnknown(orig, edited any, t reflect.Type) any {
 		return e
 	}
 	return edited
+}
+
+// hasUnknown reports whether v, as decodeNumbers gives it, has an object
+// member anywhere in it that type t does not know.
+func hasUnknown(v any, t reflect.Type) bool {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return false
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		switch t.Kind() {
+		case reflect.Map:
+			for _, mv := range v {
+				if hasUnknown(mv, t.Elem()) {
+					return true
+				}
+			}
+		case reflect.Struct:
+			fields := jsonFields(t)
+			for k, mv := range v {
+				if field, known := fields[foldClass(k)]; !known || hasUnknown(mv, field) {
+					return true
+				}
+			}
+		}
+	case []any:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for _, e := range v {
+				if hasUnknown(e, t.Elem()) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // mergeElements merges each element of edited with the element of orig it

@@ -14,9 +14,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
+	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/greenboost/greenboost-container-toolkit/cdi"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden out.json files")
@@ -55,7 +57,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func TestEditBundleGolden(t *testing.T) {
 	cfg, lib := testConfig(t)
-	for _, name := range []string{"plain", "image-ld-preload", "preload-already-ours", "unknown-fields"} {
+	for _, name := range []string{"plain", "image-ld-preload", "preload-already-ours", "unknown-fields", "userns-resources"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", name)
 			bundle := bundleWith(t, filepath.Join(dir, "in.json"))
@@ -278,7 +280,7 @@ func TestFlushWritesWhereTheSpecWasRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer spec.Close()
-	spec.Raw().Hostname = "edited"
+	spec.Raw().Process.Env = append(spec.Raw().Process.Env, "EDITED=1")
 	if err := os.Rename(bundle, moved); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +293,7 @@ func TestFlushWritesWhereTheSpecWasRead(t *testing.T) {
 	if got, _ := os.ReadFile(ocispec.Path(decoy)); !bytes.Equal(got, decoySpec) {
 		t.Fatalf("the write went to the directory swapped in: %s", got)
 	}
-	if got, _ := os.ReadFile(ocispec.Path(moved)); !strings.Contains(string(got), `"hostname":"edited"`) && !strings.Contains(string(got), `"hostname": "edited"`) {
+	if got, _ := os.ReadFile(ocispec.Path(moved)); !strings.Contains(string(got), `"EDITED=1"`) {
 		t.Fatalf("the bundle that was read did not get the write: %s", got)
 	}
 	if entries, _ := os.ReadDir(decoy); len(entries) != 1 {
@@ -389,4 +391,47 @@ func FuzzLoadSpec(f *testing.F) {
 		}
 		spec.Close()
 	})
+}
+
+// TestEditsNeedOnlyTheDecodedMembers: Spec decodes only specMembers, so the
+// edits must reach nothing else (Flush would drop it). Through editBundle
+// they give the spec they give applied to the whole specs.Spec.
+func TestEditsNeedOnlyTheDecodedMembers(t *testing.T) {
+	cfg, _ := testConfig(t)
+	edits, err := cdi.Edits(cfg, config.DefaultDevice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"plain", "image-ld-preload", "unknown-fields", "userns-resources"} {
+		t.Run(name, func(t *testing.T) {
+			in := filepath.Join("testdata", name, "in.json")
+			data, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var whole specs.Spec
+			if err := json.Unmarshal(data, &whole); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []Modifier{greenboostEdits{edits: edits}, userNSDevices{nodes: edits.DeviceNodes}} {
+				if err := m.Modify(&whole); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, _ := json.Marshal(&whole)
+
+			bundle := bundleWith(t, in)
+			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+				t.Fatal(err)
+			}
+			out, _ := os.ReadFile(ocispec.Path(bundle))
+			var edited specs.Spec
+			if err := json.Unmarshal(out, &edited); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := json.Marshal(&edited); string(got) != string(want) {
+				t.Fatalf("editing the decoded members gave\n%s\nediting the whole spec gives\n%s", got, want)
+			}
+		})
+	}
 }
