@@ -12,22 +12,92 @@ import (
 // and adds back the object members of original that v's types do not know
 // (an engine on a newer runtime-spec, a vendor extension, what Spec does not
 // decode): a transparent wrapper must not drop what it does not understand.
+// original must be valid JSON (it decoded into v).
 func encodeKeepingUnknown(v any, original []byte) ([]byte, error) {
-	data, err := json.Marshal(v)
+	edited, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	var orig, edited any
-	if err := decodeNumbers(original, &orig); err != nil {
+	return mergeEncoded(original, edited, reflect.TypeOf(v))
+}
+
+// mergeEncoded merges orig, a value of type t as read, into edited, its
+// encoding after the edits. An object of a struct type is patched member by
+// member (patchObject), so what t does not know is copied byte for byte
+// without decoding it, however large (a seccomp profile); other values are
+// merged decoded (mergeUnknown).
+func mergeEncoded(orig, edited []byte, t reflect.Type) ([]byte, error) {
+	t = derefType(t)
+	if t != nil && t.Kind() == reflect.Struct {
+		if o, ok := splitObject(orig); ok {
+			if e, ok := splitObject(edited); ok {
+				return patchObject(o, e, t)
+			}
+		}
+	}
+	var o, e any
+	if err := decodeNumbers(orig, &o); err != nil {
 		return nil, err
 	}
-	if !hasUnknown(orig, reflect.TypeOf(v)) {
-		return data, nil
+	if !hasUnknown(o, t) {
+		return edited, nil
 	}
-	if err := decodeNumbers(data, &edited); err != nil {
+	if err := decodeNumbers(edited, &e); err != nil {
 		return nil, err
 	}
-	return json.Marshal(mergeUnknown(orig, edited, reflect.TypeOf(v)))
+	return json.Marshal(mergeUnknown(o, e, t))
+}
+
+// patchObject writes the object orig with each member t knows replaced by
+// edited's (merged with what its value in orig has that t does not know),
+// or left out where edited has none; each member t does not know as it was;
+// then edited's members that orig lacks. Members match by case folding, as
+// encoding/json matches them to fields; of several that match one field,
+// the last is the one encoding/json decoded, and the field is written once.
+func patchObject(orig, edited []member, t reflect.Type) ([]byte, error) {
+	fields := jsonFields(t)
+	editedAt := make(map[string]int, len(edited)) // fold class → index in edited
+	for j, m := range edited {
+		editedAt[foldClass(m.key)] = j
+	}
+	decodedAt := map[string]int{} // fold class → index in orig of the member decoded
+	for i, m := range orig {
+		if class := foldClass(m.key); fields[class] != nil {
+			decodedAt[class] = i
+		}
+	}
+	written := make([]bool, len(edited))
+	out := []byte{'{'}
+	add := func(key, value []byte) {
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(append(append(out, key...), ':'), value...)
+	}
+	for _, m := range orig {
+		class := foldClass(m.key)
+		field := fields[class]
+		if field == nil {
+			add(m.rawKey, m.value)
+			continue
+		}
+		j, kept := editedAt[class]
+		if !kept || written[j] {
+			continue // the edits left it out, or it is written already
+		}
+		value, err := mergeEncoded(orig[decodedAt[class]].value, edited[j].value, field)
+		if err != nil {
+			return nil, err
+		}
+		add(edited[j].rawKey, value)
+		written[j] = true
+	}
+	for j, m := range edited {
+		if !written[j] {
+			add(m.rawKey, m.value)
+		}
+	}
+	return append(out, '}'), nil
 }
 
 // decodeNumbers decodes keeping numbers as written (no float64 rounding of
@@ -46,9 +116,7 @@ func decodeNumbers(data []byte, v any) error {
 // case-insensitively, as encoding/json matches them to fields, map keys
 // exactly.
 func mergeUnknown(orig, edited any, t reflect.Type) any {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
+	t = derefType(t)
 	if !hasUnknown(orig, t) {
 		return edited // nothing to add: the common case, without matching elements
 	}
@@ -103,9 +171,7 @@ func mergeUnknown(orig, edited any, t reflect.Type) any {
 // hasUnknown reports whether v, as decodeNumbers gives it, has an object
 // member anywhere in it that type t does not know.
 func hasUnknown(v any, t reflect.Type) bool {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
+	t = derefType(t)
 	if t == nil {
 		return false
 	}
@@ -181,6 +247,13 @@ func knownEncoding(v any, t reflect.Type) (string, bool) {
 		return "", false
 	}
 	return string(data), true
+}
+
+func derefType(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
 }
 
 // jsonFields maps the case-folding class of each JSON member name of the

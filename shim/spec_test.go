@@ -435,3 +435,56 @@ func TestEditsNeedOnlyTheDecodedMembers(t *testing.T) {
 		})
 	}
 }
+
+// TestMembersTheEditsDoNotUseStayAsWritten: what Spec does not decode is
+// written back byte for byte (spacing, number forms, escapes), at the top
+// level and inside linux, where a seccomp profile is most of a spec.
+func TestMembersTheEditsDoNotUseStayAsWritten(t *testing.T) {
+	cfg, _ := testConfig(t)
+	in := filepath.Join("testdata", "userns-resources", "in.json")
+	data, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := bundleWith(t, in)
+	if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := os.ReadFile(ocispec.Path(bundle))
+	top := rawMembers(t, data)
+	linux := rawMembers(t, top["linux"])
+	for name, value := range map[string]json.RawMessage{
+		"ociVersion": top["ociVersion"], "hostname": top["hostname"], "vendorTopLevel": top["vendorTopLevel"],
+		"linux.seccomp": linux["seccomp"], "linux.sysctl": linux["sysctl"], "linux.vendorLinuxExtension": linux["vendorLinuxExtension"],
+		"linux.cgroupsPath": linux["cgroupsPath"],
+	} {
+		if len(value) == 0 {
+			t.Fatalf("%s missing from %s", name, in)
+		}
+		if !bytes.Contains(out, value) {
+			t.Errorf("%s was rewritten: %s not in\n%s", name, value, out)
+		}
+	}
+}
+
+// rawMembers returns the members of the JSON object data as written.
+func rawMembers(t *testing.T, data []byte) map[string]json.RawMessage {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil {
+		t.Fatal(err)
+	}
+	members := map[string]json.RawMessage{}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			t.Fatal(err)
+		}
+		members[key.(string)] = value
+	}
+	return members
+}
