@@ -108,7 +108,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoadSpec -fuzztime 30s ./shim/
 	$(GO) test -run '^$$' -fuzz FuzzEdits -fuzztime 30s ./shim/
 	$(GO) test -run '^$$' -fuzz FuzzParseArgs -fuzztime 30s ./shim/
-	$(GO) test -run '^$$' -fuzz FuzzSplitObject -fuzztime 30s ./shim/
+	$(GO) test -run '^$$' -fuzz FuzzSplitJSON -fuzztime 30s ./shim/
 	$(GO) test -run '^$$' -fuzz FuzzReadState -fuzztime 30s ./hook/
 	$(GO) test -run '^$$' -fuzz FuzzReadRecord -fuzztime 30s ./hook/
 

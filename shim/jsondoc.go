@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"sync"
 	"unicode"
 )
 
@@ -28,7 +29,10 @@ func encodeKeepingUnknown(v any, original []byte) ([]byte, error) {
 // merged decoded (mergeUnknown).
 func mergeEncoded(orig, edited []byte, t reflect.Type) ([]byte, error) {
 	t = derefType(t)
-	if t != nil && t.Kind() == reflect.Struct {
+	if !hasUnknown(orig, t) {
+		return edited, nil // nothing to add: the common case
+	}
+	if t.Kind() == reflect.Struct {
 		if o, ok := splitObject(orig); ok {
 			if e, ok := splitObject(edited); ok {
 				return patchObject(o, e, t)
@@ -38,9 +42,6 @@ func mergeEncoded(orig, edited []byte, t reflect.Type) ([]byte, error) {
 	var o, e any
 	if err := decodeNumbers(orig, &o); err != nil {
 		return nil, err
-	}
-	if !hasUnknown(o, t) {
-		return edited, nil
 	}
 	if err := decodeNumbers(edited, &e); err != nil {
 		return nil, err
@@ -117,9 +118,6 @@ func decodeNumbers(data []byte, v any) error {
 // exactly.
 func mergeUnknown(orig, edited any, t reflect.Type) any {
 	t = derefType(t)
-	if !hasUnknown(orig, t) {
-		return edited // nothing to add: the common case, without matching elements
-	}
 	switch o := orig.(type) {
 	case map[string]any:
 		e, ok := edited.(map[string]any)
@@ -168,36 +166,35 @@ func mergeUnknown(orig, edited any, t reflect.Type) any {
 	return edited
 }
 
-// hasUnknown reports whether v, as decodeNumbers gives it, has an object
-// member anywhere in it that type t does not know.
-func hasUnknown(v any, t reflect.Type) bool {
+// hasUnknown reports whether v, the JSON encoding of a value of type t as
+// written, has an object member anywhere in it that t does not know. It
+// reads v as written, without decoding it.
+func hasUnknown(v []byte, t reflect.Type) bool {
 	t = derefType(t)
 	if t == nil {
 		return false
 	}
-	switch v := v.(type) {
-	case map[string]any:
-		switch t.Kind() {
-		case reflect.Map:
-			for _, mv := range v {
-				if hasUnknown(mv, t.Elem()) {
-					return true
-				}
-			}
-		case reflect.Struct:
-			fields := jsonFields(t)
-			for k, mv := range v {
-				if field, known := fields[foldClass(k)]; !known || hasUnknown(mv, field) {
-					return true
-				}
+	switch t.Kind() {
+	case reflect.Struct:
+		members, _ := splitObject(v)
+		fields := jsonFields(t)
+		for _, m := range members {
+			if field := fields[foldClass(m.key)]; field == nil || hasUnknown(m.value, field) {
+				return true
 			}
 		}
-	case []any:
-		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
-			for _, e := range v {
-				if hasUnknown(e, t.Elem()) {
-					return true
-				}
+	case reflect.Map:
+		members, _ := splitObject(v)
+		for _, m := range members {
+			if hasUnknown(m.value, t.Elem()) {
+				return true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		elements, _ := splitArray(v)
+		for _, e := range elements {
+			if hasUnknown(e, t.Elem()) {
+				return true
 			}
 		}
 	}
@@ -256,9 +253,16 @@ func derefType(t reflect.Type) reflect.Type {
 	return t
 }
 
+// fieldsOf caches jsonFields: a spec's array elements ask again for their
+// type's fields, one element at a time.
+var fieldsOf sync.Map // reflect.Type → map[string]reflect.Type
+
 // jsonFields maps the case-folding class of each JSON member name of the
 // struct type t (embedded structs' members included) to its Go type.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if fields, ok := fieldsOf.Load(t); ok {
+		return fields.(map[string]reflect.Type)
+	}
 	fields := map[string]reflect.Type{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -279,6 +283,7 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 			fields[foldClass(name)] = f.Type
 		}
 	}
+	fieldsOf.Store(t, fields)
 	return fields
 }
 

@@ -1,6 +1,9 @@
 package shim
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
 
 // member is one member of a JSON object as written.
 type member struct {
@@ -40,10 +43,33 @@ func splitObject(data []byte) ([]member, bool) {
 	return members, i < len(data)
 }
 
-// decodeKey decodes a quoted JSON string.
+// splitArray returns the elements of data, a JSON array, as written; false
+// where data is not an array. data must be valid JSON, as for splitObject.
+func splitArray(data []byte) ([][]byte, bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return nil, false
+	}
+	var elements [][]byte
+	for i = skipSpace(data, i+1); i < len(data) && data[i] != ']'; i = skipSpace(data, i) {
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+		end := skipValue(data, i)
+		if end < 0 {
+			return nil, false
+		}
+		elements = append(elements, data[i:end])
+		i = end
+	}
+	return elements, i < len(data)
+}
+
+// decodeKey decodes a quoted JSON string, as encoding/json does (escapes,
+// invalid UTF-8).
 func decodeKey(raw []byte) string {
 	for _, c := range raw {
-		if c == '\\' {
+		if c == '\\' || c >= utf8.RuneSelf {
 			var key string
 			_ = json.Unmarshal(raw, &key) // valid JSON: it decodes
 			return key

@@ -6,13 +6,14 @@ import (
 	"testing"
 )
 
-// FuzzSplitObject: for any valid JSON object, splitObject finds the members
-// encoding/json finds, in order, each value exactly as written.
-func FuzzSplitObject(f *testing.F) {
+// FuzzSplitJSON: for any valid JSON object, splitObject finds the members
+// encoding/json finds, in order, each value exactly as written; for any
+// array, splitArray finds its elements so.
+func FuzzSplitJSON(f *testing.F) {
 	for _, seed := range []string{
 		`{}`, ` { } `, `{"a":1}`, "{\n\t\"a\" : [1, {\"b\": \"}\"}],\r\n\"c\":null }",
 		`{"k\"ey":"v\\\"al]","\u00e9":true,"":-1.5e+3,"x":{"y":[[],{}]}}`,
-		`{"a":1,"a":2,"A":"dup"}`, `[1]`, `"s"`, `null`,
+		`{"a":1,"a":2,"A":"dup"}`, `[1]`, ` [ "]" , {"a":[]} ,null,-0.5] `, `[]`, `"s"`, `null`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -22,7 +23,9 @@ func FuzzSplitObject(f *testing.F) {
 			return // splitObject takes only what encoding/json accepted
 		}
 		dec := json.NewDecoder(bytes.NewReader(data))
-		if tok, _ := dec.Token(); tok != json.Delim('{') {
+		tok, _ := dec.Token()
+		checkSplitArray(t, data, tok == json.Delim('['))
+		if tok != json.Delim('{') {
 			if ok {
 				t.Fatalf("%q is not an object, split into %q", data, members)
 			}
@@ -57,4 +60,26 @@ func FuzzSplitObject(f *testing.F) {
 			t.Fatalf("%q: split into %d members, encoding/json finds %d", data, len(members), i)
 		}
 	})
+}
+
+func checkSplitArray(t *testing.T, data []byte, isArray bool) {
+	elements, ok := splitArray(data)
+	if ok != isArray {
+		t.Fatalf("%q: splitArray says array %v", data, ok)
+	}
+	var want []json.RawMessage
+	if !isArray || json.Unmarshal(data, &want) != nil {
+		return
+	}
+	if len(elements) != len(want) {
+		t.Fatalf("%q: split into %d elements, encoding/json finds %d", data, len(elements), len(want))
+	}
+	for i := range want {
+		var w bytes.Buffer
+		_ = json.Compact(&w, want[i])
+		var g bytes.Buffer
+		if err := json.Compact(&g, elements[i]); err != nil || !bytes.Equal(g.Bytes(), w.Bytes()) || len(bytes.TrimSpace(elements[i])) != len(elements[i]) {
+			t.Fatalf("%q: element %d split as %q, encoding/json reads %q", data, i, elements[i], want[i])
+		}
+	}
 }
