@@ -187,6 +187,21 @@ func TestBench(t *testing.T) {
 		t.Fatalf("the create runs did not edit the spec")
 	}
 	createDiff := ms(medianWall(createGB)) - ms(medianWall(createFake))
+	// The same with a spec the size of Docker's, most of it its seccomp
+	// profile, which the wrapper copies without decoding.
+	seccompSpec := withSeccompProfile(t, editBundle.spec)
+	var createSeccompGB, createSeccompFake []sample
+	for i := 0; i < benchCreateRuns; i++ {
+		if err := os.WriteFile(filepath.Join(editBundle.dir, "config.json"), seccompSpec, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		createSeccompGB = append(createSeccompGB, timeExec(t, fakeEnv, nil, s.runtimeBin, "create", "--bundle", editBundle.dir, "bench-edit"))
+		createSeccompFake = append(createSeccompFake, timeExec(t, fakeEnv, nil, fake, "create", "--bundle", editBundle.dir, "bench-edit"))
+	}
+	if spec := editBundle.readSpec(t); spec.Linux == nil || spec.Linux.Seccomp == nil || spec.Hooks == nil || len(spec.Hooks.Prestart) == 0 {
+		t.Fatalf("the create runs did not edit the spec, or lost its seccomp profile")
+	}
+	createSeccompDiff := ms(medianWall(createSeccompGB)) - ms(medianWall(createSeccompFake))
 
 	// 4. Each hook process, run directly with an OCI state on stdin (the
 	// bundle edited above; pid = this test process, so cgroup resolution is
@@ -258,6 +273,8 @@ func TestBench(t *testing.T) {
 		fmt.Sprintf("BENCH create_edit_ms=%.3f target<=%.1f %s (create through the wrapper to a no-op runtime %.3f ms, the no-op runtime alone %.3f ms, runs=%d; cpu +%.3f ms)",
 			createDiff, targetCreateEdit, verdict(createDiff <= targetCreateEdit), ms(medianWall(createGB)), ms(medianWall(createFake)), benchCreateRuns,
 			ms(medianCPU(createGB))-ms(medianCPU(createFake))),
+		fmt.Sprintf("BENCH create_edit_seccomp_ms=%.3f (the same on a %d KiB spec with a seccomp profile of %d syscalls, as Docker writes)",
+			createSeccompDiff, len(seccompSpec)/1024, benchSeccompSyscalls),
 		fmt.Sprintf("BENCH process_floor busybox_true_ms=%.3f go_hello_ms=%.3f go_hello_cpu_ms=%.3f (what any process / any static Go program costs on this host now)",
 			spawnMs, goMs, ms(medianCPU(goSpawn))),
 		fmt.Sprintf("BENCH hook_prestart_ms=%.3f target<=%.1f %s (cpu %.3f ms; over a Go hello world %.3f ms)",
@@ -268,6 +285,45 @@ func TestBench(t *testing.T) {
 	for _, l := range lines {
 		fmt.Println(l)
 	}
+}
+
+// benchSeccompSyscalls is about the number of syscalls Docker's default
+// seccomp profile allows.
+const benchSeccompSyscalls = 350
+
+// withSeccompProfile returns spec with a seccomp profile shaped like
+// Docker's default: one rule allowing most syscalls by name, and rules with
+// argument conditions.
+func withSeccompProfile(t testing.TB, spec []byte) []byte {
+	t.Helper()
+	var s specs.Spec
+	if err := json.Unmarshal(spec, &s); err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, benchSeccompSyscalls)
+	for i := range names {
+		names[i] = fmt.Sprintf("syscall_%d", i)
+	}
+	profile := &specs.LinuxSeccomp{
+		DefaultAction: specs.ActErrno,
+		Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32},
+		Syscalls:      []specs.LinuxSyscall{{Names: names, Action: specs.ActAllow}},
+	}
+	for i := 0; i < 40; i++ {
+		profile.Syscalls = append(profile.Syscalls, specs.LinuxSyscall{
+			Names: []string{fmt.Sprintf("conditional_%d", i)}, Action: specs.ActAllow,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: 2114060288, Op: specs.OpMaskedEqual}},
+		})
+	}
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
+	}
+	s.Linux.Seccomp = profile
+	data, err := json.Marshal(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // stopContainer makes a container's record look as it does when its
