@@ -22,44 +22,51 @@ func FuzzSplitJSON(f *testing.F) {
 		if !json.Valid(data) {
 			return // splitObject takes only what encoding/json accepted
 		}
-		dec := json.NewDecoder(bytes.NewReader(data))
-		tok, _ := dec.Token()
-		checkSplitArray(t, data, tok == json.Delim('['))
-		if tok != json.Delim('{') {
+		checkSplitArray(t, data, bytes.HasPrefix(bytes.TrimSpace(data), []byte("[")))
+		want, isObject := membersAsDecoded(t, data)
+		if !isObject {
 			if ok {
 				t.Fatalf("%q is not an object, split into %q", data, members)
 			}
 			return
 		}
-		if !ok {
-			t.Fatalf("object %q not split", data)
+		if !ok || len(members) != len(want) {
+			t.Fatalf("%q: split into %d members (%v), encoding/json finds %d", data, len(members), ok, len(want))
 		}
-		i := 0
-		for ; dec.More(); i++ {
-			tok, err := dec.Token()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var value json.RawMessage
-			if err := dec.Decode(&value); err != nil {
-				t.Fatal(err)
-			}
-			if i >= len(members) {
-				t.Fatalf("%q: split into %d members, encoding/json finds more", data, len(members))
-			}
-			m := members[i]
-			if m.key != tok.(string) || !bytes.Equal(m.value, value) {
-				t.Fatalf("%q: member %d split as %q: %q, encoding/json reads %q: %q", data, i, m.key, m.value, tok, value)
+		for i, m := range members {
+			if m.key != want[i].key || !bytes.Equal(m.value, want[i].value) {
+				t.Fatalf("%q: member %d split as %q: %q, encoding/json reads %q: %q", data, i, m.key, m.value, want[i].key, want[i].value)
 			}
 			var rawKey string
 			if json.Unmarshal(m.rawKey, &rawKey) != nil || rawKey != m.key {
 				t.Fatalf("%q: member %d key %q written as %q", data, i, m.key, m.rawKey)
 			}
 		}
-		if i != len(members) {
-			t.Fatalf("%q: split into %d members, encoding/json finds %d", data, len(members), i)
-		}
 	})
+}
+
+// membersAsDecoded returns the members of the JSON object data in order,
+// each value as written, as encoding/json reads them; false where data is
+// not an object.
+func membersAsDecoded(t testing.TB, data []byte) ([]member, bool) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var members []member
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, member{key: key.(string), value: value})
+	}
+	return members, true
 }
 
 func checkSplitArray(t *testing.T, data []byte, isArray bool) {

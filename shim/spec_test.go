@@ -453,7 +453,7 @@ func TestMembersTheEditsDoNotUseStayAsWritten(t *testing.T) {
 	out, _ := os.ReadFile(ocispec.Path(bundle))
 	top := rawMembers(t, data)
 	linux := rawMembers(t, top["linux"])
-	for name, value := range map[string]json.RawMessage{
+	for name, value := range map[string][]byte{
 		"ociVersion": top["ociVersion"], "hostname": top["hostname"], "vendorTopLevel": top["vendorTopLevel"],
 		"linux.seccomp": linux["seccomp"], "linux.sysctl": linux["sysctl"], "linux.vendorLinuxExtension": linux["vendorLinuxExtension"],
 		"linux.cgroupsPath": linux["cgroupsPath"],
@@ -468,23 +468,15 @@ func TestMembersTheEditsDoNotUseStayAsWritten(t *testing.T) {
 }
 
 // rawMembers returns the members of the JSON object data as written.
-func rawMembers(t *testing.T, data []byte) map[string]json.RawMessage {
+func rawMembers(t *testing.T, data []byte) map[string][]byte {
 	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if _, err := dec.Token(); err != nil {
-		t.Fatal(err)
+	members, ok := membersAsDecoded(t, data)
+	if !ok {
+		t.Fatalf("not a JSON object: %s", data)
 	}
-	members := map[string]json.RawMessage{}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			t.Fatal(err)
-		}
-		members[key.(string)] = value
+	byKey := map[string][]byte{}
+	for _, m := range members {
+		byKey[m.key] = m.value
 	}
-	return members
+	return byKey
 }
