@@ -53,18 +53,19 @@ func mergeEncoded(orig, edited []byte, t reflect.Type) ([]byte, error) {
 // edited's (merged with what its value in orig has that t does not know),
 // or left out where edited has none; each member t does not know as it was;
 // then edited's members that orig lacks. Members match by case folding, as
-// encoding/json matches them to fields; of several that match one field,
-// the last is the one encoding/json decoded, and the field is written once.
+// encoding/json matches them to fields; several that match one field
+// (encoding/json decodes each into it, in order) are written once, with
+// what each has that t does not know.
 func patchObject(orig, edited []member, t reflect.Type) ([]byte, error) {
 	fields := jsonFields(t)
 	editedAt := make(map[string]int, len(edited)) // fold class → index in edited
 	for j, m := range edited {
 		editedAt[foldClass(m.key)] = j
 	}
-	decodedAt := map[string]int{} // fold class → index in orig of the member decoded
+	occurrences := map[string][]int{} // fold class of a known member → its indices in orig
 	for i, m := range orig {
 		if class := foldClass(m.key); fields[class] != nil {
-			decodedAt[class] = i
+			occurrences[class] = append(occurrences[class], i)
 		}
 	}
 	written := make([]bool, len(edited))
@@ -86,9 +87,12 @@ func patchObject(orig, edited []member, t reflect.Type) ([]byte, error) {
 		if !kept || written[j] {
 			continue // the edits left it out, or it is written already
 		}
-		value, err := mergeEncoded(orig[decodedAt[class]].value, edited[j].value, field)
-		if err != nil {
-			return nil, err
+		value := edited[j].value
+		for _, i := range occurrences[class] {
+			var err error
+			if value, err = mergeEncoded(orig[i].value, value, field); err != nil {
+				return nil, err
+			}
 		}
 		add(edited[j].rawKey, value)
 		written[j] = true

@@ -171,3 +171,33 @@ func TestUnknownMembersFollowTheirElement(t *testing.T) {
 		})
 	}
 }
+
+// Members that match one field by case folding are each decoded into it, in
+// order (encoding/json, and so runc): the patched spec has the field once,
+// with the edit, and what each of them has that the edits do not use.
+func TestMembersOfOneFieldKeepWhatEachHas(t *testing.T) {
+	in := `{"Process":{"env":["A=1"],"cwd":"/x"},"vendor":1,"process":{"env":["B=2"],"args":["sh"]}}`
+	var m specMembers
+	if err := json.Unmarshal([]byte(in), &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Process.Env = append(m.Process.Env, "C=3")
+	out, err := encodeKeepingUnknown(&m, []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(out, &members); err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 2 || members["process"] == nil || string(members["vendor"]) != "1" {
+		t.Fatalf("%s: want one process member and vendor", out)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Process.Cwd != "/x" || !slices.Equal(s.Process.Args, []string{"sh"}) || !slices.Equal(s.Process.Env, []string{"B=2", "C=3"}) {
+		t.Fatalf("%s: want cwd /x from the first member, args from the second, env as edited", out)
+	}
+}
