@@ -358,8 +358,11 @@ func TestLoadSpecLinksInsideTheBundle(t *testing.T) {
 	}
 }
 
+// FuzzLoadSpec: a failed edit leaves the file as it was; a successful one
+// writes a spec that loads and, where it changed the file of a spec that
+// decodes whole, is what the edits make of the whole spec.
 func FuzzLoadSpec(f *testing.F) {
-	for _, name := range []string{"plain", "image-ld-preload", "malformed"} {
+	for _, name := range []string{"plain", "image-ld-preload", "malformed", "unknown-fields", "userns-resources"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name, "in.json"))
 		if err != nil {
 			f.Fatal(err)
@@ -390,6 +393,10 @@ func FuzzLoadSpec(f *testing.F) {
 			t.Fatalf("edited spec does not load: %v", err)
 		}
 		spec.Close()
+		got, _ := os.ReadFile(path)
+		if !bytes.Equal(got, data) && json.Unmarshal(data, &specs.Spec{}) == nil {
+			checkEditsAsOnTheWholeSpec(t, cfg, data, got)
+		}
 	})
 }
 
@@ -398,10 +405,6 @@ func FuzzLoadSpec(f *testing.F) {
 // they give the spec they give applied to the whole specs.Spec.
 func TestEditsNeedOnlyTheDecodedMembers(t *testing.T) {
 	cfg, _ := testConfig(t)
-	edits, err := cdi.Edits(cfg, config.DefaultDevice)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, name := range []string{"plain", "image-ld-preload", "unknown-fields", "userns-resources"} {
 		t.Run(name, func(t *testing.T) {
 			in := filepath.Join("testdata", name, "in.json")
@@ -409,30 +412,40 @@ func TestEditsNeedOnlyTheDecodedMembers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var whole specs.Spec
-			if err := json.Unmarshal(data, &whole); err != nil {
-				t.Fatal(err)
-			}
-			for _, m := range []Modifier{greenboostEdits{edits: edits}, userNSDevices{nodes: edits.DeviceNodes}} {
-				if err := m.Modify(&whole); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, _ := json.Marshal(&whole)
-
 			bundle := bundleWith(t, in)
 			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
 				t.Fatal(err)
 			}
 			out, _ := os.ReadFile(ocispec.Path(bundle))
-			var edited specs.Spec
-			if err := json.Unmarshal(out, &edited); err != nil {
-				t.Fatal(err)
-			}
-			if got, _ := json.Marshal(&edited); string(got) != string(want) {
-				t.Fatalf("editing the decoded members gave\n%s\nediting the whole spec gives\n%s", got, want)
-			}
+			checkEditsAsOnTheWholeSpec(t, cfg, data, out)
 		})
+	}
+}
+
+// checkEditsAsOnTheWholeSpec checks that out, what editBundle made of the
+// spec in, is what the edits make of in decoded whole, as runc decodes it.
+func checkEditsAsOnTheWholeSpec(t *testing.T, cfg *config.Config, in, out []byte) {
+	t.Helper()
+	edits, err := cdi.Edits(cfg, config.DefaultDevice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole specs.Spec
+	if err := json.Unmarshal(in, &whole); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []Modifier{greenboostEdits{edits: edits}, userNSDevices{nodes: edits.DeviceNodes}} {
+		if err := m.Modify(&whole); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _ := json.Marshal(&whole)
+	var edited specs.Spec
+	if err := json.Unmarshal(out, &edited); err != nil {
+		t.Fatalf("edited spec does not decode: %v\n%s", err, out)
+	}
+	if got, _ := json.Marshal(&edited); string(got) != string(want) {
+		t.Fatalf("editing the decoded members gave\n%s\nediting the whole spec gives\n%s", got, want)
 	}
 }
 
