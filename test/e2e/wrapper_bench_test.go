@@ -250,6 +250,7 @@ func TestBench(t *testing.T) {
 		}
 	}
 	dockerRatio := float64(medianWall(dockerGB)) / float64(medianWall(dockerPlain))
+	dockerLow, dockerHigh := pairedRatioQuartiles(dockerGB, dockerPlain)
 
 	verdict := func(ok bool) string {
 		if ok {
@@ -266,8 +267,9 @@ func TestBench(t *testing.T) {
 		fmt.Sprintf("BENCH ratio=%.3f target<=%.2f %s (cpu ratio %.3f)", ratio, targetRatio, verdict(ratio <= targetRatio), cpuRatio),
 		fmt.Sprintf("BENCH go_floor_ratio=%.3f (%.2f ms: runc behind a Go wrapper that only execs it, with our edits and two Go hooks that only exit); greenboost over that floor: %.3f (+%.2f ms)",
 			float64(floorWall)/float64(plainWall), ms(floorWall), float64(gbWall)/float64(floorWall), ms(gbWall)-ms(floorWall)),
-		fmt.Sprintf("BENCH docker_ratio=%.3f target<=%.2f %s (docker run --rm busybox /bin/true: --runtime=greenboost %.1f ms, runc %.1f ms, rounds=%d)",
-			dockerRatio, targetDockerRatio, verdict(dockerRatio <= targetDockerRatio), ms(medianWall(dockerGB)), ms(medianWall(dockerPlain)), benchDockerRounds),
+		fmt.Sprintf("BENCH docker_ratio=%.3f target<=%.2f %s (docker run --rm busybox /bin/true: --runtime=greenboost %.1f ms, runc %.1f ms, rounds=%d; each round's ratio: p25 %.3f, p75 %.3f)",
+			dockerRatio, targetDockerRatio, verdict(dockerRatio <= targetDockerRatio), ms(medianWall(dockerGB)), ms(medianWall(dockerPlain)), benchDockerRounds,
+			dockerLow, dockerHigh),
 		fmt.Sprintf("BENCH passthrough_ms=%.3f target<=%.1f %s (`state`: greenboost-runtime %.3f ms, runc %.3f ms, runs=%d; cpu +%.3f ms; a Go program that only execs runc: +%.3f ms)",
 			passDiff, targetPassMs, verdict(passDiff <= targetPassMs), ms(medianWall(passGB)), ms(medianWall(passPlain)), benchPassRuns, passCPUDiff, passFloorDiff),
 		fmt.Sprintf("BENCH create_edit_ms=%.3f target<=%.1f %s (create through the wrapper to a no-op runtime %.3f ms, the no-op runtime alone %.3f ms, runs=%d; cpu +%.3f ms)",
@@ -410,6 +412,18 @@ func medianWall(ss []sample) time.Duration {
 		ds[i] = s.wall
 	}
 	return median(ds)
+}
+
+// pairedRatioQuartiles returns the lower and upper quartiles of a[i]/b[i],
+// the wall time ratios of interleaved rounds: how far one round's ratio
+// strays, which a single run's median cannot show.
+func pairedRatioQuartiles(a, b []sample) (float64, float64) {
+	ratios := make([]float64, len(a))
+	for i := range a {
+		ratios[i] = float64(a[i].wall) / float64(b[i].wall)
+	}
+	slices.Sort(ratios)
+	return ratios[len(ratios)/4], ratios[len(ratios)*3/4]
 }
 
 func medianCPU(ss []sample) time.Duration {
