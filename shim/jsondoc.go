@@ -25,19 +25,20 @@ func encodeKeepingUnknown(v any, original []byte) ([]byte, error) {
 // mergeEncoded merges orig, a value of type t as read, into edited, its
 // encoding after the edits. An object of a struct type is patched member by
 // member (patchObject), so what t does not know is copied byte for byte
-// without decoding it, however large (a seccomp profile); other values are
-// merged decoded (mergeUnknown).
+// without decoding it, however large (a seccomp profile); another value is
+// edited's, merged decoded (mergeUnknown) where orig has members t does not
+// know.
 func mergeEncoded(orig, edited []byte, t reflect.Type) ([]byte, error) {
 	t = derefType(t)
-	if !hasUnknown(orig, t) {
-		return edited, nil // nothing to add: the common case
-	}
-	if t.Kind() == reflect.Struct {
+	if t != nil && t.Kind() == reflect.Struct {
 		if o, ok := splitObject(orig); ok {
 			if e, ok := splitObject(edited); ok {
 				return patchObject(o, e, t)
 			}
 		}
+	}
+	if !hasUnknown(orig, t) {
+		return edited, nil // nothing to add: the common case
 	}
 	var o, e any
 	if err := decodeNumbers(orig, &o); err != nil {
@@ -62,10 +63,12 @@ func patchObject(orig, edited []member, t reflect.Type) ([]byte, error) {
 	for j, m := range edited {
 		editedAt[foldClass(m.key)] = j
 	}
+	classes := make([]string, len(orig))
 	occurrences := map[string][]int{} // fold class of a known member → its indices in orig
 	for i, m := range orig {
-		if class := foldClass(m.key); fields[class] != nil {
-			occurrences[class] = append(occurrences[class], i)
+		classes[i] = foldClass(m.key)
+		if fields[classes[i]] != nil {
+			occurrences[classes[i]] = append(occurrences[classes[i]], i)
 		}
 	}
 	written := make([]bool, len(edited))
@@ -76,8 +79,8 @@ func patchObject(orig, edited []member, t reflect.Type) ([]byte, error) {
 		}
 		out = append(append(append(out, key...), ':'), value...)
 	}
-	for _, m := range orig {
-		class := foldClass(m.key)
+	for i, m := range orig {
+		class := classes[i]
 		field := fields[class]
 		if field == nil {
 			add(m.rawKey, m.value)

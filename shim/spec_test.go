@@ -407,19 +407,29 @@ func TestEditsNeedOnlyTheDecodedMembers(t *testing.T) {
 	cfg, _ := testConfig(t)
 	for _, name := range []string{"plain", "image-ld-preload", "unknown-fields", "userns-resources"} {
 		t.Run(name, func(t *testing.T) {
-			in := filepath.Join("testdata", name, "in.json")
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			bundle := bundleWith(t, in)
-			if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
-				t.Fatal(err)
-			}
-			out, _ := os.ReadFile(ocispec.Path(bundle))
-			checkEditsAsOnTheWholeSpec(t, cfg, data, out)
+			in, out := editTestdataSpec(t, cfg, name)
+			checkEditsAsOnTheWholeSpec(t, cfg, in, out)
 		})
 	}
+}
+
+// editTestdataSpec edits a bundle holding testdata/NAME/in.json and returns
+// that spec and the edited one.
+func editTestdataSpec(t *testing.T, cfg *config.Config, name string) (in, out []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name, "in.json")
+	in, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := bundleWith(t, path)
+	if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = os.ReadFile(ocispec.Path(bundle)); err != nil {
+		t.Fatal(err)
+	}
+	return in, out
 }
 
 // checkEditsAsOnTheWholeSpec checks that out, what editBundle made of the
@@ -454,16 +464,7 @@ func checkEditsAsOnTheWholeSpec(t *testing.T, cfg *config.Config, in, out []byte
 // level and inside linux, where a seccomp profile is most of a spec.
 func TestMembersTheEditsDoNotUseStayAsWritten(t *testing.T) {
 	cfg, _ := testConfig(t)
-	in := filepath.Join("testdata", "userns-resources", "in.json")
-	data, err := os.ReadFile(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle := bundleWith(t, in)
-	if err := editBundle(cfg, "c1", bundle, ocispec.Path(bundle), discard); err != nil {
-		t.Fatal(err)
-	}
-	out, _ := os.ReadFile(ocispec.Path(bundle))
+	data, out := editTestdataSpec(t, cfg, "userns-resources")
 	top := rawMembers(t, data)
 	linux := rawMembers(t, top["linux"])
 	for name, value := range map[string][]byte{
@@ -472,7 +473,7 @@ func TestMembersTheEditsDoNotUseStayAsWritten(t *testing.T) {
 		"linux.cgroupsPath": linux["cgroupsPath"],
 	} {
 		if len(value) == 0 {
-			t.Fatalf("%s missing from %s", name, in)
+			t.Fatalf("%s missing from the userns-resources spec", name)
 		}
 		if !bytes.Contains(out, value) {
 			t.Errorf("%s was rewritten: %s not in\n%s", name, value, out)
