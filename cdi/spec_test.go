@@ -162,6 +162,10 @@ func TestValidateCatchesStaleSpec(t *testing.T) {
 	if !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "240:7") || !strings.Contains(err.Error(), "240:8") {
 		t.Fatalf("error = %v, want a stale spec naming both numbers", err)
 	}
+	// The command to regenerate writes this file from the config its hooks read.
+	if fix := "greenboost-ctk --config " + cfg.Path + " cdi generate --output " + path; !strings.Contains(err.Error(), fix) {
+		t.Fatalf("error = %v, want it to end with %q", err, fix)
+	}
 	os.Remove(cfg.Device.HostPath)
 	if _, err := Validate(path); !errors.Is(err, ErrStale) {
 		t.Fatalf("missing device: %v", err)

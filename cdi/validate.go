@@ -50,35 +50,41 @@ func Validate(path string) (*cdiapi.Spec, error) {
 	for _, d := range spec.Devices {
 		edits = append(edits, d.ContainerEdits)
 	}
-	configPath := "" // the config the hooks read; "" is the default file
+	// The config the hooks read ("" is the default file): the one every
+	// hint below regenerates the spec from.
+	configPath := ""
+	for _, e := range edits {
+		for _, h := range e.Hooks {
+			if hookConfig, _ := hookArgs(h.Args); hookConfig != "" {
+				configPath = hookConfig
+			}
+		}
+	}
+	regenerate := generateCommand(configPath, path)
 	for _, e := range edits {
 		for _, h := range e.Hooks {
 			if err := CheckHook(h.Path); err != nil {
-				return spec, fmt.Errorf("invalid CDI spec %s: %w, then run `greenboost-ctk cdi generate`", path, err)
+				return spec, fmt.Errorf("invalid CDI spec %s: %w, then run `%s`", path, err, regenerate)
 			}
-			hookConfig, profile := hookArgs(h.Args)
-			if err := checkHookConfig(hookConfig, profile); err != nil {
-				return spec, fmt.Errorf("invalid CDI spec %s: its hook would fail every container: %w; then run `greenboost-ctk cdi generate`", path, err)
-			}
-			if hookConfig != "" {
-				configPath = hookConfig
+			if err := checkHookConfig(hookArgs(h.Args)); err != nil {
+				return spec, fmt.Errorf("invalid CDI spec %s: its hook would fail every container: %w; then run `%s`", path, err, regenerate)
 			}
 		}
 		for _, m := range e.Mounts {
 			if _, err := os.Stat(m.HostPath); err != nil {
-				return spec, fmt.Errorf("invalid CDI spec %s: the engine would fail every container: library %w: install libgreenboost_cuda.so there, or set [library] host-paths, then run `greenboost-ctk cdi generate`", path, err)
+				return spec, fmt.Errorf("invalid CDI spec %s: the engine would fail every container: library %w: install libgreenboost_cuda.so there, or set [library] host-paths, then run `%s`", path, err, regenerate)
 			}
 		}
 	}
 	for _, e := range edits { // a stale spec is named as such only when nothing else is wrong
 		for _, n := range e.DeviceNodes {
 			if err := checkLive(n); err != nil {
-				return spec, fmt.Errorf("%w %s: %w; regenerate it with `greenboost-ctk cdi generate`", ErrStale, path, err)
+				return spec, fmt.Errorf("%w %s: %w; regenerate it with `%s`", ErrStale, path, err, regenerate)
 			}
 		}
 	}
 	if err := matchConfig(spec.Spec, configPath); err != nil {
-		return spec, fmt.Errorf("%w %s: %w; regenerate it with `%s`", ErrStale, path, err, generateCommand(configPath, path))
+		return spec, fmt.Errorf("%w %s: %w; regenerate it with `%s`", ErrStale, path, err, regenerate)
 	}
 	return spec, nil
 }

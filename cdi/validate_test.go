@@ -55,21 +55,23 @@ func TestValidateRejectsForeignKindAndName(t *testing.T) {
 		file string
 		data string
 		want []string
+		// regeneratedFrom is the config the hint to regenerate names ("": no hint).
+		regeneratedFrom string
 	}{
 		{"another kind", "other.yaml", strings.Replace(string(good), "kind: greenboost.io/vram", "kind: example.com/foo", 1),
-			[]string{`kind "example.com/foo"`, `expected "greenboost.io/vram"`}},
-		{".yml", "greenboost.io-vram.yml", string(good), []string{"engines never load it", ".yaml or .json"}},
-		{".JSON", "greenboost.io-vram.JSON", string(good), []string{"engines never load it"}},
+			[]string{`kind "example.com/foo"`, `expected "greenboost.io/vram"`}, ""},
+		{".yml", "greenboost.io-vram.yml", string(good), []string{"engines never load it", ".yaml or .json"}, ""},
+		{".JSON", "greenboost.io-vram.JSON", string(good), []string{"engines never load it"}, ""},
 		{"hook binary missing", "hook.yaml", strings.ReplaceAll(string(good), cfg.Hook.Path, "/nonexistent/greenboost-hook"),
-			[]string{"/nonexistent/greenboost-hook", "[hook] path", "cdi generate"}},
+			[]string{"/nonexistent/greenboost-hook", "[hook] path"}, cfg.Path},
 		{"library missing", "library.yaml", strings.ReplaceAll(string(good), cfg.Library.HostPaths[1], "/nonexistent/libgreenboost_cuda.so"),
-			[]string{"/nonexistent/libgreenboost_cuda.so", "[library] host-paths", "cdi generate"}},
+			[]string{"/nonexistent/libgreenboost_cuda.so", "[library] host-paths"}, cfg.Path},
 		{"hook config invalid", "config.yaml", strings.ReplaceAll(string(good), cfg.Path, badConfig),
-			[]string{badConfig, "limits.ram", "cdi generate"}},
+			[]string{badConfig, "limits.ram"}, badConfig},
 		{"profile gone from the hook config", "profile.yaml", strings.ReplaceAll(string(good), cfg.Path, noProfiles),
-			[]string{noProfiles, `unknown profile "big"`, "cdi generate"}},
+			[]string{noProfiles, `unknown profile "big"`}, noProfiles},
 		{"hook config missing", "missing.yaml", strings.ReplaceAll(string(good), cfg.Path, filepath.Join(dir, "gone.toml")),
-			[]string{filepath.Join(dir, "gone.toml") + " does not exist", `unknown profile "big"`, "cdi generate"}},
+			[]string{filepath.Join(dir, "gone.toml") + " does not exist", `unknown profile "big"`}, filepath.Join(dir, "gone.toml")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, tt.file)
@@ -80,7 +82,11 @@ func TestValidateRejectsForeignKindAndName(t *testing.T) {
 			if err == nil {
 				t.Fatal("valid, want an error")
 			}
-			for _, w := range append(tt.want, path) {
+			want := append(tt.want, path)
+			if tt.regeneratedFrom != "" {
+				want = append(want, "greenboost-ctk --config "+tt.regeneratedFrom+" cdi generate --output "+path)
+			}
+			for _, w := range want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error = %v, want it to contain %q", err, w)
 				}

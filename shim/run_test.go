@@ -453,7 +453,7 @@ func TestNoRuntimeFound(t *testing.T) {
 	cmd.Env = []string{"PATH=" + pathDir, "GREENBOOST_CONFIG=" + cfg}
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no low-level runtime found") || !strings.Contains(string(out), "gb-no-such-runtime") ||
-		!strings.Contains(string(out), pathDir+":/usr/local/sbin:") {
+		!strings.Contains(string(out), pathDir+":/usr/local/sbin:") || !strings.Contains(string(out), "[runtime] runtimes in "+cfg) {
 		t.Fatalf("err=%v out=%q", err, out)
 	}
 }

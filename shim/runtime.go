@@ -14,7 +14,8 @@ import (
 // other than this wrapper: an absolute path, or a name looked up in
 // searchDirs. A name is looked up past this wrapper, so that the wrapper
 // installed as "runc" ahead of the real one on PATH finds that one.
-func findRuntime(candidates []string) (string, error) {
+// configPath is the config file that named the candidates.
+func findRuntime(candidates []string, configPath string) (string, error) {
 	self, _ := os.Stat("/proc/self/exe")
 	dirs := searchDirs(os.Getenv("PATH"))
 	for _, c := range candidates {
@@ -22,7 +23,7 @@ func findRuntime(candidates []string) (string, error) {
 			return path, nil
 		}
 	}
-	return "", fmt.Errorf("no low-level runtime found (tried %v in %s, passing over this wrapper): install runc or crun, or set [runtime] runtimes", candidates, strings.Join(dirs, ":"))
+	return "", fmt.Errorf("no low-level runtime found (tried %v in %s, passing over this wrapper): install runc or crun, or set [runtime] runtimes in %s", candidates, strings.Join(dirs, ":"), configPath)
 }
 
 // standardDirs are searched after PATH: engines do not always give the

@@ -36,7 +36,7 @@ func Run(argv []string) error {
 		if versionOnly {
 			fmt.Println(version.String("greenboost-runtime"))
 		}
-		runtime, err := findRuntime(config.Runtimes(cfgPath))
+		runtime, err := findRuntime(config.Runtimes(cfgPath), cfgPath)
 		if err != nil {
 			if versionOnly {
 				// The version asked for is given: the missing runtime is
@@ -72,7 +72,7 @@ func Run(argv []string) error {
 // create edits the bundle's spec and becomes the low-level runtime; it
 // returns only on failure.
 func create(cfg *config.Config, args Args, argv []string, logger *slog.Logger) error {
-	runtime, err := findRuntime(cfg.Runtime.Runtimes)
+	runtime, err := findRuntime(cfg.Runtime.Runtimes, cfg.Path)
 	if err != nil {
 		return err
 	}

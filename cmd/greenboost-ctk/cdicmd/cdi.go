@@ -123,8 +123,11 @@ func (g *generateCommand) run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The spec is written all the same, as it would be before the package
+	// installs the hook: engines fail such a container's start ("fork/exec"),
+	// so none runs without its budget.
 	if err := cdi.CheckHook(cfg.Hook.Path); err != nil {
-		return fmt.Errorf("%w in %s", err, cfg.Path)
+		fmt.Fprintf(c.App.ErrWriter, "greenboost-ctk: warning: %v in %s; containers given this spec fail to start until it is there\n", err, cfg.Path)
 	}
 	data, err := cdi.Encode(spec, g.format)
 	if err != nil {
