@@ -146,6 +146,9 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	if err := checkKeyCase(data); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	dec.EnableUnmarshalerInterface() // for Size

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -205,6 +206,11 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"size as a TOML float", "[limits]\nram = 1.5\n", []string{"limits.ram", "1.5", "must be an integer"}},
 		{"profile size as a TOML boolean", "[limits.profiles.small]\nnvme = true\n", []string{"limits.profiles.small.nvme", "true", "unlimited"}},
 		{"syntax", "[limits\n", []string{"line 1"}},
+		// TOML keys are case-sensitive; the decoder alone would take RAM as ram.
+		{"key in another case", "[limits]\nram = \"1G\"\nRAM = \"2G\"\n", []string{"unknown key limits.RAM", "case-sensitive", "did you mean limits.ram?"}},
+		{"table in another case", "[Limits]\nram = \"1G\"\n", []string{"unknown key Limits", "did you mean limits?"}},
+		{"dotted key in another case", "limits.Enforce = false\n", []string{"unknown key limits.Enforce", "did you mean limits.enforce?"}},
+		{"profile key in another case", "[limits]\nprofiles = { small = { Nvme = \"1G\" } }\n", []string{"unknown key limits.profiles.small.Nvme", "did you mean limits.profiles.small.nvme?"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,6 +225,41 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkKeyCase skips keys of lower-case ASCII, which can match a lower-case
+// tag only exactly: every tag must be one.
+func TestKeysAreLowerCase(t *testing.T) {
+	var walk func(path string, typ reflect.Type)
+	walk = func(path string, typ reflect.Type) {
+		switch typ.Kind() {
+		case reflect.Map:
+			walk(path+"NAME.", typ.Elem())
+		case reflect.Struct:
+			for i := range typ.NumField() {
+				f := typ.Field(i)
+				if name := tagName(f); name != "-" {
+					if mayFold(name) {
+						t.Errorf("key %s%s is not lower-case ASCII", path, name)
+					}
+					walk(path+name+".", f.Type)
+				}
+			}
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+}
+
+// Profile names are the config's own, in any case; the keys in them are
+// checked in inline tables as in sections.
+func TestLoadKeepsProfileNamesAsWritten(t *testing.T) {
+	cfg, err := Load(writeConfig(t, "[limits.profiles]\nBig = { ram = \"1G\" }\n[limits.profiles.SMALL]\nnvme = \"2G\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Limits.Profiles; len(got) != 2 || got["Big"].RAM != "1G" || got["SMALL"].NVMe != "2G" {
+		t.Fatalf("profiles = %+v", got)
 	}
 }
 
