@@ -3,7 +3,6 @@ package shim
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/greenboost/greenboost-container-toolkit/cdi"
 	"github.com/greenboost/greenboost-container-toolkit/hook"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+	"github.com/greenboost/greenboost-container-toolkit/internal/logfile"
 	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
 	"github.com/greenboost/greenboost-container-toolkit/internal/request"
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
@@ -62,8 +62,7 @@ func Run(argv []string) error {
 	if err != nil {
 		return err
 	}
-	logger, closeLog := newLogger(cfg, args)
-	defer closeLog()
+	logger := newLogger(cfg, args)
 	err = create(cfg, args, argv, logger)
 	logger.Error("create failed", "args", argv[1:], "err", err) // stderr may go nowhere a user looks
 	return err
@@ -192,19 +191,11 @@ func hasVersionFlag(argv []string) bool {
 }
 
 // newLogger logs to [runtime] log-file at its level, or debug with runc's
-// --debug. A log file that cannot be opened must not fail containers.
-func newLogger(cfg *config.Config, args Args) (*slog.Logger, func()) {
-	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[cfg.Runtime.LogLevel]
+// --debug. A log file that cannot be written must not fail containers.
+func newLogger(cfg *config.Config, args Args) *slog.Logger {
+	level := cfg.Runtime.LogLevel
 	if args.Debug {
-		level = slog.LevelDebug
+		level = "debug"
 	}
-	var w io.Writer = io.Discard
-	closeFn := func() {}
-	if err := os.MkdirAll(filepath.Dir(cfg.Runtime.LogFile), 0o755); err == nil {
-		if f, err := os.OpenFile(cfg.Runtime.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
-			w = f
-			closeFn = func() { f.Close() }
-		}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("pid", os.Getpid()), closeFn
+	return logfile.New(cfg.Runtime.LogFile, level)
 }

@@ -7,13 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/greenboost/greenboost-container-toolkit/hook"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
+	"github.com/greenboost/greenboost-container-toolkit/internal/logfile"
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
 )
 
@@ -66,24 +66,25 @@ func main() {
 	}
 
 	cfg, err := config.Load(*cfgPath)
+	logCfg := cfg
+	if err != nil {
+		logCfg = config.Default() // the config's own log settings did not load
+	}
+	logger := logfile.New(logCfg.Runtime.LogFile, logCfg.Runtime.LogLevel)
 	if err == nil {
 		// A hook that succeeds is silent to the user: runc and crun drop its
 		// stderr then, so warnings also go to the log.
-		h := hook.New(cfg, *profile, io.MultiWriter(os.Stderr, logWriter{path: cfg.Runtime.LogFile, level: "warn"}))
+		h := hook.New(cfg, *profile, io.MultiWriter(os.Stderr, warnLog{logger}))
 		h.SpecPath = *specPath
 		h.Info = func(msg string) {
-			logLine(cfg.Runtime.LogFile, "info", fmt.Sprintf("greenboost-hook %s: %s", stage, msg))
+			logger.Info(fmt.Sprintf("greenboost-hook %s: %s", stage, msg))
 		}
 		err = h.Run(stage, os.Stdin)
 	}
 	if err != nil {
 		msg := fmt.Sprintf("greenboost-hook %s: %v", stage, err)
 		fmt.Fprintln(os.Stderr, msg)
-		logFile := config.Default().Runtime.LogFile // the config's own failed to load
-		if cfg != nil {
-			logFile = cfg.Runtime.LogFile
-		}
-		logLine(logFile, "error", msg)
+		logger.Error(msg)
 		os.Exit(1)
 	}
 }
@@ -120,25 +121,10 @@ func flagName(name string) string {
 	return "--" + strings.TrimLeft(name, "-")
 }
 
-// logWriter logs each write (one warning) as a line of the log file.
-type logWriter struct{ path, level string }
+// warnLog logs each write (one warning) as a line of the log.
+type warnLog struct{ logger *slog.Logger }
 
-func (w logWriter) Write(p []byte) (int, error) {
-	logLine(w.path, w.level, strings.TrimSpace(string(p)))
+func (w warnLog) Write(p []byte) (int, error) {
+	w.logger.Warn(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// logLine appends a line to the toolkit's log file: runc shows a hook's
-// stderr in its error, but crun (under Podman) drops it; and a hook that
-// succeeds says nothing on stderr.
-func logLine(path, level, msg string) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "time=%s level=%s msg=%q\n", time.Now().UTC().Format(time.RFC3339Nano), level, msg)
 }

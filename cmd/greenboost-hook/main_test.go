@@ -127,7 +127,7 @@ func TestIgnoredOptOutIsLogged(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q: want the refusal of a container whose budget cannot be enforced", code, stdout, stderr)
 	}
 	data, err := os.ReadFile(logFile)
-	if err != nil || !strings.Contains(string(data), "level=info") || !strings.Contains(string(data), "container c1 opts out of GreenBoost, but the engine gave it the GreenBoost device") {
+	if err != nil || !strings.Contains(string(data), "level=INFO") || !strings.Contains(string(data), "container c1 opts out of GreenBoost, but the engine gave it the GreenBoost device") {
 		t.Fatalf("log file %s = %q (%v)", logFile, data, err)
 	}
 	if _, err := os.Stat(filepath.Join(stateDir, "containers", "c1.json")); !errors.Is(err, os.ErrNotExist) {
@@ -137,17 +137,41 @@ func TestIgnoredOptOutIsLogged(t *testing.T) {
 
 // A prestart that succeeds without enforcing ([limits] enforce = false, no
 // module) warns on stderr and in [runtime] log-file: runc and crun drop the
-// stderr of a hook that succeeds.
+// stderr of a hook that succeeds. The log's lines are the wrapper's (level,
+// pid), at or above [runtime] log-level.
 func TestNotEnforcedWarningIsLogged(t *testing.T) {
-	cfg, logFile, _, bundle := hookFixture(t, "enforce = false\n", "GREENBOOST_RAM_LIMIT=1G")
-	state := fmt.Sprintf(`{"ociVersion":"1.0.2","id":"c1","status":"created","pid":%d,"bundle":%q}`, os.Getpid(), bundle)
-	_, stderr, code := runHook(t, state, "--config", cfg, "prestart")
-	if code != 0 || !strings.Contains(stderr, "NOT enforced") {
-		t.Fatalf("exit %d, stderr %q: want exit 0 and the warning", code, stderr)
+	for _, tt := range []struct {
+		logLevel string
+		logged   bool
+	}{{"", true}, {"warn", true}, {"error", false}} {
+		t.Run("log-level "+tt.logLevel, func(t *testing.T) {
+			cfg, logFile, _, bundle := hookFixture(t, "enforce = false\n", "GREENBOOST_RAM_LIMIT=1G")
+			if tt.logLevel != "" {
+				replaceInFile(t, cfg, "[runtime]\n", "[runtime]\nlog-level = \""+tt.logLevel+"\"\n")
+			}
+			state := fmt.Sprintf(`{"ociVersion":"1.0.2","id":"c1","status":"created","pid":%d,"bundle":%q}`, os.Getpid(), bundle)
+			_, stderr, code := runHook(t, state, "--config", cfg, "prestart")
+			if code != 0 || !strings.Contains(stderr, "NOT enforced") {
+				t.Fatalf("exit %d, stderr %q: want exit 0 and the warning", code, stderr)
+			}
+			data, _ := os.ReadFile(logFile)
+			logged := strings.Contains(string(data), "level=WARN") && strings.Contains(string(data), "budgets of container c1 are NOT enforced (ram 1G") &&
+				strings.Contains(string(data), " pid=")
+			if logged != tt.logged {
+				t.Fatalf("log file %s = %q: logged %v, want %v", logFile, data, logged, tt.logged)
+			}
+		})
 	}
-	data, err := os.ReadFile(logFile)
-	if err != nil || !strings.Contains(string(data), "level=warn") || !strings.Contains(string(data), "budgets of container c1 are NOT enforced (ram 1G") {
-		t.Fatalf("log file %s = %q (%v)", logFile, data, err)
+}
+
+func replaceInFile(t *testing.T, path, old, new string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(data), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -193,7 +217,7 @@ func TestFailureIsLogged(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q: want one line on stderr", code, stdout, stderr)
 	}
 	data, err := os.ReadFile(logFile)
-	if err != nil || !strings.Contains(string(data), "level=error") || !strings.Contains(string(data), "OCI state") {
+	if err != nil || !strings.Contains(string(data), "level=ERROR") || !strings.Contains(string(data), "OCI state") {
 		t.Fatalf("log file %s = %q (%v)", logFile, data, err)
 	}
 }
