@@ -936,11 +936,13 @@ static long gb_cg_query(void __user *uarg)
 	u32 usize;
 	int ret;
 
+	/*
+	 * Every field but size is an output, so a struct filled by an earlier
+	 * call may be passed again.
+	 */
 	ret = gb_copy_in(&q, sizeof(q), GB_CG_QUERY_SIZE_VER0, uarg, &usize);
 	if (ret)
 		return ret;
-	if (q.abi_version || q.hierarchy || q.level || q.cgroup_id || q.features)
-		return -EINVAL;
 
 	cgrp = gb_current_cgroup_get();
 	q.abi_version = GB_CG_ABI_VERSION;
@@ -1135,6 +1137,26 @@ static void gb_cg_sum_charge(const struct gb_charge *c, void *arg)
 	}
 }
 
+/*
+ * The level of cgroup id, read from the ancestors of a node below it: a
+ * cgroup without a node of its own can still have nodes in its subtree.
+ * Under gb_cg_lock.
+ */
+static bool gb_cg_level_from_subtree(u64 id, u32 *level)
+{
+	struct gb_cg_node *node;
+	unsigned long index;
+	u32 i;
+
+	xa_for_each(&gb_cg_nodes, index, node)
+		for (i = 0; i < node->level; i++)
+			if (node->ancestor_ids[i] == id) {
+				*level = i;
+				return true;
+			}
+	return false;
+}
+
 static long gb_cg_release(void __user *uarg)
 {
 	struct gb_cg_node *target, *node;
@@ -1154,14 +1176,15 @@ static long gb_cg_release(void __user *uarg)
 		return -EINVAL;
 
 	mutex_lock(&gb_cg_lock);
+	m.id = r.cgroup_id;
+	m.recursive = r.flags & GB_CG_F_RECURSIVE;
 	target = xa_load(&gb_cg_nodes, r.cgroup_id);
-	if (!target) {
+	if (target) {
+		m.level = target->level;
+	} else if (!m.recursive || !gb_cg_level_from_subtree(r.cgroup_id, &m.level)) {
 		mutex_unlock(&gb_cg_lock);
 		return -ENOENT;
 	}
-	m.id = target->id;
-	m.level = target->level;
-	m.recursive = r.flags & GB_CG_F_RECURSIVE;
 
 	ret = 0;
 	/* nr_buffers also counts buffers still being created or freed. */

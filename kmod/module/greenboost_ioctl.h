@@ -190,9 +190,9 @@ struct gb_t3_cap_req {
  * The hierarchy is chosen at load (cgroup_mode; auto = v2 unless the memory
  * controller is bound to cgroup v1); other hierarchy values are EINVAL.
  *
- * CG_QUERY: anyone; input fields other than size must be 0.  Returns the
- *	caller's cgroup in the hierarchy the module accounts in.  features:
- *	GB_CG_FEAT_*.
+ * CG_QUERY: anyone; every field but size is an output, ignored on input
+ *	(a filled struct may be passed again).  Returns the caller's cgroup
+ *	in the hierarchy the module accounts in.  features: GB_CG_FEAT_*.
  * Ids are global: a caller in a cgroup namespace names cgroups outside it
  * too.
  *
@@ -210,7 +210,8 @@ struct gb_t3_cap_req {
  *	GB_CG_F_RECURSIVE every descendant node) released; reports the live
  *	buffers charged to any of them, each counted once, and the number of
  *	nodes released.  GB_CG_F_FAIL_IF_BUSY: EBUSY and no change while any
- *	buffer is live (the report is still filled in).  No node: ENOENT.
+ *	buffer is live (the report is still filled in).  No node (with
+ *	GB_CG_F_RECURSIVE: none in the subtree either): ENOENT.
  *	Live buffers stay valid; a released node is no longer charged and is
  *	freed when its last buffer goes (a buffer still being created when
  *	the node is released is not charged to it).  CG_SET_LIMIT on it takes

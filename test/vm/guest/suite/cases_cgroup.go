@@ -420,6 +420,21 @@ func testRelease(t *T) {
 	isErrno(t, err, unix.ENOENT, "idle descendant freed by the recursive release")
 	cx.exit()
 	expectNodeFreed(t, x, "a busy descendant after its last buffer went", false)
+
+	// recursive, from a cgroup without a node of its own
+	np, below := mkcg(t, "gbt-relnp"), mkcg(t, "gbt-relnp/a/b")
+	setLimit(t, below, 32*miB, kmod.Unlimited)
+	_, err = d.Release(np.cg, 0)
+	isErrno(t, err, unix.ENOENT, "plain release of a cgroup without a node (one below it)")
+	r, err = d.Release(np.cg, kmod.CgFlagRecursive)
+	t.Check(err, "recursive release of a cgroup without a node")
+	if r.NrNodesReleased != 1 || r.NrLiveBuffers != 0 {
+		t.Errorf("recursive release of a cgroup without a node %+v; want the 1 node below it", r)
+	}
+	_, err = d.Release(below.cg, 0)
+	isErrno(t, err, unix.ENOENT, "the idle node below, freed by the recursive release")
+	_, err = d.Release(np.cg, kmod.CgFlagRecursive)
+	isErrno(t, err, unix.ENOENT, "recursive release with no node in the subtree")
 }
 
 // testReleaseDuringAlloc: CG_RELEASE while an ALLOC of the cgroup is still
@@ -809,6 +824,13 @@ func testBadArgs(t *T) {
 	err = rawCg(d, kmod.IoctlCgQuery, 40, nil)
 	if err != nil {
 		t.Errorf("CG_QUERY with a zero tail: %v", err)
+	}
+	// Every field but size is an output: a filled struct may be passed again.
+	want, err := d.Query()
+	t.Check(err, "CG_QUERY")
+	q := kmod.CgQuery{Size: uint32(unsafe.Sizeof(kmod.CgQuery{})), ABIVersion: 9, Hierarchy: 9, Level: 9, CgroupID: 9, Features: 9}
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(d.Fd()), kmod.IoctlCgQuery, uintptr(unsafe.Pointer(&q))); errno != 0 || q != want {
+		t.Errorf("CG_QUERY of a struct with its outputs filled: %v, %+v; want %+v", errno, q, want)
 	}
 	// reserved0 of SET_LIMIT at offset 12
 	err = rawCg(d, kmod.IoctlCgSetLimit, 56, []byte{12: 1})
