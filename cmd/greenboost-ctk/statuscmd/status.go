@@ -3,6 +3,7 @@ package statuscmd
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/greenboost/greenboost-container-toolkit/hook"
 	"github.com/greenboost/greenboost-container-toolkit/internal/config"
@@ -141,6 +143,9 @@ func collectStatus(cfg *config.Config, warn io.Writer) (*Status, error) {
 		st.Module.T3TotalMB, st.Module.T3UsedMB = pool.T3TotalMB, pool.T3UsedMB
 		st.Module.Buffers = pool.ActiveBuffers
 		if nodes, err = dev.List(); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				return nil, fmt.Errorf("%w: the module lists containers' budgets only to CAP_SYS_ADMIN: run greenboost-ctk status as root", err)
+			}
 			return nil, err
 		}
 	}

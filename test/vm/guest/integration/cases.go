@@ -232,6 +232,11 @@ func testBudgets(t *T) {
 	st, raw := ctkStatus(t)
 	human := runCmd(CtkBin, "status")
 	t.Logf("greenboost-ctk status (both running):\n%s", human.out)
+	// The module lists budgets only to CAP_SYS_ADMIN: another user is told
+	// so, not shown a status without them.
+	if r := runCmdAs(&syscall.Credential{Uid: 65534, Gid: 65534}, CtkBin, "status"); r.err == nil || !strings.Contains(r.out, "run greenboost-ctk status as root") {
+		t.Errorf("greenboost-ctk status as nobody: %v: %s; want a failure that says to run it as root", r.err, r.out)
+	}
 	if !st.Module.Loaded || st.Module.Unavailable != "" {
 		t.Errorf("status: module %+v", st.Module)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -124,7 +125,13 @@ type cmdResult struct {
 
 // runCmd runs a host command (stdin /dev/null), its output collected.
 func runCmd(name string, args ...string) cmdResult {
+	return runCmdAs(nil, name, args...)
+}
+
+// runCmdAs is runCmd as the user cred names (nil: root).
+func runCmdAs(cred *syscall.Credential, name string, args ...string) cmdResult {
 	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	var b bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &b, &b
