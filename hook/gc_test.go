@@ -552,10 +552,18 @@ func TestJoinUsageBudgetLost(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rows, _ := JoinUsage(recs, tt.nodes)
+			if len(rows) != len(recs) {
+				t.Fatalf("%d rows for %d records: %+v", len(rows), len(recs), rows)
+			}
 			for _, r := range rows {
-				if got := [2]bool{r.Enforced, r.Lost}; got != tt.want[r.ID] {
-					t.Errorf("%s: enforced, lost = %v, want %v", r.ID, got, tt.want[r.ID])
+				want, ok := tt.want[r.ID]
+				if got := [2]bool{r.Enforced, r.Lost}; !ok || got != want {
+					t.Errorf("%s: enforced, lost = %v, want %v", r.ID, got, want)
 				}
+				delete(tt.want, r.ID)
+			}
+			if len(tt.want) != 0 {
+				t.Errorf("no rows for %v", tt.want)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,12 +97,39 @@ func TestWriteFailureKeepsOldFile(t *testing.T) {
 	if data, _ := os.ReadFile(path); string(data) != "keep" {
 		t.Fatal("unrelated file changed")
 	}
+	if entries, err := os.ReadDir(target); err != nil || len(entries) != 1 || entries[0].Name() != "x" {
+		t.Fatalf("the target directory after a failed write: %v %v", entries, err)
+	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 2 {
 		t.Fatalf("temp files left after a failure: %v", entries)
 	}
 	if err := Write(filepath.Join(dir, "missing", "f"), []byte("x"), 0o644); err == nil {
 		t.Fatal("write into a missing directory succeeded")
+	}
+}
+
+// A write that fails part way (a full file system) leaves the file it
+// would have replaced as it was, and no temp file.
+func TestFullFileSystemKeepsOldFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Fatalf("mount a small tmpfs (the tests run as root): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	path := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(path, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := Write(path, make([]byte, 1<<20), 0o644)
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("write of 1 MiB into 64 KiB: %v, want ENOSPC naming %s", err, path)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "keep" {
+		t.Fatalf("the file after a failed write: %q", data)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("temp files left after a failure: %v", entries)
 	}
 }
 

@@ -3,6 +3,7 @@
 package containerd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -21,7 +22,9 @@ import (
 	"github.com/containerd/containerd/runtime/linux/runctypes"
 	"github.com/containerd/containerd/runtime/v2/runc/manager"
 	"github.com/containerd/containerd/runtime/v2/shim"
+	"github.com/containerd/log"
 	"github.com/containerd/typeurl/v2"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -574,14 +577,24 @@ func TestDefaultReleaser(t *testing.T) {
 	if err := hook.WriteRecord(stateDir, &hook.Record{ID: "c1", Bundle: "/b", Pid: 1 << 30}); err != nil { // a container gone
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	var logged bytes.Buffer
+	logger := logrus.New()
+	logger.Out = &logged
+	ctx := log.WithLogger(context.Background(), logrus.NewEntry(logger))
 	defaultReleaser{}.release(ctx, "c1", "", onTaskDelete)
 	if _, err := hook.ReadRecord(stateDir, "c1"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the record of c1 is still there after release: %v", err)
 	}
-	// Idempotent: a second delete (the poststop hook got there first) is fine.
+	// Idempotent: a second delete (the poststop hook got there first), or
+	// one of a container that never started, warns of nothing.
 	defaultReleaser{}.release(ctx, "c1", "", onTaskDelete)
 	defaultReleaser{}.release(ctx, "never-started", "", onShimDelete)
+	if logged.Len() != 0 {
+		t.Fatalf("release logged:\n%s", logged.String())
+	}
+	if entries, err := os.ReadDir(hook.RecordDir(stateDir)); err != nil || len(entries) != 0 {
+		t.Fatalf("records after the releases: %v %v", entries, err)
+	}
 }
 
 // The shim's release waits for the state lock (held by gc or a prestart

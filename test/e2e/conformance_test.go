@@ -62,6 +62,10 @@ func TestOCIConformance(t *testing.T) {
 			// each may compare nothing; most passing nothing is a suite that
 			// did not run (runtimetest, its rootfs, TMPDIR), not a pass.
 			comparing := 0
+			// Tests whose run through the wrapper edited a spec and ran our
+			// prestart hook (its warning: the stand-in enforces nothing): a
+			// wrapper that took no verb for create would pass everything.
+			withGreenBoost := 0
 			for _, exe := range tests {
 				name := strings.TrimSuffix(filepath.Base(exe), ".t")
 				t.Run(name, func(t *testing.T) {
@@ -74,15 +78,23 @@ func TestOCIConformance(t *testing.T) {
 						return r
 					}
 					plain := run(ll.path, nil)
+					logged := fileSize(cfg.logFile)
 					gb := run(s.runtimeBin, []string{"GREENBOOST_CONFIG=" + cfg.path})
 					if len(plain.passed) > 0 {
 						comparing++
+					}
+					if log := readFrom(cfg.logFile, logged); strings.Contains(log, "applied GreenBoost edits") && strings.Contains(log, "are NOT enforced") {
+						withGreenBoost++
 					}
 					compareConformance(t, ll.name, plain, gb)
 				})
 			}
 			if comparing*2 < len(tests) {
 				t.Errorf("only %d of %d validation tests passed any assertion with plain %s: the suite did not really run (see their output)", comparing, len(tests), ll.name)
+			}
+			t.Logf("%d of %d validation tests ran containers with the GreenBoost edits and hooks (%d compared assertions)", withGreenBoost, len(tests), comparing)
+			if withGreenBoost*2 < comparing {
+				t.Errorf("only %d validation tests ran a container with the GreenBoost edits and prestart hook (see %s), %d compared assertions: the wrapper passed the suite's creates through", withGreenBoost, cfg.logFile, comparing)
 			}
 		})
 	}

@@ -288,7 +288,9 @@ func (p *podman) checkRecordLifecycle(t *testing.T, wantRAM uint64, args ...stri
 		t.Errorf("record ram limit %d, want %d", rec.Limits.RAM, wantRAM)
 	}
 	// The record's pid is the container's init (sleep), seen by podman too.
-	if out, _, err := p.podman("inspect", "--format", "{{.State.Pid}}", id); err == nil && strings.TrimSpace(out) != fmt.Sprint(rec.Pid) {
+	if out, stderr, err := p.podman("inspect", "--format", "{{.State.Pid}}", id); err != nil {
+		t.Errorf("podman inspect %s: %v: %s", id, err, stderr)
+	} else if strings.TrimSpace(out) != fmt.Sprint(rec.Pid) {
 		t.Errorf("record pid %d, podman says the container's pid is %s", rec.Pid, strings.TrimSpace(out))
 	}
 	if _, stderr, err := p.podman("rm", "-f", "-t", "0", id); err != nil {

@@ -239,6 +239,7 @@ func TestBench(t *testing.T) {
 	}
 	dockerRun("--runtime=greenboost")
 	dockerRun()
+	editsBefore := strings.Count(readFrom(d.cfg.logFile, 0), "applied GreenBoost edits")
 	var dockerGB, dockerPlain []sample
 	for i := 0; i < benchDockerRounds; i++ {
 		if i%2 == 0 {
@@ -248,6 +249,11 @@ func TestBench(t *testing.T) {
 			dockerPlain = append(dockerPlain, dockerRun())
 			dockerGB = append(dockerGB, dockerRun("--runtime=greenboost"))
 		}
+	}
+	// Each timed greenboost run went through the wrapper's edits, and no
+	// plain one did.
+	if edits := strings.Count(readFrom(d.cfg.logFile, 0), "applied GreenBoost edits") - editsBefore; edits != len(dockerGB) {
+		t.Fatalf("%d docker runs with --runtime=greenboost, %d edits in %s", len(dockerGB), edits, d.cfg.logFile)
 	}
 	dockerRatio := float64(medianWall(dockerGB)) / float64(medianWall(dockerPlain))
 	dockerLow, dockerHigh := pairedRatioQuartiles(dockerGB, dockerPlain)

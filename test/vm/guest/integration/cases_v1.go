@@ -67,11 +67,12 @@ func testV1Budget(t *T) {
 		t.Errorf("the container's CG_QUERY cgroup %s, want %s (inode of %s)", got, cg, dir)
 	}
 	budgetIDs, budgetCgroups = []string{c.id}, []kmod.Cgroup{cg}
-	if s, err := c.state(); err == nil {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", s.Pid))
-		if !strings.Contains(string(b), ":memory:/"+c.id+"\n") {
-			t.Errorf("the container's /proc/PID/cgroup has no memory:/%s line:\n%s", c.id, b)
-		}
+	s, err := c.state()
+	t.Check(err, "the container's state")
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", s.Pid))
+	t.Check(err, "the container's /proc/PID/cgroup")
+	if !strings.Contains(string(b), ":memory:/"+c.id+"\n") {
+		t.Errorf("the container's /proc/PID/cgroup has no memory:/%s line:\n%s", c.id, b)
 	}
 	u, err := dev.Usage(cg, false)
 	t.Check(err, "usage of the container's cgroup")

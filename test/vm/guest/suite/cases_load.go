@@ -50,8 +50,8 @@ func testLoad(t *T) {
 	t.Check(kmod.Ensure(kmod.LoadOptions{Load: kmod.LoadNever, DevicePath: alt}), "Ensure with DevicePath "+alt)
 	checkNode(t, alt)
 	// a stale file there is replaced
-	os.Remove(alt)
-	os.WriteFile(alt, []byte("stale"), 0o644)
+	t.Check(os.Remove(alt), "remove "+alt)
+	t.Check(os.WriteFile(alt, []byte("stale"), 0o644), "a stale file at "+alt)
 	t.Check(kmod.Ensure(kmod.LoadOptions{Load: kmod.LoadNever, DevicePath: alt}), "Ensure over a stale file")
 	checkNode(t, alt)
 	d, err := kmod.Open(alt)

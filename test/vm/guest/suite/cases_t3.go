@@ -304,10 +304,10 @@ func testT3EvictPromote(t *T) {
 	}
 	list, err := d.List()
 	t.Check(err, "CG_LIST")
-	for _, e := range list {
-		if e.CgroupID == c.cg.ID && (e.T3Usage != t3 || e.T2Usage != t2) {
-			t.Errorf("CG_LIST: T2 %s T3 %s, GET_USAGE T2 %s T3 %s", human(e.T2Usage), human(e.T3Usage), human(t2), human(t3))
-		}
+	if e := findEntry(list, c.cg.ID); e == nil {
+		t.Errorf("CG_LIST has no node for %s", shortcg(c))
+	} else if e.T3Usage != t3 || e.T2Usage != t2 {
+		t.Errorf("CG_LIST: T2 %s T3 %s, GET_USAGE T2 %s T3 %s", human(e.T2Usage), human(e.T3Usage), human(t2), human(t3))
 	}
 	if blocks, size := storeBytes(t); blocks < t3 || blocks > t3+miB {
 		t.Errorf("store file holds %s on disk (size %s) for %s in T3", human(blocks), human(size), human(t3))
