@@ -104,6 +104,7 @@ bench: deps build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 30s ./internal/config/
+	$(GO) test -run '^$$' -fuzz FuzzKeyCase -fuzztime 30s ./internal/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/request/
 	$(GO) test -run '^$$' -fuzz FuzzLoadSpec -fuzztime 30s ./shim/
 	$(GO) test -run '^$$' -fuzz FuzzEdits -fuzztime 30s ./shim/

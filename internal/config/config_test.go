@@ -264,6 +264,51 @@ func TestKeysAreLowerCase(t *testing.T) {
 	walk("", reflect.TypeFor[Config]())
 }
 
+// The second parse is skipped only where no key can differ from ours in
+// case: upper-case or non-ASCII bytes in comment lines alone.
+func TestMayHoldFoldedKey(t *testing.T) {
+	for _, tt := range []struct {
+		data string
+		want bool
+	}{
+		// values, comments and lines without a key hold none
+		{"[limits]\n# the T2 budget\n  # Default\nram = \"16G\" # Max\nnvme = \"1T\"\n", false},
+		{"[library]\nhost-paths = [\"/opt/GB/lib.so\", \"/x=Y\"]\n", false},
+		{"[kmod]\nparams = \"\"\"\nt3_path=/var/lib/X\"\"\"\n", false},
+		// keys
+		{"[limits]\nRAM = \"1G\"\n", true},
+		{"[limits]\n\"Ram\" = \"1G\"\n", true},
+		{"Limits.ram = \"1G\"\n", true},
+		{"[Limits]\n", true},
+		{"[limits.profiles.\"a=B\"]\n", true},
+		{"[limits]\nram\u212a = \"1G\"\n", true}, // KELVIN SIGN folds to k
+		{"[limits]\nprofiles = { small = { Ram = \"1G\" } }\n", true},
+		{"[limits]\nr\xffm = \"1G\"\n", true},
+		{"= \"1G\"\n", false}, // no key: the decoder's syntax error
+		// lines a value runs over are read whole: conservative
+		{"[library]\nhost-paths = [\n  \"/opt/GB/lib.so\",\n]\n", true},
+	} {
+		if got := mayHoldFoldedKey([]byte(tt.data)); got != tt.want {
+			t.Errorf("mayHoldFoldedKey(%q) = %v, want %v", tt.data, got, tt.want)
+		}
+	}
+}
+
+// The quick look never passes over a key the parsed check refuses.
+func FuzzKeyCase(f *testing.F) {
+	for _, seed := range []string{
+		"[limits]\nRAM = \"1G\"\n", "Limits.ram = 1\n", "[limits]\nprofiles = { a = { Ram = \"1G\" } }\n",
+		"[limits.Profiles.x]\n", "[runtime]\nruntimes = [\"A\",\n\"B\"]\n", "[hook]\n\"Path\" = \"/x\"\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := checkParsedKeyCase(data); err != nil && !mayHoldFoldedKey(data) {
+			t.Fatalf("%q: the quick look found nothing, the parsed check: %v", data, err)
+		}
+	})
+}
+
 // Profile names are the config's own, in any case; the keys in them are
 // checked in inline tables as in sections.
 func TestLoadKeepsProfileNamesAsWritten(t *testing.T) {

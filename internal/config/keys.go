@@ -1,10 +1,12 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2/unstable"
 )
@@ -15,6 +17,14 @@ import (
 // table would load silently as the last. Keys no field matches in any case
 // are left to the decoder's unknown-key error, and syntax errors to its own.
 func checkKeyCase(data []byte) error {
+	if !mayHoldFoldedKey(data) {
+		return nil // the common case, without a second parse
+	}
+	return checkParsedKeyCase(data)
+}
+
+// checkParsedKeyCase is checkKeyCase on every key of the parsed data.
+func checkParsedKeyCase(data []byte) error {
 	var p unstable.Parser
 	p.Reset(data)
 	var table []string
@@ -33,6 +43,28 @@ func checkKeyCase(data []byte) error {
 		}
 	}
 	return nil
+}
+
+// mayHoldFoldedKey says whether data could hold a key that matches one of
+// ours only by case folding: every key of ours is lower-case ASCII, so such
+// a key has an upper-case ASCII letter or a non-ASCII byte. A line's keys
+// are before its first '=', except in a table header or an inline table
+// (one line in TOML 1.0), which are read whole; comment lines hold none.
+func mayHoldFoldedKey(data []byte) bool {
+	for line := range bytes.Lines(data) {
+		text := bytes.TrimLeft(line, " \t")
+		if len(text) > 0 && text[0] == '#' {
+			continue
+		}
+		keys := line
+		if before, _, found := bytes.Cut(text, []byte("=")); found && !bytes.HasPrefix(text, []byte("[")) && !bytes.ContainsRune(line, '{') {
+			keys = before
+		}
+		if bytes.ContainsFunc(keys, func(r rune) bool { return 'A' <= r && r <= 'Z' || r >= utf8.RuneSelf }) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkKeyValue checks the key of the key-value kv in table, and the keys of
