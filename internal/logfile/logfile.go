@@ -19,7 +19,16 @@ var levels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelI
 // failure is also told on stderr.
 func New(path, level string) *slog.Logger {
 	w := &appender{path: path}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: levels[level]})).With("pid", os.Getpid())
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: levels[level], ReplaceAttr: inUTC})).With("pid", os.Getpid())
+}
+
+// inUTC writes the record's time in UTC: the same in the wrapper's and the
+// hooks' lines whatever their environment's TZ, and no zone file is read.
+func inUTC(groups []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && len(groups) == 0 {
+		a.Value = slog.TimeValue(a.Value.Time().UTC())
+	}
+	return a
 }
 
 // appender opens its file at the first write, close-on-exec (the wrapper

@@ -11,6 +11,7 @@ import (
 // The file and its folder appear with the first line at the level; a
 // process that logs nothing, or only below the level, leaves no file.
 func TestNewWritesAtItsLevelOnly(t *testing.T) {
+	t.Setenv("TZ", "Asia/Tokyo") // times are written in UTC all the same
 	path := filepath.Join(t.TempDir(), "greenboost", "runtime.log")
 	logger := New(path, "warn")
 	logger.Info("below the level")
@@ -23,7 +24,7 @@ func TestNewWritesAtItsLevelOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := string(data)
-	if strings.Count(line, "\n") != 1 || !strings.Contains(line, `level=WARN msg=kept pid=`+fmt.Sprint(os.Getpid())+` id=c1`) || strings.Contains(line, "below") {
+	if strings.Count(line, "\n") != 1 || !strings.HasPrefix(line, "time=") || !strings.Contains(line, `Z level=WARN msg=kept pid=`+fmt.Sprint(os.Getpid())+` id=c1`) || strings.Contains(line, "below") {
 		t.Fatalf("log = %q", line)
 	}
 }
