@@ -3,7 +3,7 @@
  * GreenBoost ioctl ABI, shared by the kernel module and user space.
  *
  * Ioctls 1-17 keep the numbers and struct layouts of upstream GreenBoost's
- * greenboost_ioctl.h, because GreenBoost's CUDA library calls them.  Ioctls
+ * ioctl header, because GreenBoost's CUDA library calls them.  Ioctls
  * 27-31 are the cgroup ABI of the GreenBoost Container Toolkit.  Every
  * struct has a fixed layout without implicit padding.
  */
@@ -270,8 +270,8 @@ struct gb_cg_usage {
 	__u32 flags;		/* GB_CG_F_SELF */
 	__u32 hierarchy;
 	__u32 reserved0;
-	__u64 cgroup_id;	/* in, out with GB_CG_F_SELF (which ignores the
-				 * hierarchy and cgroup_id passed in) */
+	/* in; out with GB_CG_F_SELF, which ignores the hierarchy and cgroup_id passed in */
+	__u64 cgroup_id;
 	__u64 t2_usage_bytes;
 	__u64 t3_usage_bytes;
 	__u64 t2_max_bytes;
