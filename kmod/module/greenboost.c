@@ -1031,6 +1031,7 @@ static long gb_cg_get_usage(void __user *uarg)
 	struct gb_cg_usage in, u = {};
 	u64 eff[GB_NR_TIERS], *ids = NULL;
 	struct gb_cg_node *node;
+	bool admin;
 	u32 usize;
 	int ret;
 
@@ -1048,8 +1049,8 @@ static long gb_cg_get_usage(void __user *uarg)
 		ret = -EINVAL;
 		if (in.hierarchy != gb_cg_hier)
 			goto out;
-		cgrp = gb_cgroup_get_by_id(in.cgroup_id,
-					   ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN) ? NULL : self);
+		admin = ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN);
+		cgrp = gb_cgroup_get_by_id(in.cgroup_id, admin ? NULL : self);
 		ret = -EPERM;
 		/* The subtree test first: capable() audits a denial. */
 		if (!(gb_cgroup_alive(cgrp) && cgroup_is_descendant(cgrp, self)) &&
