@@ -53,7 +53,7 @@ const maxIDLen = 255 - len(".json")
 // dir, never one outside it.
 func validID(id string) error {
 	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
-		return fmt.Errorf("invalid container id %q: expected a non-empty name without / or NUL, other than . and ..", id)
+		return fmt.Errorf(`invalid container id %q: expected a non-empty name without / or NUL, not "." or ".."`, id)
 	}
 	if len(id) > maxIDLen {
 		return fmt.Errorf("invalid container id of %d bytes: its record file, ID.json, would pass the 255-byte limit of a file name; use an id of at most %d bytes", len(id), maxIDLen)

@@ -39,8 +39,8 @@ const (
 	// RepoTag "gb-busybox:e2e"; nerdctl accepts the short form.
 	ctrdImage      = "docker.io/library/gb-busybox:e2e"
 	ctrdImageShort = "gb-busybox:e2e"
-	// ctrdPauseImage is CRI's sandbox_image in the config startContainerd
-	// writes.
+	// ctrdPauseImage is CRI's sandbox_image in the config
+	// startContainerdRelease writes.
 	ctrdPauseImage      = "docker.io/library/gb-pause:e2e"
 	ctrdPauseImageShort = "gb-pause:e2e"
 
@@ -184,11 +184,6 @@ func onContainerds(t *testing.T, criCDIOnly bool, test func(t *testing.T, rel ct
 		}
 		t.Run(r.name, func(t *testing.T) { test(t, r.ready(t)) })
 	}
-}
-
-// startContainerd starts Debian's containerd; see startContainerdRelease.
-func startContainerd(t *testing.T, s *suite, cfg gbConfig) *ctrd {
-	return startContainerdRelease(t, s, cfg, debianContainerd)
 }
 
 // startContainerdRelease starts containerd rel with its own root, state and
