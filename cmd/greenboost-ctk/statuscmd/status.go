@@ -287,6 +287,11 @@ func NewGC() *cli.Command {
 			if res.Incomplete {
 				fmt.Fprintf(c.App.ErrWriter, "greenboost-ctk: warning: gc stopped at its time limit (--timeout %s) before it was done; run it again, or with a longer --timeout\n", timeout)
 			}
+			// A failed run reports what it did; one that did nothing prints
+			// nothing, as a summary of zeros would say that nothing is held.
+			if err != nil && len(res.RecordsDropped)+len(res.NodesReleased)+len(res.Pending) == 0 {
+				return err
+			}
 			if asJSON {
 				if encErr := json.NewEncoder(c.App.Writer).Encode(res); encErr != nil {
 					return encErr

@@ -115,6 +115,21 @@ func TestForeignRecordLeftAlone(t *testing.T) {
 	}
 }
 
+// A gc that fails before doing anything (its record dir unreadable) prints
+// no summary: zeros would tell a script that nothing is held.
+func TestGCFailurePrintsNoSummary(t *testing.T) {
+	stateDir := t.TempDir()
+	if err := os.WriteFile(hook.RecordDir(stateDir), nil, 0o644); err != nil { // a file where the dir should be
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{nil, {"--json"}} {
+		stdout, _, err := runCommand(t, NewGC(), stateDir, args...)
+		if err == nil || stdout != "" {
+			t.Errorf("gc %v: err %v, stdout %q; want a failure and no summary", args, err, stdout)
+		}
+	}
+}
+
 // Container ids are the engine's or a user's, and crun takes control
 // characters: status shows them quoted, never as terminal commands.
 func TestStatusQuotesUnprintableIDs(t *testing.T) {
