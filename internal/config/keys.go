@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -60,11 +59,17 @@ func mayHoldFoldedKey(data []byte) bool {
 		if before, _, found := bytes.Cut(text, []byte("=")); found && !bytes.HasPrefix(text, []byte("[")) && !bytes.ContainsRune(line, '{') {
 			keys = before
 		}
-		if bytes.ContainsFunc(keys, func(r rune) bool { return 'A' <= r && r <= 'Z' || r >= utf8.RuneSelf }) {
+		if bytes.ContainsFunc(keys, foldable) {
 			return true
 		}
 	}
 	return false
+}
+
+// foldable says whether r can make a key match a lower-case ASCII one only
+// by case folding.
+func foldable(r rune) bool {
+	return 'A' <= r && r <= 'Z' || r >= utf8.RuneSelf
 }
 
 // checkKeyValue checks the key of the key-value kv in table, and the keys of
@@ -95,9 +100,6 @@ func keyParts(it unstable.Iterator) []string {
 // checkKeyPath follows key through Config's fields (by their toml tags) and
 // maps (any key).
 func checkKeyPath(key []string) error {
-	if !slices.ContainsFunc(key, mayFold) {
-		return nil // the common case, without reflection: every tag is lower-case
-	}
 	t := reflect.TypeFor[Config]()
 	for i, part := range key {
 		switch t.Kind() {
@@ -136,14 +138,6 @@ func fieldByTag(t reflect.Type, name string) (*reflect.StructField, bool) {
 		}
 	}
 	return folded, false
-}
-
-// mayFold says whether part could match a lower-case ASCII tag only by
-// case folding: it has a byte other than a-z, 0-9, '-' and '_'.
-func mayFold(part string) bool {
-	return strings.ContainsFunc(part, func(r rune) bool {
-		return !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_')
-	})
 }
 
 func tagName(f reflect.StructField) string {
