@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/greenboost/greenboost-container-toolkit/shim/lowlevel"
 )
 
 // ReportFailure tells the engine why the wrapper failed: one line on stderr
@@ -14,7 +16,7 @@ import (
 func ReportFailure(argv []string, err error) {
 	msg := "greenboost-runtime: " + err.Error()
 	fmt.Fprintln(os.Stderr, msg)
-	args := ParseArgs(argv[1:])
+	args := lowlevel.ParseArgs(argv[1:])
 	path := logFilePath(args.Log)
 	if path == "" {
 		return

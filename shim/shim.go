@@ -1,3 +1,5 @@
+// Package shim is greenboost-runtime: a transparent OCI runtime wrapper that
+// edits the bundle's spec on create/run and then becomes runc or crun.
 package shim
 
 import (
@@ -19,24 +21,26 @@ import (
 	"github.com/greenboost/greenboost-container-toolkit/internal/ocispec"
 	"github.com/greenboost/greenboost-container-toolkit/internal/request"
 	"github.com/greenboost/greenboost-container-toolkit/internal/version"
+	"github.com/greenboost/greenboost-container-toolkit/shim/lowlevel"
 )
 
 // Run is greenboost-runtime. On create and run it edits the bundle's spec;
 // every verb then becomes the low-level runtime via exec, so Run returns only
 // on failure, or nil where it answered --version alone (no low-level
 // runtime found). It writes nothing to stdout or stderr itself but a
-// --version answer: engines parse them.
+// --version answer: engines parse them. (A verb that passes through has
+// usually become the runtime before Run: see shim/passthrough.)
 func Run(argv []string) error {
-	args := ParseArgs(argv[1:])
+	args := lowlevel.ParseArgs(argv[1:])
 	cfgPath := config.PathFromEnv()
 	if !args.ModifiesSpec() {
 		// Our version comes first and also when no runtime is found:
 		// that is when a user asks for it.
-		versionOnly := args.Verb == "" && hasVersionFlag(argv[1:])
+		versionOnly := args.Verb == "" && args.Version
 		if versionOnly {
 			fmt.Println(version.String("greenboost-runtime"))
 		}
-		runtime, err := findRuntime(config.Runtimes(cfgPath), cfgPath)
+		runtime, err := lowlevel.Find(config.Runtimes(cfgPath), cfgPath)
 		if err != nil {
 			if versionOnly {
 				// The version asked for is given: the missing runtime is
@@ -55,7 +59,7 @@ func Run(argv []string) error {
 				argv = args.WithProcess(argv, edited)
 			}
 		}
-		return execRuntime(runtime, argv)
+		return lowlevel.Exec(runtime, argv)
 	}
 
 	cfg, err := config.Load(cfgPath)
@@ -70,8 +74,8 @@ func Run(argv []string) error {
 
 // create edits the bundle's spec and becomes the low-level runtime; it
 // returns only on failure.
-func create(cfg *config.Config, args Args, argv []string, logger *slog.Logger) error {
-	runtime, err := findRuntime(cfg.Runtime.Runtimes, cfg.Path)
+func create(cfg *config.Config, args lowlevel.Args, argv []string, logger *slog.Logger) error {
+	runtime, err := lowlevel.Find(cfg.Runtime.Runtimes, cfg.Path)
 	if err != nil {
 		return err
 	}
@@ -83,7 +87,7 @@ func create(cfg *config.Config, args Args, argv []string, logger *slog.Logger) e
 		return err
 	}
 	logger.Debug("exec low-level runtime", "path", runtime, "args", argv[1:])
-	return execRuntime(runtime, argv)
+	return lowlevel.Exec(runtime, argv)
 }
 
 // editBundle applies the GreenBoost edits to container id's spec file
@@ -181,18 +185,9 @@ func containerEdits(cfg *config.Config, specPath string, logger *slog.Logger) (*
 	return cdi.Edits(cfg, config.DefaultDevice)
 }
 
-func hasVersionFlag(argv []string) bool {
-	for _, a := range argv {
-		if a == "--version" || a == "-version" || a == "-v" || a == "-V" { // -V: crun's
-			return true
-		}
-	}
-	return false
-}
-
 // newLogger logs to [runtime] log-file at its level, or debug with runc's
 // --debug. A log file that cannot be written must not fail containers.
-func newLogger(cfg *config.Config, args Args) *slog.Logger {
+func newLogger(cfg *config.Config, args lowlevel.Args) *slog.Logger {
 	level := cfg.Runtime.LogLevel
 	if args.Debug {
 		level = "debug"

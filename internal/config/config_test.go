@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -370,6 +371,38 @@ func TestRuntimesIsLenient(t *testing.T) {
 	}
 	if got := Runtimes("/nonexistent/config.toml"); got[0] != "runc" || got[1] != "crun" {
 		t.Fatalf("Runtimes on a missing file = %v", got)
+	}
+	for _, bad := range []string{
+		"[runtime]\nruntimes = \"crun\"\n",
+		"[runtime]\nruntimes = [\"crun\", 1]\n",
+		"[runtime]\nruntimes = []\n",
+		"[runtime]\nruntimes = [\"crun\"]\n[limits\n",
+	} {
+		if got := Runtimes(writeConfig(t, bad)); !slices.Equal(got, Default().Runtime.Runtimes) {
+			t.Errorf("Runtimes of %q = %v, want the defaults", bad, got)
+		}
+	}
+}
+
+// Runtimes reads the key itself rather than decoding the file: it must find
+// what Load decodes in every form TOML allows.
+func TestRuntimesAgreesWithLoad(t *testing.T) {
+	for _, doc := range []string{
+		"[runtime]\nruntimes = [\"/opt/crun\", \"runc\"]\n",
+		"runtime.runtimes = [\"/opt/crun\"]\n",
+		"runtime = { runtimes = [\"crun\"], log-level = \"debug\" }\n",
+		"[runtime]\nlog-level = \"debug\"\nruntimes = [\n  'runc', # first\n  \"/opt/\\u0063run\",\n]\n[limits]\nram = \"1G\"\n",
+		"[limits]\nram = \"1G\"\n[runtime]\nruntimes = [\"\"\"crun\"\"\"]\n",
+		"[limits]\nram = \"1G\"\n",
+	} {
+		path := writeConfig(t, doc)
+		cfg, err := Load(path)
+		if err != nil {
+			t.Fatalf("Load of %q: %v", doc, err)
+		}
+		if got := Runtimes(path); !slices.Equal(got, cfg.Runtime.Runtimes) {
+			t.Errorf("Runtimes of %q = %q, Load decodes %q", doc, got, cfg.Runtime.Runtimes)
+		}
 	}
 }
 

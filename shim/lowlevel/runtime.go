@@ -1,4 +1,4 @@
-package shim
+package lowlevel
 
 import (
 	"fmt"
@@ -10,12 +10,12 @@ import (
 	"syscall"
 )
 
-// findRuntime returns the first candidate that resolves to an executable
+// Find returns the first candidate that resolves to an executable
 // other than this wrapper: an absolute path, or a name looked up in
 // searchDirs. A name is looked up past this wrapper, so that the wrapper
 // installed as "runc" ahead of the real one on PATH finds that one.
 // configPath is the config file that named the candidates.
-func findRuntime(candidates []string, configPath string) (string, error) {
+func Find(candidates []string, configPath string) (string, error) {
 	self, _ := os.Stat("/proc/self/exe")
 	dirs := searchDirs(os.Getenv("PATH"))
 	for _, c := range candidates {
@@ -69,10 +69,10 @@ func lookPathPast(name string, dirs []string, self os.FileInfo) (string, error) 
 	return "", exec.ErrNotFound
 }
 
-// execRuntime replaces this process with the low-level runtime, passing the
+// Exec replaces this process with the low-level runtime, passing the
 // original arguments untouched. Its argv[0] is its name, as engines call it,
 // which it puts in its messages ("runc: ...").
-func execRuntime(path string, argv []string) error {
+func Exec(path string, argv []string) error {
 	args := append([]string{filepath.Base(path)}, argv[1:]...)
 	err := syscall.Exec(path, args, os.Environ())
 	return fmt.Errorf("exec %s: %w", path, err)

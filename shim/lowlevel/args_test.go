@@ -1,4 +1,4 @@
-package shim
+package lowlevel
 
 import (
 	"os"
@@ -28,7 +28,12 @@ func TestParseArgs(t *testing.T) {
 		{"start is pass-through", []string{"--root", "/r", "start", "id"}, Args{Verb: "start", Root: "/r"}},
 		{"delete does not look for a bundle", []string{"delete", "--force", "-b", "/x", "id"}, Args{Verb: "delete"}},
 		{"unknown verb", []string{"frobnicate", "x"}, Args{Verb: "frobnicate"}},
-		{"version", []string{"--version"}, Args{}},
+		{"version", []string{"--version"}, Args{Version: true}},
+		{"version, go style", []string{"-version"}, Args{Version: true}},
+		{"runc's -v", []string{"-v"}, Args{Version: true}},
+		{"crun's -V", []string{"-V"}, Args{Version: true}},
+		{"--version as a flag's value", []string{"--root", "--version", "state", "id"}, Args{Verb: "state", Root: "--version"}},
+		{"--version after the verb is the verb's", []string{"state", "--version"}, Args{Verb: "state"}},
 		{"nothing", nil, Args{}},
 		{"value that looks like a verb", []string{"--root", "create", "state", "id"}, Args{Verb: "state", Root: "create"}},
 		{"bundle after --", []string{"create", "--", "-b", "/b"}, Args{Verb: "create", ID: "-b"}},
@@ -96,6 +101,28 @@ func TestModifiesSpec(t *testing.T) {
 	} {
 		if got := tt.args.ModifiesSpec(); got != tt.want {
 			t.Errorf("%+v.ModifiesSpec() = %v", tt.args, got)
+		}
+	}
+}
+
+func TestPassesThrough(t *testing.T) {
+	for _, tt := range []struct {
+		argv []string
+		want bool
+	}{
+		{[]string{"--root", "/r", "start", "c"}, true},
+		{[]string{"delete", "--force", "c"}, true},
+		{[]string{"state", "c"}, true},
+		{[]string{"--help"}, true},
+		{[]string{"exec", "c", "sh"}, true},                    // no process file: the container's env as created
+		{[]string{"create", "c"}, false},                       // the edits
+		{[]string{"run", "-b", "/b", "c"}, false},              // the edits
+		{[]string{"--version"}, false},                         // ours first
+		{[]string{"-V"}, false},                                // ours first
+		{[]string{"exec", "--process", "/p.json", "c"}, false}, // the container's GreenBoost env
+	} {
+		if got := ParseArgs(tt.argv).PassesThrough(); got != tt.want {
+			t.Errorf("ParseArgs(%q).PassesThrough() = %v, want %v", tt.argv, got, tt.want)
 		}
 	}
 }

@@ -1,6 +1,8 @@
-// Package shim is greenboost-runtime: a transparent OCI runtime wrapper that
-// edits the bundle's spec on create/run and then becomes runc or crun.
-package shim
+// Package lowlevel is greenboost-runtime's side of the low-level runtime
+// (runc, crun): its command line, finding it, and becoming it. It imports
+// nothing heavier than the config, so that shim/passthrough can use it
+// before the wrapper's other packages initialise.
+package lowlevel
 
 import (
 	"os"
@@ -40,6 +42,9 @@ type Args struct {
 	LogFormat string
 	// Debug is runc's global --debug.
 	Debug bool
+	// Version says a global flag asks for the version (--version, -v;
+	// crun's -V).
+	Version bool
 	// ID is the container id of create, run and exec.
 	ID string
 	// Process is exec's --process file; processAt is the index in the
@@ -55,6 +60,14 @@ type Args struct {
 // answer themselves.
 func (a Args) ModifiesSpec() bool {
 	return (a.Verb == "create" || a.Verb == "run") && a.ID != "" && !a.NoContainer
+}
+
+// PassesThrough reports whether the low-level runtime gets the command line
+// as it is and the wrapper adds nothing: not create or run (the edits), not
+// a version question without a verb (ours is answered first), not exec with
+// a process file (which may need its container's GreenBoost environment).
+func (a Args) PassesThrough() bool {
+	return !a.ModifiesSpec() && !(a.Verb == "" && a.Version) && !(a.Process != "" && a.ID != "")
 }
 
 // ParseArgs reads argv (without argv[0]) the way runc and crun do: global
@@ -87,6 +100,8 @@ func ParseArgs(argv []string) Args {
 			a.LogFormat = value
 		case "--debug":
 			a.Debug = a.boolFlag(value, hasValue)
+		case "--version", "-v", "-V":
+			a.Version = true
 		}
 	}
 	if i >= len(argv) {
