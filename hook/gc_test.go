@@ -472,6 +472,43 @@ func TestPrestartWithoutModuleCollects(t *testing.T) {
 	}
 }
 
+// Prestart hooks collect at most once per prestartGCInterval, so that a
+// start does not read every record each time: the record of a container
+// that died after one prestart's gc stays through the next prestart, and
+// goes with the first prestart after the interval.
+func TestPrestartCollectsAtMostOncePerInterval(t *testing.T) {
+	cfg, st := hookFixture(t, nil, nil)
+	cfg.Limits.Enforce = false
+	cfg.Device.HostPath = "/nonexistent/greenboost"
+	h := New(cfg, "", io.Discard)
+	if err := runStage(t, h, Prestart, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteRecord(cfg.Hook.StateDir, &Record{ID: "dead", Pid: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	if err := runStage(t, h, Prestart, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, "dead"); err != nil {
+		t.Fatalf("the prestart right after a collecting one collected too (or lost the record): %v", err)
+	}
+	stamp := filepath.Join(cfg.Hook.StateDir, gcStampName)
+	past := time.Now().Add(-prestartGCInterval - time.Second)
+	if err := os.Chtimes(stamp, past, past); err != nil {
+		t.Fatal(err)
+	}
+	if err := runStage(t, h, Prestart, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRecord(cfg.Hook.StateDir, "dead"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a prestart after the interval left the dead container's record: %v", err)
+	}
+	if fi, err := os.Stat(stamp); err != nil || time.Since(fi.ModTime()) > prestartGCInterval {
+		t.Fatalf("the collecting prestart did not renew %s: %v", stamp, err)
+	}
+}
+
 // A cgroup counts as alive while a process is in it or below it: a
 // directory the runtime failed to remove on delete is left empty.
 func TestPopulated(t *testing.T) {

@@ -32,7 +32,7 @@ const (
 	Poststop Stage = "poststop"
 )
 
-// prestartGCBudget bounds the garbage collection each prestart hook does.
+// prestartGCBudget bounds the garbage collection a prestart hook does.
 const prestartGCBudget = 50 * time.Millisecond
 
 // Hook runs one stage for one container.
@@ -102,9 +102,10 @@ func (h *Hook) prestart(state *specs.State) error {
 	if kernelErr == nil {
 		defer dev.Close()
 	}
-	// Catch exits whose poststop never ran, bounded so a start stays fast; a
-	// busy state lock means another hook is collecting already.
-	CollectBriefly(h.cfg, dev)
+	// Catch exits whose poststop never ran, bounded and now and then so a
+	// start stays fast; a busy state lock means another hook is collecting
+	// already.
+	collectIfDue(h.cfg, dev)
 	// The lock makes checking for a namesake, setting the budget and writing
 	// the record one step for poststop, the shim and gc.
 	unlock, err := lockState(h.cfg.Hook.StateDir, true)
