@@ -36,7 +36,7 @@ func Run(argv []string) error {
 	if !args.ModifiesSpec() {
 		// Our version comes first and also when no runtime is found:
 		// that is when a user asks for it.
-		versionOnly := args.Verb == "" && args.Version
+		versionOnly := args.AsksVersion()
 		if versionOnly {
 			fmt.Println(version.String("greenboost-runtime"))
 		}
@@ -50,7 +50,7 @@ func Run(argv []string) error {
 			}
 			return err
 		}
-		if args.Process != "" && args.ID != "" {
+		if args.ExecsProcessFile() {
 			edited, err := execProcessWithEnv(runtime, args.Root, args.Process, args.ID)
 			if err != nil {
 				return err

@@ -62,12 +62,23 @@ func (a Args) ModifiesSpec() bool {
 	return (a.Verb == "create" || a.Verb == "run") && a.ID != "" && !a.NoContainer
 }
 
+// AsksVersion reports whether the command line asks for the version and
+// nothing else: the wrapper answers with its own first.
+func (a Args) AsksVersion() bool {
+	return a.Verb == "" && a.Version
+}
+
+// ExecsProcessFile reports whether this is exec of a container's process
+// from a file, which may need its container's GreenBoost environment.
+func (a Args) ExecsProcessFile() bool {
+	return a.Process != "" && a.ID != ""
+}
+
 // PassesThrough reports whether the low-level runtime gets the command line
 // as it is and the wrapper adds nothing: not create or run (the edits), not
-// a version question without a verb (ours is answered first), not exec with
-// a process file (which may need its container's GreenBoost environment).
+// AsksVersion, not ExecsProcessFile.
 func (a Args) PassesThrough() bool {
-	return !a.ModifiesSpec() && !(a.Verb == "" && a.Version) && !(a.Process != "" && a.ID != "")
+	return !a.ModifiesSpec() && !a.AsksVersion() && !a.ExecsProcessFile()
 }
 
 // ParseArgs reads argv (without argv[0]) the way runc and crun do: global
